@@ -1,0 +1,143 @@
+"""The `peaceline` command: serve, scheduler, init-db, chat, check, send-due, …"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime, timezone
+
+import click
+
+from .config import ConfigError, Settings, load_settings, port_from
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+def _app(settings: Settings, **kwargs):
+    from . import create_app
+
+    try:
+        return create_app(settings, **kwargs)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+def _migrate(settings: Settings) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from .migrate import upgrade
+
+    try:
+        upgrade(settings.database_url)
+    except OperationalError as exc:
+        raise click.ClickException(f"DATABASE_URL: cannot reach the database ({type(exc.orig).__name__})") from None
+
+
+@click.group()
+def main() -> None:
+    """peaceline: an SMS and web-chat referral line."""
+
+
+@main.command("init-db")
+def init_db() -> None:
+    """Create or upgrade the database schema."""
+    settings = _settings()
+    _migrate(settings)
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=None, help="default: $PORT or 8000")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--no-scheduler", is_flag=True, help="do not start the follow-up scheduler")
+def serve(host: str, port: str | None, workers: int, no_scheduler: bool) -> None:
+    """Run the web app (gunicorn) and the follow-up scheduler."""
+    from .server import run
+
+    settings = _settings()
+    try:
+        port_number = port_from(port if port is not None else os.environ.get("PORT"))
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    _migrate(settings)
+    app = _app(settings)
+    run(app, settings, host, port_number, workers, scheduler=not no_scheduler)
+
+
+@main.command()
+@click.option("--interval", default=5, show_default=True, help="seconds between ticks")
+def scheduler(interval: int) -> None:
+    """Run only the follow-up scheduler (one per deployment)."""
+    from .scheduler import run_forever
+
+    settings = _settings()
+    _migrate(settings)
+    run_forever(_app(settings), interval)
+
+
+@main.command("send-due")
+@click.option("--now", "now_text", default=None, help="ISO 8601; without an offset it is UTC")
+@click.option("--json", "as_json", is_flag=True)
+def send_due(now_text: str | None, as_json: bool) -> None:
+    """Send the follow-ups that are due, once, and print what happened."""
+    from .dispatch import dispatch_due
+
+    now = _parse_now(now_text)
+    settings = _settings()
+    _migrate(settings)
+    app = _app(settings)
+    done = dispatch_due(app.extensions["peaceline"], now)
+    if as_json:
+        click.echo(json.dumps([d.as_dict() for d in done], ensure_ascii=False, indent=2))
+        return
+    for d in done:
+        click.echo(f"#{d.id} {d.to} {d.status} (due {d.due_at})")
+    click.echo(f"{len(done)} follow-up(s) handled")
+
+
+def _parse_now(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise click.BadParameter(f"{raw!r} is not ISO 8601 (e.g. 2026-12-01T15:00:00Z)", param_hint="--now")
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+@main.command()
+def check() -> None:
+    """Validate flows/*.yaml and resources.yaml; exit 1 on any error."""
+    from .flows import check_flows
+    from .resources import DirectoryError, load_directory
+
+    settings = _settings()
+    try:
+        directory = load_directory(settings.resources_path)
+    except DirectoryError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    issues = check_flows(settings.flows_dir, set(directory.categories))
+    for issue in issues:
+        click.echo(str(issue), err=True)
+    errors = sum(1 for i in issues if i.level == "error")
+    click.echo(f"{len(directory.services)} services, {errors} error(s), {len(issues) - errors} warning(s)")
+    sys.exit(1 if errors else 0)
+
+
+@main.command()
+@click.option("--lang", type=click.Choice(["en", "es"]), default=None)
+@click.option("--phone", default="+12025550123", show_default=True, help="the pretend resident's number")
+def chat(lang: str | None, phone: str) -> None:
+    """Try the flows in the terminal, through the real service and database."""
+    from .chat_repl import repl
+
+    settings = _settings()
+    _migrate(settings)
+    repl(_app(settings), phone, lang)

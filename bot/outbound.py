@@ -1,0 +1,176 @@
+"""The one way out: every text the program sends goes through here and is recorded."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import requests
+from sqlalchemy.orm import Session
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from . import logs
+from .clock import Clock
+from .config import Settings
+from .db import Database
+from .models import Message, Resident
+from .phones import mask
+from .segments import segments
+
+log = logging.getLogger(__name__)
+
+OPTED_OUT_ERROR = 21610  # "Attempt to send to unsubscribed recipient"
+UNDELIVERABLE = {
+    21211: "invalid phone number",
+    30003: "unreachable handset",
+    30005: "unknown or inactive number",
+    30006: "landline or unreachable carrier",
+}
+RETRIES = 3
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status: str  # queued | sent | logged | failed | unknown
+    sid: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+
+
+class Sender(Protocol):
+    name: str
+
+    def send(self, to: str, body: str, status_callback: str | None) -> SendResult: ...
+
+
+class LogSender:
+    """No Twilio account: the text is logged (number masked, body left out) and recorded."""
+
+    name = "log"
+
+    def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
+        logs.event("sms.logged", to=mask(to), chars=len(body))
+        return SendResult(status="logged")
+
+
+class TwilioSender:
+    """Twilio REST with a 10 s timeout; retries only errors that prove nothing was sent."""
+
+    name = "twilio"
+
+    def __init__(self, settings: Settings, http_client: object | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token,
+                             http_client=http_client or TwilioHttpClient(timeout=10))
+        self.origin = ({"messaging_service_sid": settings.twilio_messaging_service_sid}
+                       if settings.twilio_messaging_service_sid else {"from_": settings.twilio_from_number})
+        self.sleep = sleep
+
+    def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
+        extra = {"status_callback": status_callback} if status_callback else {}
+        for attempt in range(RETRIES):
+            try:
+                msg = self.client.messages.create(to=to, body=body, **self.origin, **extra)
+                return SendResult(status=msg.status or "queued", sid=msg.sid)
+            except requests.exceptions.ConnectTimeout:
+                result = SendResult("failed", error_message="connection timed out")  # never connected
+            except requests.exceptions.Timeout:
+                # The request may have reached Twilio: resending could text twice.
+                return SendResult("unknown", error_message="timed out waiting for Twilio")
+            except requests.exceptions.ConnectionError:
+                result = SendResult("failed", error_message="could not connect to Twilio")
+            except TwilioRestException as exc:
+                if exc.status >= 500:
+                    return SendResult("unknown", error_code=exc.code, error_message=f"Twilio {exc.status}")
+                result = SendResult("failed", error_code=exc.code, error_message=str(exc.msg)[:300])
+                if exc.status != 429:
+                    return result
+            if attempt + 1 < RETRIES:
+                self.sleep(0.5 * 2 ** attempt)
+        return result
+
+
+def make_sender(settings: Settings) -> Sender:
+    return TwilioSender(settings) if settings.sender_name == "twilio" else LogSender()
+
+
+class Outbound:
+    """Records and sends texts: TwiML replies, caseworker replies, follow-ups, notices."""
+
+    def __init__(self, settings: Settings, db: Database, sender: Sender, clock: Clock) -> None:
+        self.settings, self.db, self.sender, self.clock = settings, db, sender, clock
+
+    def status_callback(self, reply_id: int | None = None) -> str | None:
+        base = self.settings.public_base_url
+        if not base:
+            return None
+        return f"{base}/sms/status" + (f"?reply={reply_id}" if reply_id else "")
+
+    def record_reply(self, session: Session, resident: Resident, body: str, inbound: Message) -> Message:
+        """Store the answer to an inbound text; it leaves as TwiML (or JSON for web chat)."""
+        msg = Message(resident_id=resident.id, direction="out", channel=inbound.channel, kind="reply",
+                      body=body, status="queued" if inbound.channel != "web" else "delivered",
+                      segments=segments(body), in_reply_to_id=inbound.id, created_at=self.clock.now(),
+                      updated_at=self.clock.now())
+        session.add(msg)
+        session.flush()
+        return msg
+
+    def send(self, resident_id: int, body: str, kind: str, *, referral_id: int | None = None,
+             caseworker_id: int | None = None, to: str | None = None) -> Message:
+        """Send one text the resident did not just ask for (or a notice to staff when `to` is set)."""
+        msg = self._record_attempt(resident_id, body, kind, referral_id, caseworker_id, to)
+        if msg.status != "sending":
+            return msg
+        result = self.sender.send(to or msg_phone(self.db, resident_id), body, self.status_callback())
+        return self._record_result(msg.id, resident_id, result, staff=to is not None)
+
+    def _record_attempt(self, resident_id: int, body: str, kind: str, referral_id: int | None,
+                        caseworker_id: int | None, to: str | None) -> Message:
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            resident = session.get(Resident, resident_id)
+            status = "sending"
+            if to is None and (resident is None or resident.opted_out):
+                status = "skipped_opted_out"
+            elif to is None and resident.phone is None:
+                status = "delivered"  # a web chat visitor: picked up by GET /chat/messages
+            msg = Message(resident_id=resident_id, direction="out",
+                          channel=resident.channel if resident and to is None else "sms", kind=kind,
+                          body=body, status=status, segments=segments(body), referral_id=referral_id,
+                          caseworker_id=caseworker_id, created_at=now, updated_at=now)
+            session.add(msg)
+        if status == "skipped_opted_out":
+            logs.event("sms.skipped_opted_out", message=msg.id)
+        return msg
+
+    def _record_result(self, message_id: int, resident_id: int, result: SendResult, staff: bool) -> Message:
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            msg = session.get(Message, message_id)
+            msg.status, msg.provider_sid = result.status, result.sid
+            msg.error_code, msg.error_message = result.error_code, result.error_message
+            msg.updated_at = now
+            if result.error_code is not None and not staff:
+                apply_error(session.get(Resident, resident_id), result.error_code, now)
+        logs.event("sms.sent", message=message_id, status=result.status, error=result.error_code or "-")
+        return msg
+
+
+def msg_phone(db: Database, resident_id: int) -> str:
+    with db.sessions() as session:
+        return session.get(Resident, resident_id).phone
+
+
+def apply_error(resident: Resident | None, code: int, now) -> None:
+    """What a Twilio error code tells us about the resident's number."""
+    if resident is None:
+        return
+    if code == OPTED_OUT_ERROR and resident.opted_out_at is None:
+        resident.opted_out_at = now
+    elif code in UNDELIVERABLE:
+        resident.undeliverable_reason = f"{code}: {UNDELIVERABLE[code]}"

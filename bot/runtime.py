@@ -1,0 +1,50 @@
+"""Everything one process needs, built once from the settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from .clock import Clock
+from .config import ConfigError, Settings
+from .db import Database
+from .engine import Engine
+from .flows import FlowError, load_flows
+from .matching import Matcher
+from .outbound import Outbound, Sender, make_sender
+from .resources import Directory, DirectoryError, load_directory
+from .service import Service
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    db: Database
+    directory: Directory
+    engine: Engine
+    outbound: Outbound
+    service: Service
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock | None = None, sender: Sender | None = None) -> "Runtime":
+        clock = clock or Clock()
+        try:
+            directory = load_directory(settings.resources_path)
+        except DirectoryError as exc:
+            raise ConfigError(f"RESOURCES_PATH: {exc}") from None
+        try:
+            flows = load_flows(settings.flows_dir, categories=set(directory.categories))
+        except FlowError as exc:
+            raise ConfigError(f"FLOWS_DIR: {str(exc).splitlines()[0]}") from None
+        matcher = Matcher.from_file(settings.flows_dir / "vocabulary.yaml")
+        engine = Engine(flows, matcher, directory, settings.program_timezone)
+        db = Database(settings.database_url)
+        outbound = Outbound(settings, db, sender or make_sender(settings), clock)
+        return cls(settings, clock, db, directory, engine, outbound,
+                   Service(settings, db, engine, outbound, clock))
+
+
+def runtime() -> Runtime:
+    """The runtime of the current Flask app."""
+    return current_app.extensions["peaceline"]

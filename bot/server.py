@@ -1,0 +1,65 @@
+"""`peaceline serve`: gunicorn for the web, one scheduler process beside it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from .config import Settings
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self.application, self.options = app, options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def banner(settings: Settings, host: str, port: int, workers: int, scheduler: bool) -> str:
+    base = settings.public_base_url or f"http://{host}:{port}"
+    db = "SQLite " + settings.database_url.split("///", 1)[-1] if settings.is_sqlite else "PostgreSQL"
+    sender = ("Twilio REST" if settings.sender_name == "twilio"
+              else "log only (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send texts)")
+    lines = [
+        f"peaceline on http://{host}:{port} ({workers} worker(s)); database: {db}",
+        f"  Twilio webhook  POST {base}/sms",
+        f"  status callback POST {base}/sms/status",
+        f"  health          GET  {base}/healthz",
+        f"  sender: {sender}",
+        f"  scheduler: {'one process' if scheduler else 'off'}",
+    ]
+    if not settings.twilio_auth_token:
+        lines.append("  note: TWILIO_AUTH_TOKEN is not set, so /sms refuses every request (503)")
+    return "\n".join(lines)
+
+
+def run(app: Flask, settings: Settings, host: str, port: int, workers: int, scheduler: bool) -> None:
+    children: list[subprocess.Popen] = []
+
+    def when_ready(_server: Any) -> None:
+        print(banner(settings, host, port, workers, scheduler), flush=True)
+        if scheduler:
+            children.append(subprocess.Popen([sys.executable, "-m", "bot", "scheduler"]))
+
+    def post_fork(_server: Any, _worker: Any) -> None:
+        # Connections made before the fork belong to the master; each worker opens its own.
+        app.extensions["peaceline"].db.engine.dispose(close=False)
+
+    def on_exit(_server: Any) -> None:
+        for child in children:
+            child.terminate()
+            child.wait(timeout=10)
+
+    app.extensions["peaceline"].db.dispose()
+    _Gunicorn(app, {"bind": f"{host}:{port}", "workers": workers, "preload_app": True,
+                    "when_ready": when_ready, "post_fork": post_fork, "on_exit": on_exit,
+                    "accesslog": None, "timeout": 30, "graceful_timeout": 10}).run()
