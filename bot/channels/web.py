@@ -1,0 +1,266 @@
+"""Web chat: the same conversation service as SMS, as a page and a small JSON API.
+
+The visitor is known only by a random `chat_key` kept in Flask's signed session
+cookie: the server makes it, so nobody can pick (or guess) another visitor's thread.
+The JSON endpoints are not behind CSRF tokens; a POST must instead be JSON (which a
+cross-site form cannot send without a CORS preflight we never grant) and come from
+this site's own origin.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, jsonify, render_template, request, session
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import TooManyRequests
+
+from .. import logs
+from ..limits import limiter
+from ..models import AuditEvent, Message, Resident
+from ..phones import BadNumber, to_e164
+from ..runtime import runtime
+
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/chat/static")
+
+MAX_TEXT = 2000
+MAX_PHONE = 40
+PAGE_SIZE = 50  # messages per poll; the page asks again from the last id it got
+SHOWN_KINDS = {"caseworker": "caseworker", "followup": "bot"}  # never "notice": those are for staff
+# A person typing rarely sends more than a few a minute; an address (a shelter's wifi,
+# a carrier's NAT) may carry many people, so it gets more room.
+PER_VISITOR = "20/minute;200/hour"
+PER_ADDRESS = "120/minute"
+NEUTRAL_SITE = "https://www.weather.gov"
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; base-uri 'none'; object-src 'none'; "
+                                "form-action 'self'; frame-ancestors 'none'"),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+# The page's own words, for a 5th-grade reader. The bot's words live in flows/.
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Northeast Help Line", "leave": "Leave now", "switch": "Español",
+        "intro": "Hi. Tell us what you need help with. We will find help near you.",
+        "privacy": "This chat is private, not anonymous. In danger, call 911.",
+        "choices": "Show me choices", "message": "Your message", "send": "Send",
+        "you": "You", "bot": "Help line", "caseworker": "From our team",
+        "phone_title": "Want a person to text you?", "phone": "Your phone number",
+        "consent": "Yes, you may text me at this number", "save": "Save my number",
+        "saved": "Thank you. We saved your number.", "bad_phone": "Please check the number.",
+        "need_consent": "Please check the box first.", "failed": "Sorry, it did not send. Try again.",
+        "busy": "Too many messages. Please wait a minute.",
+        "noscript": "Please turn on JavaScript to chat.",
+    },
+    "es": {
+        "title": "Línea de Ayuda del Noreste", "leave": "Salir ya", "switch": "English",
+        "intro": "Hola. Díganos con qué necesita ayuda. Le buscamos ayuda cerca.",
+        "privacy": "Este chat es privado, no anónimo. Si está en peligro, llame al 911.",
+        "choices": "Ver opciones", "message": "Su mensaje", "send": "Enviar",
+        "you": "Usted", "bot": "Línea de ayuda", "caseworker": "De nuestro equipo",
+        "phone_title": "¿Quiere que una persona le escriba?", "phone": "Su número de teléfono",
+        "consent": "Sí, me pueden escribir a este número", "save": "Guardar mi número",
+        "saved": "Gracias. Guardamos su número.", "bad_phone": "Por favor revise el número.",
+        "need_consent": "Por favor marque la casilla.", "failed": "Perdón, no se envió. Intente otra vez.",
+        "busy": "Demasiados mensajes. Por favor espere un minuto.",
+        "noscript": "Por favor active JavaScript para usar el chat.",
+    },
+}
+
+
+class BadRequest(Exception):
+    """A request the page would never send; answered with its reason, never a 5xx."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason, self.status = reason, status
+
+
+# -- the visitor ----------------------------------------------------------------------------
+
+def _chat_key(create: bool = False) -> str | None:
+    """The visitor's key from the signed cookie; a forged cookie never got this far."""
+    key = session.get("chat_key")
+    if not isinstance(key, str) and create:
+        key = session["chat_key"] = secrets.token_urlsafe(32)
+    return key if isinstance(key, str) else None
+
+
+def _visitor() -> str:
+    """Rate-limit key: the conversation if there is one, else the address."""
+    return f"chat:{_chat_key()}" if _chat_key() else f"addr:{request.remote_addr}"
+
+
+def _resident(s: Session, key: str, create: bool = False) -> Resident | None:
+    if create:  # same upsert as the service, so a first POST racing this one is harmless
+        insert = pg_insert if runtime().db.dialect == "postgresql" else sqlite_insert
+        s.execute(insert(Resident).values(chat_key=key, channel="web", created_at=runtime().clock.now())
+                  .on_conflict_do_nothing(index_elements=["chat_key"]))
+    return s.scalar(select(Resident).where(Resident.chat_key == key))
+
+
+# -- request checks and answers --------------------------------------------------------------
+
+@bp.before_request
+def same_origin_json() -> Response | None:
+    """POSTs must be JSON from this very site (the CSRF defence of this blueprint)."""
+    if request.method != "POST":
+        return None
+    if not request.is_json:
+        return _error("send JSON (Content-Type: application/json)", 415)
+    source = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    if urlsplit(source).netloc != request.host:
+        logs.event("chat.cross_origin", path=request.path)
+        return _error("cross-site request refused", 403)
+    return None
+
+
+@bp.after_request
+def security_headers(resp: Response) -> Response:
+    resp.headers.update(SECURITY_HEADERS)
+    if request.endpoint != "web.static":  # the CSS and JS may be cached; talk may not
+        resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.errorhandler(BadRequest)
+def bad_request(exc: BadRequest) -> Response:
+    return _error(exc.reason, exc.status)
+
+
+@bp.errorhandler(TooManyRequests)
+def too_many(exc: TooManyRequests) -> Response:
+    return _error("too many messages; wait a minute", 429)
+
+
+@bp.errorhandler(OperationalError)
+def database_down(exc: OperationalError) -> Response:
+    logs.logger.warning("chat.database_unavailable %s", type(exc.orig).__name__)
+    return _error("the chat is down for a moment; try again soon", 503)
+
+
+def _error(reason: str, status: int) -> Response:
+    resp = jsonify(error=reason)
+    resp.status_code = status
+    return resp
+
+
+def _json_object() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest('send a JSON object, like {"text": "hi"}')
+    return data
+
+
+def _text_field(data: dict[str, Any], name: str, limit: int) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    if not value.strip():
+        raise BadRequest(f"{name} is empty")
+    if len(value) > limit:
+        raise BadRequest(f"{name} is longer than {limit} characters")
+    try:
+        value.encode("utf-8")  # JSON may carry lone surrogates no database can store
+    except UnicodeEncodeError:
+        raise BadRequest(f"{name} is not valid text") from None
+    return value
+
+
+# -- routes -------------------------------------------------------------------------------------
+
+@bp.get("/chat")
+def page() -> str:
+    key, lang = _chat_key(), "en"
+    if key:
+        with runtime().db.sessions() as s:
+            resident = _resident(s, key)
+            lang = resident.language if resident and resident.language in LABELS else "en"
+    return render_template("chat/chat.html", lang=lang, t=LABELS[lang], labels=LABELS,
+                           neutral_site=NEUTRAL_SITE)
+
+
+@bp.post("/chat/messages")
+@limiter.limit(PER_VISITOR, key_func=_visitor)
+@limiter.limit(PER_ADDRESS)
+def post_message() -> Response:
+    text = _text_field(_json_object(), "text", MAX_TEXT)
+    handled = runtime().service.handle(channel="web", address=_chat_key(create=True), text=text)
+    return jsonify(replies=[r.body for r in handled.replies], options=list(handled.options))
+
+
+@bp.get("/chat/messages")
+def new_messages() -> Response:
+    """What reached this visitor outside their own POSTs: caseworker replies, check-ins."""
+    after = request.args.get("after", "0")
+    if not after.isdigit():
+        raise BadRequest("after must be a message id")
+    key, out = _chat_key(), []
+    if key:
+        with runtime().db.sessions() as s:
+            rows = s.scalars(
+                select(Message).join(Resident, Resident.id == Message.resident_id)
+                .where(Resident.chat_key == key, Message.direction == "out", Message.id > int(after),
+                       Message.kind.in_(SHOWN_KINDS), Message.status != "skipped_opted_out")
+                .order_by(Message.id).limit(PAGE_SIZE))
+            out = [{"id": m.id, "body": m.body or "", "from": SHOWN_KINDS[m.kind],
+                    "at": m.created_at.isoformat()} for m in rows]
+    return jsonify(messages=out, last=out[-1]["id"] if out else int(after))
+
+
+@bp.post("/chat/phone")
+@limiter.limit(PER_VISITOR, key_func=_visitor)
+@limiter.limit(PER_ADDRESS)
+def save_phone() -> Response:
+    """A number for a caseworker to text back, with the visitor's explicit consent."""
+    data = _json_object()
+    if data.get("consent") is not True:
+        raise BadRequest("consent must be true")
+    try:
+        phone = to_e164(_text_field(data, "phone", MAX_PHONE))
+    except BadNumber:
+        raise BadRequest("phone is not a phone number") from None
+    key = _chat_key(create=True)
+    try:
+        _record_consent(key, phone)
+    except IntegrityError:  # another visitor saved the same number at the same moment
+        _record_consent(key, phone)
+    return jsonify(saved=True)
+
+
+def _record_consent(key: str, phone: str) -> None:
+    """Store the number on the visitor, or link to the resident who already has it.
+
+    `Resident.phone` is unique: when the number already belongs to someone (they
+    texted us before), the number stays in one place and the consent event points
+    at that resident, so a caseworker texts them in the thread that already exists.
+    """
+    now = runtime().clock.now()
+    with runtime().db.transaction() as s:
+        resident = _resident(s, key, create=True)
+        owner = s.scalar(select(Resident).where(Resident.phone == phone))
+        detail: dict[str, Any] = {"channel": "web"}
+        if owner is None or owner.id == resident.id:
+            resident.phone = phone
+        else:
+            detail["phone_resident_id"] = owner.id
+        resident.consent_texts, resident.consent_recorded_at = True, now
+        s.add(AuditEvent(at=now, action="consent.recorded", resident_id=resident.id, detail=detail))
+    logs.event("chat.consent_recorded", resident=resident.id, linked="phone_resident_id" in detail)
+
+
+@bp.post("/chat/leave")
+def leave() -> Response:
+    """Leave now: forget the visitor in this browser. The record stays for the caseworkers."""
+    session.clear()
+    return Response(status=204)

@@ -1,0 +1,147 @@
+"""The web chat in a real browser: Debian's Chromium, driven by Playwright, on a phone-sized screen.
+
+The app runs on a real local server; every request to another host is refused, and the
+"Leave now" destination is answered locally, so no test touches the network.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from bot import create_app
+from bot.config import load_settings
+from bot.models import Resident
+
+from conftest import T0
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+PHONE = {"width": 390, "height": 844}
+NEUTRAL = "https://www.weather.gov/"
+
+if not CHROMIUM.exists():
+    pytest.skip("needs Debian's chromium at /usr/bin/chromium", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live(env, clock) -> Iterator[tuple[str, object]]:
+    """The real app on 127.0.0.1 over plain http (so no Secure-only cookie), in a thread."""
+    env.pop("PUBLIC_BASE_URL", None)
+    app = create_app(load_settings(env), clock=clock)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", app.extensions["peaceline"]
+    server.shutdown()
+    thread.join(5)
+    app.extensions["peaceline"].db.dispose()
+
+
+@pytest.fixture
+def page(browser, live, tmp_path) -> Iterator:
+    base, _ = live
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, base_url=base)
+    context.set_default_timeout(5000)
+    # Routes run newest first: the neutral site is answered here, anything else not ours is refused.
+    context.route(lambda url: not url.startswith(base), lambda route: route.abort())
+    context.route(f"{NEUTRAL}**", lambda route: route.fulfill(body="weather", content_type="text/plain"))
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    yield page
+    page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
+    context.close()
+    assert not [p for p in problems if "weather" not in p], problems  # no script error, no CSP refusal
+
+
+def food_place(rt) -> str:
+    return rt.directory.rank("food", zip_code="64124", now=T0, tz=rt.settings.program_timezone)[0].name
+
+
+def test_tap_and_type_to_a_food_place_then_a_caseworker_writes(page, live, tmp_path):
+    _, rt = live
+    page.clock.install()  # the 10 s poll runs on a clock the test moves
+    page.goto("/chat")
+    page.get_by_role("button", name="Show me choices").tap()
+    page.get_by_role("button", name="Food", exact=True).tap()
+    expect(page.locator("#log")).to_contain_text("ZIP code")
+    expect(page.get_by_label("Your message")).to_be_focused()  # no choices: back to typing
+    page.get_by_label("Your message").fill("64124")
+    page.get_by_label("Your message").press("Enter")
+    expect(page.locator("#log")).to_contain_text(food_place(rt))
+    expect(page.locator('#log .bot a[href^="tel:"]').first).to_be_visible()  # tap to call
+    expect(page.locator("#options button")).to_have_count(2)  # want a person? yes / no
+    page.screenshot(path=str(tmp_path / "food.png"))
+
+    page.get_by_text("Want a person to text you?").tap()
+    page.get_by_label("Your phone number").fill("(816) 555-0177")
+    page.get_by_role("button", name="Save my number").tap()
+    expect(page.get_by_text("Please check the box first.")).to_be_visible()
+    page.get_by_label("Yes, you may text me at this number").check()
+    page.get_by_role("button", name="Save my number").tap()
+    expect(page.get_by_text("Thank you. We saved your number.")).to_be_visible()
+
+    with rt.db.sessions() as s:
+        resident = s.scalars(select(Resident).where(Resident.chat_key.is_not(None))).one()
+    assert (resident.phone, resident.consent_texts) == ("+18165550177", True)
+    # A web visitor with a number is texted; the chat shows the message too.
+    rt.outbound.send(resident.id, "Hi, this is Ana from our team.", "caseworker")
+    page.clock.fast_forward(11_000)
+    expect(page.locator("#log .caseworker")).to_have_text(re.compile("From our team.*Hi, this is Ana"))
+
+
+def test_spanish_switch(page):
+    page.goto("/chat")
+    page.get_by_role("button", name="Español").click()
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    expect(page.get_by_role("heading")).to_have_text("Línea de Ayuda del Noreste")
+    expect(page.get_by_role("button", name="Enviar")).to_be_visible()
+    expect(page.get_by_role("button", name="English")).to_be_visible()
+    expect(page.locator("#log .bot").first).to_be_visible()  # the bot took the switch word
+    page.get_by_label("Su mensaje").fill("comida")
+    page.get_by_role("button", name="Enviar").click()
+    expect(page.locator("#log")).to_contain_text("código postal")
+
+
+def test_leave_now_goes_away_and_leaves_nothing(page, live):
+    base, _ = live
+    page.goto("/chat")
+    page.get_by_label("Your message").fill("I need food")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#log")).to_contain_text("ZIP code")
+    page.evaluate("sessionStorage.setItem('x', '1'); localStorage.setItem('y', '1')")
+    assert any(c["name"] == "session" for c in page.context.cookies(base))
+
+    expect(page.get_by_role("link", name="Leave now")).to_be_in_viewport()
+    page.get_by_role("link", name="Leave now").tap()
+    page.wait_for_url(f"{NEUTRAL}**")
+    expect(page.locator("body")).to_have_text("weather")
+    deadline = time.monotonic() + 5  # the server's answer to the leave call may land just after
+    while any(c["name"] == "session" for c in page.context.cookies(base)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(c["name"] == "session" for c in page.context.cookies(base))
+
+    page.goto("/chat")  # same tab, same origin: anything left behind would show here
+    assert page.evaluate("sessionStorage.length + localStorage.length") == 0
+    expect(page.locator("#log li")).to_have_count(0)
