@@ -1,0 +1,48 @@
+"""/reports and /reports.csv: the program report for leads and the task force (staff only)."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, render_template, request
+from flask_login import login_required
+
+from .auth import staff_headers
+from .charts import bar_chart
+from .reports import LEGEND, Period, PeriodError, Report, build_report, parse_period, to_csv
+from .runtime import runtime
+
+# Templates come from the app's folder (bot/templates/reports); the stylesheet is this blueprint's own.
+bp = Blueprint("reports", __name__, static_folder="static/reports", static_url_path="/reports/static")
+bp.after_request(staff_headers)  # the staff pages' CSP (no inline script or style), no-store
+
+
+def _period(since: str | None, until: str | None) -> Period:
+    rt = runtime()
+    return parse_period(since, until, rt.clock.now(), rt.settings.program_timezone)
+
+
+def _build(period: Period) -> Report:
+    with runtime().db.sessions() as s:
+        return build_report(s, period)
+
+
+@bp.get("/reports")
+@login_required
+def page() -> tuple[str, int]:
+    try:
+        period, error, status = _period(request.args.get("since"), request.args.get("until")), None, 200
+    except PeriodError as exc:
+        period, error, status = _period(None, None), str(exc), 400
+    html = render_template("reports/report.html", report=_build(period), error=error, legend=LEGEND,
+                           bar_chart=bar_chart)
+    return html, status
+
+
+@bp.get("/reports.csv")
+@login_required
+def csv_download() -> Response:
+    try:
+        period = _period(request.args.get("since"), request.args.get("until"))
+    except PeriodError as exc:
+        return Response(f"{exc.field}: {exc}\n", 400, mimetype="text/plain")
+    name = f"peaceline-report-{period.since}-to-{period.until}.csv"
+    return Response(to_csv(_build(period)), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -1,0 +1,352 @@
+"""Program reports: exact numbers, small-cell suppression, and the same numbers on the page, CSV and CLI.
+
+The data set: twelve residents text in through the signed webhook (five of them text STOP), and
+referrals, unmet needs and check-ins are rows with fixed times, in November 2026, Kansas City time.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from bot.cli import main
+from bot.models import AuditEvent, FollowUp, Referral, Resident
+from bot.reports import HIDDEN, SMALL, build_report, parse_period, tally, to_csv, to_json
+from conftest import T0, Phone
+from staff_helpers import Staff, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
+
+KC = ZoneInfo("America/Chicago")
+SINCE, UNTIL = "2026-11-02", "2026-11-29"  # four whole weeks, Monday to Sunday
+
+
+def kc(day: int, hour: int = 9, minute: int = 0, month: int = 11) -> datetime:
+    """A moment in Kansas City, as the UTC the database stores."""
+    return datetime(2026, month, day, hour, minute, tzinfo=KC).astimezone(timezone.utc)
+
+
+def number(i: int) -> str:
+    return f"+1816555{i:04d}"
+
+
+# -- the data set ------------------------------------------------------------------------------
+
+@pytest.fixture
+def people(client, clock, rt) -> dict[int, int]:
+    """P1..P12 text in on Nov 5; P8..P12 text STOP on Nov 20; P13 texted (and left) in October."""
+    clock.set(kc(1, month=10))
+    Phone(client, number(13)).text("hi")
+    Phone(client, number(13)).text("STOP")
+    clock.set(kc(5))
+    for i in range(1, 13):
+        Phone(client, number(i)).text("hi")
+    clock.set(kc(20))
+    for i in range(8, 13):
+        Phone(client, number(i)).text("STOP")
+    clock.set(T0)
+    with rt.db.sessions() as s:
+        ids = {phone: id_ for phone, id_ in s.execute(select(Resident.phone, Resident.id))}
+    return {i: ids[number(i)] for i in range(1, 14)}
+
+
+ZIPS = {**dict.fromkeys(range(1, 6), "64124"), **dict.fromkeys((6, 7, 11), "64125"),
+        **dict.fromkeys((8, 9, 10), "64123")}
+# (need, day in November, residents): 38 referrals, all opened inside the range.
+ASKED = [("housing", 10, [1, 2]), ("food", 10, range(1, 7)), ("health", 10, range(1, 10)),
+         ("housing", 18, [3, 4, 5]), ("food", 18, range(1, 8)), ("health", 18, range(1, 11)),
+         ("safety", 23, [11])]
+CONTACT_HOURS = [0.5, 1, 2, 3, 4, 6, 8, 24, 48]  # health on Nov 10, P1..P9
+
+
+@pytest.fixture
+def dataset(rt, people) -> dict[int, int]:
+    rows: list = []
+    for need, day, who in ASKED:
+        for p in who:
+            rows.append(Referral(resident_id=people[p], category=need, zip_code=ZIPS[p], reason="resources",
+                                 created_at=kc(day), **_fate(need, day, p)))
+    # Opened outside the range in Kansas City, though the first one is inside it in UTC.
+    rows += [Referral(resident_id=people[1], category="legal", zip_code="64124", reason="resources",
+                      created_at=kc(1, 23, 30)),
+             Referral(resident_id=people[1], category="legal", zip_code="64124", reason="resources",
+                      created_at=kc(30, 0, 30))]
+    rows += [_unmet(people[1], "food", "no_resource", kc(10, 8)),      # same day as a referral: one request
+             *(_unmet(people[p], "health", "no_resource", kc(18, 8)) for p in range(1, 6)),
+             _unmet(people[3], "housing", "declined", kc(18, 10))]
+    rows += _followups(people)
+    with rt.db.transaction() as s:
+        s.add_all(rows)
+    return people
+
+
+def _fate(need: str, day: int, p: int) -> dict:
+    """How each referral went: closed outcomes and first-contact times."""
+    if (need, day) == ("health", 10):
+        return dict(status="closed", outcome="got_help", closed_at=kc(20),
+                    contacted_at=kc(day) + timedelta(hours=CONTACT_HOURS[p - 1]))
+    if (need, day) == ("food", 10):
+        return dict(status="closed", outcome="no_longer_needed", closed_at=kc(20))
+    if (need, day) == ("food", 18) and p <= 2:
+        return dict(status="closed", outcome="could_not_reach", closed_at=kc(25))
+    if (need, day) == ("health", 18) and p == 1:
+        return dict(status="closed", outcome="referred_elsewhere", closed_at=kc(25))
+    return dict(status="new")
+
+
+def _unmet(resident_id: int, need: str, reason: str, at: datetime) -> AuditEvent:
+    return AuditEvent(action="need.unmet", resident_id=resident_id, at=at, detail={"category": need, "reason": reason})
+
+
+def _followups(people: dict[int, int]) -> list[FollowUp]:
+    """Ten check-ins went out in range, six answered; a failed, a pending and an October one do not count."""
+    sent = [FollowUp(resident_id=people[p], template="checkin", due_at=kc(22), status="sent", sent_at=kc(22),
+                     answer="got_help" if p <= 6 else None, answered_at=kc(22, 12) if p <= 6 else None)
+            for p in range(1, 11)]
+    return sent + [FollowUp(resident_id=people[11], template="checkin", due_at=kc(22), status="failed", sent_at=kc(22)),
+                   FollowUp(resident_id=people[12], template="checkin", due_at=kc(28)),
+                   FollowUp(resident_id=people[1], template="checkin", due_at=kc(20, month=10), status="sent",
+                            sent_at=kc(20, month=10))]
+
+
+def report_of(rt, since: str = SINCE, until: str = UNTIL):
+    period = parse_period(since, until, rt.clock.now(), KC)
+    with rt.db.sessions() as s:
+        return build_report(s, period)
+
+
+def table(report, key: str) -> dict[str, list[str]]:
+    section = next(s for s in report.sections if s.key == key)
+    return {row[0]: row[1:] for row in section.rows}
+
+
+def header(report, key: str) -> list[str]:
+    return next(s for s in report.sections if s.key == key).header
+
+
+# -- the numbers --------------------------------------------------------------------------------
+
+def test_requests_by_need_and_week_hide_small_cells_and_their_complements(rt, dataset):
+    got = table(report_of(rt), "requests_by_need_and_week")
+    assert header(report_of(rt), "requests_by_need_and_week") == [
+        "Week", "Housing", "Food", "Health", "Legal", "Recovery", "Safety", "Total"]
+    # Housing has 2 and 3 people: "<5". Food (6 and 7 people) is hidden as the complement in each
+    # week, since the week's total would otherwise give housing away. Health (9, 10) is exact.
+    # The one safety request makes week 4's total "<5", so the totals column hides week 2's
+    # total too, and the need totals hide housing (5 people, the smallest) beside safety.
+    assert got == {
+        "Week of 2026-11-02": ["0", "0", "0", "0", "0", "0", "0"],
+        "Week of 2026-11-09": [SMALL, HIDDEN, "9", "0", "0", "0", HIDDEN],
+        "Week of 2026-11-16": [SMALL, HIDDEN, "10", "0", "0", "0", "20"],
+        "Week of 2026-11-23": ["0", "0", "0", "0", "0", SMALL, SMALL],
+        "Total": [HIDDEN, "13", "19", "0", "0", SMALL, "38"],
+    }
+
+
+def test_requests_by_zip_are_exact_from_five_people(rt, dataset):
+    # 64124: P1..P5, 25 requests (exactly 5 people: shown). 64123 and 64125: 3 people each.
+    assert table(report_of(rt), "requests_by_zip") == {
+        "64123": [SMALL], "64124": ["25"], "64125": [SMALL], "Total": ["38"]}
+
+
+def test_a_single_small_cell_gets_a_complement_even_in_one_column(rt, people):
+    with rt.db.transaction() as s:
+        s.add_all(Referral(resident_id=people[p], category="food", zip_code="64124" if p <= 6 else "64123",
+                           reason="resources", created_at=kc(10)) for p in range(1, 9))
+    assert table(report_of(rt), "requests_by_zip") == {"64123": [SMALL], "64124": [HIDDEN], "Total": ["8"]}
+
+
+def test_needs_not_met(rt, dataset):
+    got = table(report_of(rt), "needs_not_met")
+    assert header(report_of(rt), "needs_not_met") == [
+        "Need", "No place to send them", "Said no thanks", "Could not reach them", "Total"]
+    # Health had no place for 5 people, yet is hidden: the column total (6) minus health would
+    # give food's "<5" away. Then health's row total would give it away, so it is hidden too.
+    assert got["Housing"] == ["0", SMALL, "0", SMALL]
+    assert got["Food"] == [SMALL, "0", SMALL, SMALL]
+    assert got["Health"] == [HIDDEN, "0", "0", HIDDEN]
+    assert got["Legal"] == got["Recovery"] == got["Safety"] == ["0", "0", "0", "0"]
+    assert got["Total"] == ["6", SMALL, SMALL, "9"]
+
+
+def test_referral_outcomes_and_closed_loop_rates(rt, dataset):
+    report = report_of(rt)
+    assert table(report, "referral_outcomes") == {
+        "Got help": ["9", "50%"], "Could not get help": ["0", "0%"], "No longer needed": ["6", "33%"],
+        "Could not reach them": [SMALL, SMALL], "Sent to another program": [SMALL, SMALL],
+        "Total": ["18", "100%"]}
+    loop = table(report, "closing_the_loop")
+    assert loop["Referrals closed, of referrals opened"] == ["18", "38", "47%"]
+    assert loop["Check-ins answered, of check-in texts sent"] == ["6", "10", "60%"]
+    assert loop["People who opted out, of people who texted in"] == ["5", "12", "42%"]
+
+
+def test_time_from_handoff_to_first_contact(rt, dataset):
+    assert table(report_of(rt), "time_to_first_contact") == {
+        "Referrals contacted": ["9"], "Median hours": ["4.0"],
+        "90th percentile hours": ["28.8"]}  # PERCENTILE.INC: 24 + 0.2 * (48 - 24)
+
+
+def test_rates_and_times_from_fewer_than_five_people_show_less_than_five(rt, people):
+    with rt.db.transaction() as s:
+        s.add_all(Referral(resident_id=people[p], category="food", reason="resources", created_at=kc(10),
+                           status="closed", outcome="got_help", contacted_at=kc(10, 10)) for p in (1, 2, 3, 4))
+    report = report_of(rt)
+    assert table(report, "closing_the_loop")["Referrals closed, of referrals opened"] == [SMALL, SMALL, SMALL]
+    assert table(report, "time_to_first_contact") == {
+        "Referrals contacted": [SMALL], "Median hours": [SMALL], "90th percentile hours": [SMALL]}
+    loop = table(report, "closing_the_loop")
+    assert loop["Check-ins answered, of check-in texts sent"] == ["0", "0", SMALL], "no rate out of nobody"
+    assert loop["People who opted out, of people who texted in"] == ["5", "12", "42%"]
+
+
+def test_a_small_part_of_a_big_whole_shows_no_rate(rt, people):
+    with rt.db.transaction() as s:
+        s.add_all(FollowUp(resident_id=people[p], template="checkin", due_at=kc(22), status="sent", sent_at=kc(22),
+                           answer="got_help" if p <= 2 else None, answered_at=kc(22, 12) if p <= 2 else None)
+                  for p in range(1, 13))
+    # 2 of 12 would be 17%, and with 12 shown that names the 2 people.
+    assert table(report_of(rt), "closing_the_loop")["Check-ins answered, of check-in texts sent"] == [
+        SMALL, "12", SMALL]
+
+
+def test_the_date_range_is_in_program_time_and_excludes_what_is_outside(rt, dataset):
+    week = table(report_of(rt, "2026-11-16", "2026-11-22"), "requests_by_need_and_week")
+    assert list(week) == ["Week of 2026-11-16", "Total"]
+    assert week["Total"][-1] == "20"
+    # Nov 1 23:30 and Nov 30 00:30 in Kansas City are Nov 2 and Nov 30 in UTC: only local days count.
+    legal = table(report_of(rt, "2026-11-01", "2026-11-30"), "requests_by_need_and_week")["Total"]
+    assert legal[3] == SMALL
+    assert table(report_of(rt), "requests_by_need_and_week")["Total"][3] == "0"
+    # The October opt-out and check-in are outside November.
+    assert table(report_of(rt, "2026-10-01", "2026-10-31"), "closing_the_loop")[
+        "People who opted out, of people who texted in"] == [SMALL, SMALL, SMALL]
+
+
+def test_default_range_is_the_last_90_days_up_to_today_in_program_time():
+    # T0 is 10:00 on Dec 1 in Kansas City; at 02:00 UTC on Dec 2 it is still Dec 1 there.
+    period = parse_period(None, None, datetime(2026, 12, 2, 2, 0, tzinfo=timezone.utc), KC)
+    assert (period.since, period.until) == (date(2026, 9, 3), date(2026, 12, 1))
+    assert period.start == datetime(2026, 9, 3, 5, 0, tzinfo=timezone.utc)   # CDT, UTC-5
+    assert period.end == datetime(2026, 12, 2, 6, 0, tzinfo=timezone.utc)    # CST, UTC-6
+    assert period.weeks()[:2] == [date(2026, 9, 3), date(2026, 9, 7)]        # the first week is cut at `since`
+
+
+def test_a_need_asked_through_the_bot_is_counted(client, clock, rt):
+    """The real path: a resident texts the menu, picks food, gives a ZIP; the report sees one request."""
+    resident = Phone(client, number(40))
+    for text in ("hi", "2", "64124"):
+        resident.text(text)
+    with rt.db.sessions() as s:
+        assert s.scalar(select(Referral.category)) == "food"
+    got = table(report_of(rt, "2026-11-01", "2026-12-01"), "requests_by_need_and_week")
+    assert got["Total"] == ["0", SMALL, "0", "0", "0", "0", SMALL]
+
+
+# -- suppression on its own -------------------------------------------------------------------
+
+def _people(n: int, first: int = 0) -> list[int]:
+    return list(range(first, first + n))
+
+
+def test_complementary_suppression_repeats_until_no_sum_has_a_single_hidden_member():
+    facts = [(p, "A", "x") for p in _people(6)] + [(p, "A", "y") for p in _people(2, 100)] \
+        + [(p, "A", "z") for p in _people(7, 200)] + [(p, "B", "x") for p in _people(8, 300)] \
+        + [(p, "B", "z") for p in _people(9, 400)]
+    grid = tally(facts, [("A", "A"), ("B", "B")], [("x", "x"), ("y", "y"), ("z", "z")])
+    shown = {k: c.shown for k, c in grid.cells.items()}
+    assert shown == {("A", "x"): HIDDEN, ("A", "y"): SMALL, ("A", "z"): HIDDEN,
+                     ("B", "x"): HIDDEN, ("B", "y"): "0", ("B", "z"): HIDDEN}
+    assert [grid.row_totals[r].shown for r in "AB"] == ["15", "17"]
+    assert [grid.column_totals[c].shown for c in "xyz"] == [HIDDEN, SMALL, "16"]
+    assert grid.total.shown == "32"
+    for line in grid.sums():
+        assert sum(1 for c in line if c.mark) != 1, "no sum can be solved for one hidden number"
+
+
+def test_people_not_rows_decide_suppression():
+    # 12 requests from 4 people: hidden; 5 requests from 5 people: shown.
+    grid = tally([(p % 4, "food", "n") for p in range(12)] + [(p, "legal", "n") for p in range(10, 15)],
+                 [("food", "Food"), ("legal", "Legal")], [("n", "Requests")])
+    assert grid.cells["food", "n"].shown == SMALL
+    assert grid.cells["legal", "n"].shown == HIDDEN  # the complement: 17 - 5 would give food away
+    assert grid.total.shown == "17"
+
+
+# -- the same numbers everywhere ------------------------------------------------------------------
+
+@pytest.fixture
+def logged_in(client, rt):
+    add_caseworker(rt, email="lead@example.org", name="Program Lead")
+    assert Staff(client).login("lead@example.org").status_code == 302
+    return client
+
+
+def test_reports_need_a_login(client):
+    for path in ("/reports", f"/reports.csv?since={SINCE}&until={UNTIL}"):
+        resp = client.get(path)
+        assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+def test_page_shows_charts_and_tables_with_the_suppressed_numbers(logged_in, rt, dataset):
+    resp = logged_in.get(f"/reports?since={SINCE}&until={UNTIL}")
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert html.count('role="img"') == 5 and "<title id=" in html
+    assert "<td>&lt;5</td>" in html and "<td>*</td>" in html and "<td>25</td>" in html
+    assert "64123: &lt;5" in html, "the chart's description carries the suppressed value"
+    assert "src=" not in html and "https://" not in html, "no external assets"
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert "'unsafe-inline'" not in resp.headers["Content-Security-Policy"]
+    assert logged_in.get("/reports/static/report.css").status_code == 200
+
+
+def test_page_defaults_to_90_days_and_explains_a_bad_date(logged_in):
+    html = logged_in.get("/reports").get_data(as_text=True)
+    assert 'value="2026-09-03"' in html and 'value="2026-12-01"' in html
+    resp = logged_in.get("/reports?since=2026-13-01")
+    assert resp.status_code == 400 and "is not a date like" in resp.get_data(as_text=True)
+    assert logged_in.get("/reports.csv?since=2026-11-30&until=2026-11-01").status_code == 400
+    assert logged_in.get("/reports.csv?since=1900-01-01").status_code == 400
+
+
+def test_csv_and_cli_print_the_same_suppressed_numbers(logged_in, rt, dataset, env):
+    resp = logged_in.get(f"/reports.csv?since={SINCE}&until={UNTIL}")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert resp.headers["Content-Disposition"] == (
+        f'attachment; filename="peaceline-report-{SINCE}-to-{UNTIL}.csv"')
+    body = resp.get_data(as_text=True)
+    assert body == to_csv(report_of(rt))
+    cells = {(r["section"], r["row"], r["column"]): r["value"] for r in csv.DictReader(io.StringIO(body))}
+    assert cells["Requests by ZIP code", "64123", "Requests"] == SMALL
+    assert cells["Requests by ZIP code", "64124", "Requests"] == "25"
+    assert cells["Requests by need and week", "Week of 2026-11-09", "Food"] == HIDDEN
+    assert cells["Time from hand-off to first contact", "Median hours", "Value"] == "4.0"
+
+    runner = CliRunner()
+    args = ["report", "--since", SINCE, "--until", UNTIL]
+    cli_csv = runner.invoke(main, [*args, "--format", "csv"], env=env, catch_exceptions=False)
+    assert cli_csv.exit_code == 0 and cli_csv.stdout_bytes.decode() == body
+    cli_json = json.loads(runner.invoke(main, [*args, "--format", "json"], env=env).output)
+    assert cli_json == json.loads(to_json(report_of(rt)))
+    zips = next(s for s in cli_json["sections"] if s["key"] == "requests_by_zip")["rows"]
+    assert zips == [["64123", SMALL], ["64124", "25"], ["64125", SMALL], ["Total", "38"]]
+    text = runner.invoke(main, args, env=env).output
+    assert "Requests by ZIP code" in text and "64123" in text
+    assert [line.split() for line in text.splitlines() if line.startswith("64123")] == [["64123", SMALL]]
+
+
+def test_cli_names_a_bad_date(env):
+    result = CliRunner().invoke(main, ["report", "--until", "yesterday"], env=env)
+    assert result.exit_code == 2 and "--until" in result.output and "not a date" in result.output
+
+
+def test_an_empty_range_reads_plainly(rt):
+    report = report_of(rt)
+    assert table(report, "requests_by_zip") == {"Total": ["0"]}
+    assert table(report, "referral_outcomes")["Total"] == ["0", SMALL]
+    assert table(report, "closing_the_loop")["Referrals closed, of referrals opened"] == ["0", "0", SMALL]
