@@ -1,5 +1,6 @@
 """Alembic environment: runs against DATABASE_URL given by bot.migrate."""
 from alembic import context
+from sqlalchemy import text
 
 from bot.db import make_engine
 from bot.models import Base
@@ -13,6 +14,9 @@ def run_migrations_online() -> None:
         context.configure(connection=connection, target_metadata=Base.metadata,
                           render_as_batch=connection.dialect.name == "sqlite")
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several processes may start at once (gunicorn workers): one migrates, others wait.
+                connection.execute(text("SELECT pg_advisory_xact_lock(74657)"))
             context.run_migrations()
     engine.dispose()
 

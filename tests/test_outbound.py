@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import requests
@@ -20,12 +21,12 @@ class ScriptedTwilio(HttpClient):
     """Answers each request with the next scripted step: a (status, json) pair or an exception."""
 
     def __init__(self, *steps) -> None:
-        super().__init__()
+        super().__init__(logging.getLogger("twilio.http_client"), is_async=False, timeout=10)
         self.steps, self.calls = list(steps), []
 
-    def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None,
+    def request(self, method, uri, params=None, data=None, headers=None, auth=None, timeout=None,
                 allow_redirects=False):
-        self.calls.append({"url": url, "data": dict(data or {}), "timeout": timeout})
+        self.calls.append({"url": uri, "data": dict(data or {})})
         step = self.steps.pop(0)
         if isinstance(step, Exception):
             raise step
@@ -69,9 +70,12 @@ def test_a_send_is_recorded_with_its_sid_and_asks_for_status_callbacks(rt, twili
     row = stored(rt, msg.id)
     assert (row.status, row.provider_sid, row.segments) == ("queued", "SM" + "b" * 32, 1)
     call = http.calls[0]
-    assert call["timeout"] == 10
     assert call["data"]["StatusCallback"].endswith("/sms/status")
     assert call["data"]["To"] == "+18165550123" and call["data"]["From"] == "+18165550100"
+
+
+def test_the_real_client_waits_at_most_ten_seconds(twilio_env):
+    assert TwilioSender(twilio_env).client.http_client.timeout == 10
 
 
 def test_429_is_retried_and_sends_once(rt, twilio_env, resident_id):

@@ -159,6 +159,14 @@ def test_the_loop_guard_lifts_after_the_quiet_time(phone, clock, settings):
     assert phone.text("MENU"), "a person who comes back later is answered again"
 
 
+def test_stop_works_even_under_the_loop_guard(phone, rt, settings):
+    for i in range(settings.loop_guard_per_minute + 2):
+        phone.text(f"auto reply {i}")
+    assert len(phone.text("STOP")) == 1
+    with rt.db.sessions() as s:
+        assert s.scalars(select(Resident)).one().opted_out
+
+
 def test_crisis_wording_is_answered_even_under_the_loop_guard(phone, settings):
     for i in range(settings.loop_guard_per_minute + 2):
         phone.text(f"auto reply {i}")
