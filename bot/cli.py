@@ -141,3 +141,61 @@ def chat(lang: str | None, phone: str) -> None:
     settings = _settings()
     _migrate(settings)
     repl(_app(settings), phone, lang)
+
+
+@main.command()
+@click.option("--since", default=None, help="first day, YYYY-MM-DD (default: 89 days before --until)")
+@click.option("--until", default=None, help="last day, YYYY-MM-DD (default: today in PROGRAM_TIMEZONE)")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text", show_default=True)
+def report(since: str | None, until: str | None, fmt: str) -> None:
+    """Print the program report; small counts are hidden exactly as on the /reports page."""
+    from .clock import Clock
+    from .db import Database
+    from .reports import PeriodError, build_report, parse_period, to_csv, to_json, to_text
+
+    settings = _settings()
+    try:
+        period = parse_period(since, until, Clock().now(), settings.program_timezone)
+    except PeriodError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--{exc.field}") from None
+    _migrate(settings)
+    db = Database(settings.database_url)
+    try:
+        with db.sessions() as s:
+            result = build_report(s, period)
+    finally:
+        db.dispose()
+    click.echo({"text": to_text, "csv": to_csv, "json": to_json}[fmt](result), nl=False)
+
+
+@main.command("create-caseworker")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["caseworker", "admin"]), default="caseworker", show_default=True)
+@click.option("--phone", default=None, help="mobile for new-referral notices, e.g. +18165550100")
+@click.option("--duty-hours", default=None, help="like 'Mon-Fri 09:00-17:00' (default: OFFICE_HOURS)")
+def create_caseworker(email: str, name: str, role: str, phone: str | None, duty_hours: str | None) -> None:
+    """Add an inbox account; the password comes from stdin, or is asked twice at a terminal."""
+    from .auth import AccountError, create_caseworker as create
+    from .clock import Clock
+    from .db import Database
+
+    settings = _settings()
+    if _stdin_is_terminal():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    _migrate(settings)
+    db = Database(settings.database_url)
+    try:
+        caseworker_id = create(db, Clock().now(), email=email, name=name, password=password, role=role,
+                               phone=phone, duty_hours=duty_hours)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+    click.echo(f"caseworker #{caseworker_id} created ({role})")
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()

@@ -8,18 +8,27 @@ from flask import Flask
 
 from . import logs
 from .dispatch import dispatch_due
+from .notify import escalate_overdue
 
 log = logging.getLogger(__name__)
 
 
 def tick(app: Flask) -> None:
+    rt = app.extensions["peaceline"]
     try:
-        done = dispatch_due(app.extensions["peaceline"])
+        done = dispatch_due(rt)
     except Exception:  # one bad tick must not stop the scheduler; the next one retries
         log.exception("dispatch tick failed")
-        return
-    if done:
-        logs.event("dispatch.tick", handled=len(done))
+    else:
+        if done:
+            logs.event("dispatch.tick", handled=len(done))
+    try:  # apart from dispatch, so a failing send cannot hold back an escalation
+        escalated = escalate_overdue(rt, rt.clock.now())
+    except Exception:
+        log.exception("escalation check failed")
+    else:
+        if escalated:
+            logs.event("escalation.tick", escalated=len(escalated))
 
 
 def run_forever(app: Flask, interval: int = 5) -> None:

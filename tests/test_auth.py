@@ -1,0 +1,251 @@
+"""Caseworker accounts: the CLI, argon2 hashes, login and lockout, sessions, CSRF, admin pages."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from bot import auth, create_app
+from bot.auth import LOCK_FOR, MAX_FAILURES
+from bot.cli import main
+from bot.models import AuditEvent, Caseworker
+from staff_helpers import PASSWORD, Staff, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
+
+
+def account(rt, email: str = "ana@example.org") -> Caseworker:
+    with rt.db.sessions() as s:
+        return s.scalar(select(Caseworker).where(Caseworker.email == email))
+
+
+def audits(rt, action: str) -> list[AuditEvent]:
+    with rt.db.sessions() as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
+
+
+@pytest.fixture
+def staff(client) -> Staff:
+    return Staff(client)
+
+
+# -- the CLI ------------------------------------------------------------------------------------------------
+
+def create_cli(env, *args: str, password_input: str = PASSWORD + "\n"):
+    return CliRunner().invoke(main, ["create-caseworker", *args], input=password_input, env=env)
+
+
+def test_create_caseworker_reads_the_password_from_stdin_and_stores_an_argon2_hash(env, rt):
+    result = create_cli(env, "--email", "Ana@Example.org", "--name", "Ana Ruiz", "--role", "admin",
+                        "--phone", "(816) 555-0142")
+    assert result.exit_code == 0, result.output
+    row = account(rt)
+    assert (row.name, row.role, row.phone, row.active) == ("Ana Ruiz", "admin", "+18165550142", True)
+    assert row.password_hash.startswith("$argon2id$") and PASSWORD not in row.password_hash
+    assert auth.hasher.verify(row.password_hash, PASSWORD)
+
+
+def test_create_caseworker_prompts_twice_at_a_terminal(env, rt, monkeypatch):
+    monkeypatch.setattr("bot.cli._stdin_is_terminal", lambda: True)
+    result = create_cli(env, "--email", "ben@example.org", "--name", "Ben",
+                        password_input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert "Password:" in result.output and "Repeat for confirmation:" in result.output
+    assert auth.hasher.verify(account(rt, "ben@example.org").password_hash, PASSWORD)
+
+
+@pytest.mark.parametrize("args, password, message", [
+    (["--email", "a@example.org", "--name", "A"], "too short\n", "at least 12 characters"),
+    (["--email", "not-an-email", "--name", "A"], PASSWORD + "\n", "not an email"),
+    (["--email", "a@example.org", "--name", "A", "--phone", "12"], PASSWORD + "\n", "not a valid phone"),
+    (["--email", "a@example.org", "--name", "A", "--duty-hours", "whenever"], PASSWORD + "\n", "Duty hours"),
+])
+def test_create_caseworker_refuses_bad_input_in_plain_words(env, rt, args, password, message):
+    result = create_cli(env, *args, password_input=password)
+    assert result.exit_code == 1 and message in result.output
+    with rt.db.sessions() as s:
+        assert s.scalar(select(func.count(Caseworker.id))) == 0
+
+
+def test_create_caseworker_refuses_a_second_account_for_the_same_email(env, rt):
+    assert create_cli(env, "--email", "ana@example.org", "--name", "Ana").exit_code == 0
+    result = create_cli(env, "--email", "ANA@example.org", "--name", "Ana again")
+    assert result.exit_code == 1 and "already exists" in result.output
+
+
+# -- logging in ----------------------------------------------------------------------------------------------
+
+def test_the_right_password_logs_in_and_the_wrong_one_is_refused(rt, staff):
+    add_caseworker(rt)
+    wrong = staff.login(password="not the password at all")
+    assert wrong.status_code == 401 and "Wrong email or password" in wrong.get_data(as_text=True)
+    assert staff.get("/inbox/").status_code == 302
+    unknown = staff.login(email="nobody@example.org")
+    assert unknown.status_code == 401 and "Wrong email or password" in unknown.get_data(as_text=True)
+    ok = staff.login()
+    assert ok.status_code == 302 and ok.headers["Location"] == "/inbox/"
+    assert staff.get("/inbox/").status_code == 200
+    assert account(rt).last_login_at == rt.clock.now()
+
+
+def test_five_failures_lock_the_account_across_two_app_instances_sharing_the_database(settings, clock, rt, app):
+    add_caseworker(rt)
+    other = create_app(settings, clock=clock)  # a second worker process, in effect
+    try:
+        first, second = Staff(app.test_client()), Staff(other.test_client())
+        for i in range(MAX_FAILURES):
+            (first if i % 2 else second).login(password=f"wrong password number {i}")
+        refused = first.login()
+        assert refused.status_code == 401 and "Too many wrong tries" in refused.get_data(as_text=True)
+        assert "Too many wrong tries" in second.login().get_data(as_text=True)
+        assert account(rt).locked_until == clock.now() + LOCK_FOR
+        assert [e.detail["locked"] for e in audits(rt, "auth.failed")] == [False] * (MAX_FAILURES - 1) + [True]
+        clock.set(clock.now() + LOCK_FOR + timedelta(seconds=1))
+        assert second.login().status_code == 302
+        assert (account(rt).failed_logins, account(rt).locked_until) == (0, None)
+    finally:
+        other.extensions["peaceline"].db.dispose()
+
+
+def test_a_deactivated_account_cannot_log_in_and_its_open_session_ends(rt, staff, client, app):
+    ana = add_caseworker(rt)
+    assert staff.login().status_code == 302
+    with rt.db.transaction() as s:
+        s.get(Caseworker, ana).active = False
+    assert staff.get("/inbox/").status_code == 302  # the session no longer counts
+    refused = staff.login()
+    assert refused.status_code == 401 and "turned off" in refused.get_data(as_text=True)
+
+
+def test_the_login_form_is_rate_limited_per_client(rt, staff):
+    for _ in range(10):
+        assert staff.login(email="nobody@example.org").status_code == 401
+    limited = staff.login(email="nobody@example.org")
+    assert limited.status_code == 429 and "Wait a minute" in limited.get_data(as_text=True)
+
+
+def test_login_starts_a_new_session_so_nothing_planted_before_survives(rt, staff, client):
+    add_caseworker(rt)
+    with client.session_transaction() as sess:
+        sess["planted"] = "by someone else"
+    staff.login()
+    with client.session_transaction() as sess:
+        assert "planted" not in sess and sess.get("_user_id", "").startswith("1:")
+
+
+def test_session_cookie_is_secure_http_only_and_same_site_lax(rt, staff):
+    add_caseworker(rt)
+    cookie = staff.login().headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_a_session_ends_after_a_shift(rt, staff, clock):
+    add_caseworker(rt)
+    staff.login()
+    clock.set(clock.now() + timedelta(hours=13))
+    assert staff.get("/inbox/").status_code == 302
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("/inbox/?show=mine", "/inbox/?show=mine"),
+    ("https://evil.example.com/", "/inbox/"),
+    ("//evil.example.com/", "/inbox/"),
+    ("/\\evil.example.com", "/inbox/"),
+])
+def test_login_returns_to_a_page_on_this_site_only(rt, staff, target, expected):
+    add_caseworker(rt)
+    assert staff.login(next=target).headers["Location"] == expected
+
+
+def test_an_anonymous_visit_is_sent_to_login_and_back(rt, staff):
+    add_caseworker(rt)
+    first = staff.get("/inbox/?show=closed")
+    assert first.status_code == 302 and first.headers["Location"] == "/login?next=/inbox/?show%3Dclosed"
+    page = staff.get(first.headers["Location"]).get_data(as_text=True)
+    assert 'name="next" value="/inbox/?show=closed"' in page
+    assert staff.login(next="/inbox/?show=closed").headers["Location"] == "/inbox/?show=closed"
+
+
+def test_logout_ends_the_session(rt, staff):
+    add_caseworker(rt)
+    staff.login()
+    assert staff.post("/logout").status_code == 302
+    assert staff.get("/inbox/").status_code == 302
+
+
+# -- CSRF -------------------------------------------------------------------------------------------------------
+
+def test_a_form_post_without_the_csrf_token_is_refused(rt, staff, client, app, phone):
+    assert app.config.get("WTF_CSRF_ENABLED", True), "CSRF stays on under TESTING"
+    add_caseworker(rt)
+    assert client.post("/login", data={"email": "ana@example.org", "password": PASSWORD}).status_code == 400
+    staff.login()
+    phone.text("talk to a person")
+    refused = client.post("/inbox/referrals/1/claim")
+    assert refused.status_code == 400 and "reload" in refused.get_data(as_text=True)
+    forged = client.post("/inbox/referrals/1/claim", data={"csrf_token": "forged"})
+    assert forged.status_code == 400
+    assert staff.post("/inbox/referrals/1/claim").status_code == 302  # with the page's token it works
+
+
+def test_twilio_webhooks_need_no_csrf_token(phone):
+    assert phone.text("hi")  # signed, form-encoded, no token: still answered
+
+
+# -- admin pages ---------------------------------------------------------------------------------------------
+
+def test_an_admin_creates_turns_off_and_resets_accounts(rt, client):
+    add_caseworker(rt, email="boss@example.org", name="Boss", role="admin")
+    admin = Staff(client)
+    admin.login("boss@example.org")
+    made = admin.post("/inbox/admin/caseworkers", name="Ben", email="ben@example.org", password=PASSWORD,
+                      role="caseworker", phone="816-555-0177", duty_hours="Mon-Fri 12:00-20:00")
+    assert made.status_code == 302
+    ben = account(rt, "ben@example.org")
+    assert (ben.phone, ben.duty_hours, ben.role) == ("+18165550177", "Mon-Fri 12:00-20:00", "caseworker")
+    assert "Ben" in admin.get("/inbox/admin/").get_data(as_text=True)
+
+    too_short = admin.post("/inbox/admin/caseworkers", name="C", email="c@example.org", password="short")
+    assert too_short.status_code == 302 and account(rt, "c@example.org") is None
+
+    admin.post(f"/inbox/admin/caseworkers/{ben.id}/active", active="0")
+    assert account(rt, "ben@example.org").active is False
+    admin.post(f"/inbox/admin/caseworkers/{ben.id}/active", active="1")
+    assert account(rt, "ben@example.org").active is True
+
+    new_password = "another long password"
+    admin.post(f"/inbox/admin/caseworkers/{ben.id}/password", password=new_password)
+    assert auth.hasher.verify(account(rt, "ben@example.org").password_hash, new_password)
+    actions = {e.action for e in audits(rt, "caseworker.created") + audits(rt, "caseworker.deactivated")
+               + audits(rt, "caseworker.password_reset")}
+    assert actions == {"caseworker.created", "caseworker.deactivated", "caseworker.password_reset"}
+
+
+def test_a_password_reset_unlocks_and_ends_the_other_sessions(rt, app):
+    ana = add_caseworker(rt)
+    add_caseworker(rt, email="boss@example.org", name="Boss", role="admin")
+    caseworker, admin = Staff(app.test_client()), Staff(app.test_client())
+    caseworker.login()
+    with rt.db.transaction() as s:
+        s.get(Caseworker, ana).locked_until = rt.clock.now() + LOCK_FOR
+    admin.login("boss@example.org")
+    admin.post(f"/inbox/admin/caseworkers/{ana}/password", password="a brand new password")
+    assert caseworker.get("/inbox/").status_code == 302  # the old session is gone
+    assert caseworker.login(password="a brand new password").status_code == 302
+
+
+def test_a_caseworker_cannot_use_the_admin_pages(rt, staff):
+    add_caseworker(rt)
+    staff.login()
+    assert staff.get("/inbox/admin/").status_code == 403
+    assert staff.post("/inbox/admin/caseworkers", name="X", email="x@example.org",
+                      password=PASSWORD).status_code == 403
+    assert account(rt, "x@example.org") is None
+
+
+def test_an_admin_cannot_turn_off_their_own_account(rt, staff):
+    boss = add_caseworker(rt, role="admin")
+    staff.login()
+    staff.post(f"/inbox/admin/caseworkers/{boss}/active", active="0")
+    assert account(rt).active is True
+    assert "cannot turn off your own" in staff.get("/inbox/admin/").get_data(as_text=True)
