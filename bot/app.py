@@ -1,0 +1,38 @@
+"""The Flask app factory: the runtime, then each channel and page as a blueprint."""
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import auth, health, inbox, limits, logs, notify, reports_web
+from .channels import sms, web
+from .clock import Clock
+from .config import Settings, load_settings
+from .outbound import Sender
+from .runtime import Runtime
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
+               sender: Sender | None = None) -> Flask:
+    """Build the app. Never starts the scheduler or opens a database connection by itself."""
+    settings = settings or load_settings()
+    logs.configure()
+    app = Flask("bot", instance_path=str(settings.instance_path))
+    app.config.update(SECRET_KEY=settings.secret_key, SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=bool(settings.public_base_url
+                                                 and settings.public_base_url.startswith("https://")),
+                      MAX_CONTENT_LENGTH=256 * 1024)
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
+    app.extensions["peaceline"] = Runtime.build(settings, clock, sender)
+
+    limits.init_app(app, settings)
+    csrf = auth.init_app(app)  # login, sessions, CSRF on every form
+    csrf.exempt(sms.bp)  # Twilio signs these requests instead
+    csrf.exempt(web.bp)  # same-origin JSON only: the chat's own CSRF defence
+    for blueprint in (sms.bp, health.bp, web.bp, inbox.bp, reports_web.bp):
+        app.register_blueprint(blueprint)
+    notify.install(app.extensions["peaceline"])
+    return app
