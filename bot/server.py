@@ -34,6 +34,9 @@ def banner(settings: Settings, host: str, port: int, workers: int, scheduler: bo
         f"  Twilio webhook  POST {base}/sms",
         f"  status callback POST {base}/sms/status",
         f"  health          GET  {base}/healthz",
+        f"  web chat        {base}/chat",
+        f"  caseworkers     {base}/inbox   (add one: peaceline create-caseworker --email … --name …)",
+        f"  reports         {base}/reports",
         f"  sender: {sender}",
         f"  scheduler: {'one process' if scheduler else 'off'}",
     ]
