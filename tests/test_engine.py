@@ -44,6 +44,7 @@ from bot.flows import load_flows, parse_duration
 from bot.matching import Matcher
 from bot.resources import load_directory
 from bot.segments import segments
+from cases import check_replies
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
@@ -123,22 +124,9 @@ def run_case(engine: Engine, case: dict) -> list[Outcome]:
 
 
 def check_turn(turn: dict, outcome: Outcome) -> None:
-    replies = outcome.replies
-    said = "\n".join(replies).lower()
-    context = f"after {turn['send']!r} the bot said {replies!r} with effects {outcome.effects!r}"
+    context = f"after {turn['send']!r} the bot said {outcome.replies!r} with effects {outcome.effects!r}"
     json.dumps(outcome.state)
-    for reply in replies:
-        assert segments(reply) <= 4 and len(reply) <= 1600, f"reply too long {context}"
-    if turn.get("silent"):
-        assert replies == [], context
-    else:
-        assert replies, context
-    for expected in turn.get("expect", []):
-        assert str(expected).lower() in said, f"missing {expected!r} {context}"
-    for unwanted in turn.get("not", []):
-        assert str(unwanted).lower() not in said, f"unwanted {unwanted!r} {context}"
-    if "replies" in turn:
-        assert len(replies) == turn["replies"], context
+    check_replies(turn, outcome.replies, context)
     if "options" in turn:
         assert outcome.options == turn["options"], context
     if "effects" in turn:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from bot.dispatch import dispatch_due
 from bot.flows import parse_duration
 from bot.models import FollowUp, Referral, Resident
-from bot.segments import segments
+from cases import check_replies
 from conftest import Phone
 
 HERE = Path(__file__).parent
@@ -42,22 +42,6 @@ def load_cases() -> list:
                     continue
                 out.append(pytest.param(case, id=f"{folder}/{path.stem}: {case['name']}"))
     return out
-
-
-def check_replies(turn: dict, replies: list[str]) -> None:
-    said = "\n".join(replies).lower()
-    context = f"after {turn['send']!r} the bot said {replies!r}"
-    if turn.get("silent"):
-        assert replies == [], context
-    else:
-        assert replies, context
-    for expected in turn.get("expect", []):
-        assert str(expected).lower() in said, f"missing {expected!r} {context}"
-    for unwanted in turn.get("not", []):
-        assert str(unwanted).lower() not in said, f"unwanted {unwanted!r} {context}"
-    if "replies" in turn:
-        assert len(replies) == turn["replies"], context
-    assert all(segments(r) <= 4 for r in replies), f"a reply longer than 4 SMS segments {context}"
 
 
 def check_state(rt, expected: dict) -> None:
@@ -118,7 +102,8 @@ def test_transcript(case, client, rt, clock):
             extra = {"NumMedia": str(turn["media"])} if turn.get("media") else {}
             if turn.get("carrier"):
                 extra["OptOutType"] = turn["carrier"]
-            check_replies(turn, phone.text(str(turn["send"]), **extra))
+            replies = phone.text(str(turn["send"]), **extra)
+            check_replies(turn, replies, f"after {turn['send']!r} the bot said {replies!r}")
             clock.set(clock.now() + TURN_GAP)
         if "then" in turn:
             check_state(rt, turn["then"])
