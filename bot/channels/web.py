@@ -9,9 +9,11 @@ this site's own origin.
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
 from flask import Blueprint, Response, jsonify, render_template, request, session
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -47,35 +49,10 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
-# The page's own words, for a 5th-grade reader. The bot's words live in flows/.
-LABELS: dict[str, dict[str, str]] = {
-    "en": {
-        "title": "Northeast Help Line", "leave": "Leave now", "switch": "Español",
-        "intro": "Hi. Tell us what you need help with. We will find help near you.",
-        "privacy": "This chat is private, not anonymous. In danger, call 911.",
-        "choices": "Show me choices", "message": "Your message", "send": "Send",
-        "you": "You", "bot": "Help line", "caseworker": "From our team",
-        "phone_title": "Want a person to text you?", "phone": "Your phone number",
-        "consent": "Yes, you may text me at this number", "save": "Save my number",
-        "saved": "Thank you. We saved your number.", "bad_phone": "Please check the number.",
-        "need_consent": "Please check the box first.", "failed": "Sorry, it did not send. Try again.",
-        "busy": "Too many messages. Please wait a minute.",
-        "noscript": "Please turn on JavaScript to chat.",
-    },
-    "es": {
-        "title": "Línea de Ayuda del Noreste", "leave": "Salir ya", "switch": "English",
-        "intro": "Hola. Díganos con qué necesita ayuda. Le buscamos ayuda cerca.",
-        "privacy": "Este chat es privado, no anónimo. Si está en peligro, llame al 911.",
-        "choices": "Ver opciones", "message": "Su mensaje", "send": "Enviar",
-        "you": "Usted", "bot": "Línea de ayuda", "caseworker": "De nuestro equipo",
-        "phone_title": "¿Quiere que una persona le escriba?", "phone": "Su número de teléfono",
-        "consent": "Sí, me pueden escribir a este número", "save": "Guardar mi número",
-        "saved": "Gracias. Guardamos su número.", "bad_phone": "Por favor revise el número.",
-        "need_consent": "Por favor marque la casilla.", "failed": "Perdón, no se envió. Intente otra vez.",
-        "busy": "Demasiados mensajes. Por favor espere un minuto.",
-        "noscript": "Por favor active JavaScript para usar el chat.",
-    },
-}
+# The page's own words live beside its template; the bot's words live in flows/.
+LABELS: dict[str, dict[str, str]] = yaml.safe_load(
+    (Path(__file__).parent / "templates" / "chat" / "labels.yaml").read_text(encoding="utf-8"))
+
 
 
 class BadRequest(Exception):
@@ -241,14 +218,14 @@ def save_phone() -> Response:
 def _record_consent(key: str, phone: str) -> None:
     """Store the number on the visitor, or link to the resident who already has it.
 
-    `Resident.phone` is unique: when the number already belongs to someone (they
+    A number belongs to one resident (`phone_lookup` is unique): when it already belongs to someone (they
     texted us before), the number stays in one place and the consent event points
     at that resident, so a caseworker texts them in the thread that already exists.
     """
     now = runtime().clock.now()
     with runtime().db.transaction() as s:
         resident = _resident(s, key, create=True)
-        owner = s.scalar(select(Resident).where(Resident.phone == phone))
+        owner = s.scalars(select(Resident).where(Resident.with_phone(phone)).order_by(Resident.id)).first()
         detail: dict[str, Any] = {"channel": "web"}
         if owner is None or owner.id == resident.id:
             resident.phone = phone
