@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from .charts import Bar
 from .models import AuditEvent, FollowUp, Message, Referral, Resident
+from .resources import Directory
 
 MIN_PEOPLE = 5
 SMALL = "<5"   # fewer than 5 people: hidden
@@ -440,6 +441,24 @@ def _median_p90(values: list[float], people: int) -> tuple[str, str]:
         return SMALL, SMALL
     p90 = statistics.quantiles(values, n=10, method="inclusive")[-1]
     return f"{statistics.median(values):.1f}", f"{p90:.1f}"
+
+
+# -- resources to verify again (directory entries, not people: nothing to suppress) -----------
+
+@dataclass(frozen=True)
+class StaleService:
+    id: str
+    name: str
+    organization: str
+    verified: date
+    days_old: int
+
+
+def stale_services(directory: Directory, today: date, max_age_days: int) -> list[StaleService]:
+    """Services last verified more than `max_age_days` (RESOURCE_MAX_AGE_DAYS) before `today`, oldest first."""
+    stale = [StaleService(s.id, s.name, s.organization.name, s.assured_date, (today - s.assured_date).days)
+             for s in directory.stale(today, max_age_days)]
+    return sorted(stale, key=lambda s: (-s.days_old, s.name))
 
 
 # -- output formats ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from flask_login import login_required
 
 from .auth import staff_headers
 from .charts import bar_chart
-from .reports import LEGEND, Period, PeriodError, Report, build_report, parse_period, to_csv
+from .reports import LEGEND, Period, PeriodError, Report, build_report, parse_period, stale_services, to_csv
 from .runtime import runtime
 
 # Templates come from the app's folder (bot/templates/reports); the stylesheet is this blueprint's own.
@@ -31,8 +31,11 @@ def page() -> tuple[str, int]:
         period, error, status = _period(request.args.get("since"), request.args.get("until")), None, 200
     except PeriodError as exc:
         period, error, status = _period(None, None), str(exc), 400
+    rt = runtime()
+    today = rt.clock.now().astimezone(rt.settings.program_timezone).date()
+    max_age = rt.settings.resource_max_age_days
     html = render_template("reports/report.html", report=_build(period), error=error, legend=LEGEND,
-                           bar_chart=bar_chart)
+                           bar_chart=bar_chart, stale=stale_services(rt.directory, today, max_age), max_age=max_age)
     return html, status
 
 
