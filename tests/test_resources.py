@@ -1,0 +1,476 @@
+"""resources.yaml: validation, error reports (file, entry, line) and ranking."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections import Counter
+from datetime import date, datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from bot.resources import CATEGORY_KEYS, DirectoryError, Match, load_directory
+
+ROOT = Path(__file__).resolve().parents[1]
+KC = ZoneInfo("America/Chicago")
+MONDAY_10AM = datetime(2026, 11, 30, 16, 0, tzinfo=timezone.utc)  # Monday 30 Nov 2026, 10:00 in KC
+MONDAY_7AM = datetime(2026, 11, 30, 13, 0, tzinfo=timezone.utc)
+MONDAY_6PM = datetime(2026, 12, 1, 0, 0, tzinfo=timezone.utc)
+SUNDAY_11AM = datetime(2026, 11, 29, 17, 0, tzinfo=timezone.utc)
+WEEKDAYS = "MO,TU,WE,TH,FR"
+EVERY_DAY = "MO,TU,WE,TH,FR,SA,SU"
+
+
+# -- building small directories ---------------------------------------------------------------
+
+
+def categories() -> list[dict]:
+    return [
+        {"key": key, "taxonomy_term": {"code": key.upper(), "name": key.title(), "taxonomy": "211 LA"},
+         "name": {"en": key.title(), "es": key.title()}}
+        for key in CATEGORY_KEYS
+    ]
+
+
+def service(id: str, *, zip_code: str | None = "64124", category: str = "food", byday: str | None = WEEKDAYS,
+            opens: str = "09:00", closes: str = "17:00", **fields) -> dict:
+    """A valid service; `zip_code=None` makes it a line with no location, `byday=None` one with no hours."""
+    x_bot = fields.pop("x_bot", {})
+    entry = {
+        "id": id,
+        "name": f"Service {id}",
+        "description": "Helps.",
+        "status": "active",
+        "organization": {"name": f"Org {id}"},
+        "categories": [category],
+        "phones": [{"number": "+18164746750"}],
+        "languages": [{"code": "en"}],
+        "assured_date": "2026-11-01",
+        "x_bot": x_bot,
+    }
+    if zip_code:
+        entry["locations"] = [{"addresses": [{"address_1": f"{len(id)}00 Independence Ave", "city": "Kansas City",
+                                              "state_province": "MO", "postal_code": zip_code, "country": "US"}]}]
+    if byday:
+        entry["schedules"] = [{"freq": "WEEKLY", "byday": byday, "opens_at": opens, "closes_at": closes}]
+    entry.update(fields)
+    return entry
+
+
+def write(tmp_path: Path, services: list[dict], name: str = "resources.yaml") -> Path:
+    path = tmp_path / name
+    document = {"spec_version": "3.0", "sample_data": False, "categories": categories(), "services": services}
+    path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def directory(tmp_path: Path, *services: dict):
+    return load_directory(write(tmp_path, list(services)))
+
+
+def ids(matches: list[Match]) -> list[str]:
+    return [m.service_id for m in matches]
+
+
+def line_of(path: Path, needle: str, occurrence: int = 1) -> int:
+    """1-based line of the n-th line containing `needle`."""
+    hits = [n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line]
+    return hits[occurrence - 1]
+
+
+def error_for(path: Path) -> str:
+    with pytest.raises(DirectoryError) as caught:
+        load_directory(path)
+    return str(caught.value)
+
+
+# -- the shipped sample directory -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_directory(ROOT / "resources.yaml")
+
+
+def test_shipped_file_validates_and_says_it_is_sample_data(shipped):
+    head = (ROOT / "resources.yaml").read_text().split("spec_version")[0]
+    assert shipped.sample_data is True
+    assert "SAMPLE DATA" in head and "verify" in head.lower()
+    assert set(shipped.categories) == set(CATEGORY_KEYS)
+    assert all({"en", "es"} <= set(c.name) for c in shipped.categories.values())
+
+
+def test_shipped_file_has_at_least_four_active_services_per_category(shipped):
+    counts = Counter(key for s in shipped.services if s.status == "active" for key in s.categories)
+    assert all(counts[key] >= 4 for key in CATEGORY_KEYS), counts
+
+
+def test_shipped_file_carries_the_national_lines(shipped):
+    numbers = {p.number for s in shipped.services for p in s.phones}
+    assert {"+18007997233", "+18002221222", "+18006624357", "+18002738255"} <= numbers
+    short = {s.x_bot.short_number for s in shipped.services}
+    assert {"988", "211"} <= short
+    dv = next(s for s in shipped.services if "+18007997233" in {p.number for p in s.phones})
+    assert "88788" in dv.description and dv.x_bot.national
+
+
+def test_shipped_phones_are_e164_and_confidential_services_have_no_address(shipped):
+    for s in shipped.services:
+        assert all(re.fullmatch(r"\+1[2-9]\d{9}", p.number) for p in s.phones), s.id
+        if s.x_bot.confidential:
+            assert not s.locations, s.id
+    assert any(s.x_bot.confidential for s in shipped.services if "safety" in s.categories)
+
+
+def test_shipped_spanish_services_and_verification_dates(shipped):
+    spanish = [s for s in shipped.services if "es" in {lang.code for lang in s.languages}]
+    assert len(spanish) >= 10
+    assert all("en" in {lang.code for lang in s.languages} for s in spanish)
+    stale = shipped.stale(date(2026, 11, 30), 180)
+    assert 1 <= len(stale) <= 2  # most were verified within 180 days, one or two on purpose not
+    assert len(shipped.services) == len({s.id for s in shipped.services})
+
+
+@pytest.mark.parametrize("category", CATEGORY_KEYS)
+def test_shipped_directory_answers_every_category_in_the_northeast(shipped, category):
+    for now in (MONDAY_10AM, SUNDAY_11AM):
+        matches = shipped.rank(category, zip_code="64124", now=now, tz=KC, lang="es")
+        assert len(matches) == 3
+        assert all(m.phone for m in matches)
+
+
+def test_shipped_confidential_shelter_never_gives_its_address(shipped):
+    matches = shipped.rank("safety", zip_code="64124", now=SUNDAY_11AM, tz=KC, limit=10)
+    rose = next(m for m in matches if m.service_id == "rose-brooks-hotline")
+    assert rose.confidential and rose.address is None and rose.distance_miles is None
+    assert rose.phone == "816-861-6100"
+
+
+# -- validation errors name the file, the entry and the line ------------------------------------
+
+
+def test_unknown_category_key_is_reported_with_its_line(tmp_path):
+    path = write(tmp_path, [service("ok"), service("typo", categories=["fod"])])
+    message = error_for(path)
+    assert f"{path}:{line_of(path, '- fod')}:" in message
+    assert "service 'typo': categories[0]: unknown category 'fod'" in message
+
+
+def test_missing_name_names_the_entry_and_its_line(tmp_path):
+    nameless = service("no-name")
+    del nameless["name"]
+    path = write(tmp_path, [service("first"), nameless])
+    message = error_for(path)
+    assert f"{path}:{line_of(path, 'id: no-name')}: service 'no-name': name: Field required" in message
+
+
+def test_entry_without_id_is_named_by_its_position(tmp_path):
+    anonymous = service("x")
+    del anonymous["id"]
+    path = write(tmp_path, [service("first"), service("second"), anonymous])
+    message = error_for(path)
+    assert "service #3 (no id): id: Field required" in message
+    assert f"{path}:{line_of(path, 'name: Service x')}:" in message
+
+
+def test_bad_phone_is_reported_on_its_line(tmp_path):
+    path = write(tmp_path, [service("ok"), service("bad-phone", phones=[{"number": "555-1234"}])])
+    message = error_for(path)
+    assert f"{path}:{line_of(path, '555-1234')}: service 'bad-phone': phones[0].number:" in message
+    assert "not a valid US phone number" in message
+
+
+def test_duplicate_id_is_reported_on_the_second_use(tmp_path):
+    path = write(tmp_path, [service("pantry"), service("other"), service("pantry")])
+    message = error_for(path)
+    assert f"{path}:{line_of(path, 'id: pantry', occurrence=2)}: service 'pantry': id: duplicate id" in message
+    assert "service #1" in message
+
+
+def test_every_error_is_reported_not_just_the_first(tmp_path):
+    path = write(tmp_path, [service("a", phones=[{"number": "123"}]), service("b", status="open")])
+    message = error_for(path)
+    assert "service 'a'" in message and "service 'b'" in message and "status" in message
+
+
+def test_invalid_yaml_reports_its_line(tmp_path):
+    path = tmp_path / "resources.yaml"
+    path.write_text("spec_version: '3.0'\ncategories: [\n  - key: food\nservices: []\n")
+    message = error_for(path)
+    assert message.startswith(f"{path}:") and "not valid YAML" in message
+
+
+def test_missing_file_is_a_directory_error(tmp_path):
+    assert "cannot read" in error_for(tmp_path / "nowhere.yaml")
+
+
+def test_a_missing_category_definition_is_an_error(tmp_path):
+    path = tmp_path / "resources.yaml"
+    document = {"spec_version": "3.0", "categories": categories()[:5], "services": [service("a")]}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    assert "missing categories: safety" in error_for(path)
+
+
+def test_confidential_service_may_not_list_a_location(tmp_path):
+    path = write(tmp_path, [service("shelter", x_bot={"confidential": True})])
+    assert "confidential service lists no locations" in error_for(path)
+
+
+def test_unknown_postal_code_needs_coordinates(tmp_path):
+    path = write(tmp_path, [service("nowhere", zip_code="00000")])
+    message = error_for(path)
+    assert f"{path}:{line_of(path, 'postal_code')}: service 'nowhere'" in message and "latitude" in message
+
+
+@pytest.mark.parametrize(
+    ("schedule", "complaint"),
+    [
+        ({"freq": "WEEKLY", "byday": "MO,XX", "opens_at": "09:00", "closes_at": "17:00"}, "unknown day 'XX'"),
+        ({"freq": "MONTHLY", "byday": "SA", "opens_at": "09:00", "closes_at": "11:00"}, "take an ordinal"),
+        ({"freq": "WEEKLY", "byday": "MO", "opens_at": "9am", "closes_at": "17:00"}, "not a time of day"),
+        ({"freq": "WEEKLY", "byday": "MO", "opens_at": "09:00", "closes_at": "09:00"}, "opens_at equals closes_at"),
+        ({"freq": "DAILY", "byday": "MO", "opens_at": "09:00", "closes_at": "17:00"}, "freq"),
+    ],
+)
+def test_bad_schedules_are_rejected(tmp_path, schedule, complaint):
+    path = write(tmp_path, [service("s", schedules=[schedule])])
+    assert complaint in error_for(path)
+
+
+def test_unknown_fields_are_rejected_so_typos_surface(tmp_path):
+    path = write(tmp_path, [service("s", opening_hours="9-5")])
+    assert "opening_hours: Extra inputs are not permitted" in error_for(path)
+
+
+def test_unquoted_times_and_zips_read_as_written(tmp_path):
+    # YAML 1.1 reads 17:00 as the number 1020 and 64124 as an int; the loader turns them back
+    path = tmp_path / "resources.yaml"
+    path.write_text(write(tmp_path, [service("s")]).read_text()
+                    .replace("'09:00'", "9:00").replace("'17:00'", "17:00").replace("'64124'", "64124"))
+    loaded = load_directory(path).get("s")
+    assert (loaded.schedules[0].opens_at, loaded.schedules[0].closes_at) == ("09:00", "17:00")
+    assert loaded.locations[0].addresses[0].postal_code == "64124"
+
+
+def test_phones_are_stored_in_e164_whatever_the_spelling(tmp_path):
+    loaded = directory(tmp_path, service("s", phones=[{"number": "(816) 474-6750"}, {"number": "1-800-799-7233"}]))
+    assert [p.number for p in loaded.get("s").phones] == ["+18164746750", "+18007997233"]
+
+
+def test_an_extension_is_part_of_the_phone_texted(tmp_path):
+    found = directory(tmp_path, service("s", phones=[{"number": "8164746750", "extension": 12}]))
+    assert found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)[0].phone == "816-474-6750 ext. 12"
+
+
+# -- ranking -------------------------------------------------------------------------------------
+
+
+def test_open_now_beats_distance_and_closed_ones_order_by_distance(tmp_path):
+    found = directory(
+        tmp_path,
+        service("near", zip_code="64124"),  # 0 mi, weekdays 9-5
+        service("river-market", zip_code="64106"),  # 1.6 mi, weekdays 9-5
+        service("weekend", zip_code="64127", byday="SA,SU", opens="10:00", closes="14:00"),  # 1.3 mi
+    )
+    rank = lambda now: ids(found.rank("food", zip_code="64124", now=now, tz=KC))  # noqa: E731
+    assert rank(MONDAY_10AM) == ["near", "river-market", "weekend"]
+    assert rank(SUNDAY_11AM) == ["weekend", "near", "river-market"]
+    assert rank(MONDAY_7AM) == ["near", "river-market", "weekend"]  # opening later today beats closed
+    assert rank(MONDAY_6PM) == ["near", "weekend", "river-market"]  # all closed: nearest first
+
+
+def test_match_fields(tmp_path):
+    found = directory(tmp_path, service("near", zip_code="64124"), service("far", zip_code="64106"))
+    near, far = found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)
+    assert near == Match(service_id="near", name="Service near", phone="816-474-6750",
+                         address="400 Independence Ave, Kansas City 64124", open_today=True, open_now=True,
+                         hours_today="9am-5pm", distance_miles=0.0, confidential=False)
+    assert far.distance_miles == pytest.approx(1.6, abs=0.1)
+    sunday = found.rank("food", zip_code="64124", now=SUNDAY_11AM, tz=KC)[0]
+    assert (sunday.open_today, sunday.open_now, sunday.hours_today) == (False, False, None)
+
+
+def test_time_is_evaluated_in_the_given_zone_across_daylight_saving(tmp_path):
+    found = directory(tmp_path, service("clinic"))
+    summer = datetime(2026, 7, 6, 14, 30, tzinfo=timezone.utc)  # Monday 9:30 CDT
+    winter = datetime(2026, 12, 7, 14, 30, tzinfo=timezone.utc)  # Monday 8:30 CST
+    assert found.rank("food", zip_code="64124", now=summer, tz=KC)[0].open_now is True
+    assert found.rank("food", zip_code="64124", now=winter, tz=KC)[0].open_now is False
+
+
+def test_priority_beats_hours_and_distance(tmp_path):
+    found = directory(
+        tmp_path,
+        service("near-open", zip_code="64124"),
+        service("far-closed-pinned", zip_code="64106", byday="SA", x_bot={"priority": 5}),
+    )
+    assert ids(found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)) == ["far-closed-pinned", "near-open"]
+
+
+def test_tags_first_then_the_usual_order(tmp_path):
+    found = directory(
+        tmp_path,
+        service("shelter", zip_code="64124", category="housing", x_bot={"tags": ["shelter"]}),
+        service("eviction-far", zip_code="64106", category="housing", x_bot={"tags": ["eviction", "tenant_rights"]}),
+        service("rent", zip_code="64123", category="housing", x_bot={"tags": ["rent", "eviction"]}),
+    )
+    query = dict(zip_code="64124", now=MONDAY_10AM, tz=KC)
+    assert ids(found.rank("housing", **query)) == ["shelter", "rent", "eviction-far"]
+    assert ids(found.rank("housing", tags=["eviction"], **query)) == ["rent", "eviction-far", "shelter"]
+    assert ids(found.rank("housing", tags=["utilities", "shelter"], **query)) == ["shelter", "rent", "eviction-far"]
+    assert ids(found.rank("housing", tags=["no-such-tag"], **query)) == ["shelter", "rent", "eviction-far"]
+
+
+def test_language_decides_between_equally_near_services(tmp_path):
+    found = directory(
+        tmp_path,
+        service("a-english", zip_code="64124"),
+        service("b-bilingual", zip_code="64124", languages=[{"code": "en"}, {"code": "es"}]),
+        service("c-far-spanish", zip_code="64125", languages=[{"code": "es"}]),
+    )
+    query = dict(zip_code="64124", now=MONDAY_10AM, tz=KC)
+    assert ids(found.rank("food", lang="en", **query)) == ["a-english", "b-bilingual", "c-far-spanish"]
+    assert ids(found.rank("food", lang="es", **query)) == ["b-bilingual", "a-english", "c-far-spanish"]
+
+
+def test_lines_without_a_place_come_after_near_services_and_before_far_ones(tmp_path):
+    found = directory(
+        tmp_path,
+        service("near", zip_code="64123"),  # about 1 mile
+        service("far", zip_code="64118"),  # about 7.5 miles
+        service("national-line", zip_code=None, byday=EVERY_DAY, opens="00:00", closes="24:00",
+                x_bot={"national": True}),
+    )
+    matches = found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)
+    assert ids(matches) == ["near", "national-line", "far"]
+    assert matches[1].distance_miles is None and matches[1].address is None
+    assert matches[1].hours_today == "24 hours"
+
+
+def test_a_regional_hotline_goes_before_a_national_one(tmp_path):
+    found = directory(
+        tmp_path,
+        service("national", zip_code=None, byday=EVERY_DAY, opens="00:00", closes="24:00", x_bot={"national": True}),
+        service("regional", zip_code=None, byday=EVERY_DAY, opens="00:00", closes="24:00"),
+    )
+    assert ids(found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)) == ["regional", "national"]
+
+
+@pytest.mark.parametrize("zip_code", [None, "00000", "nope"])
+def test_without_a_known_zip_local_services_still_come_before_lines(tmp_path, zip_code):
+    found = directory(
+        tmp_path,
+        service("a-line", zip_code=None, x_bot={"national": True}),
+        service("b-local", zip_code="64106"),
+    )
+    matches = found.rank("food", zip_code=zip_code, now=MONDAY_10AM, tz=KC)
+    assert ids(matches) == ["b-local", "a-line"]
+    assert matches[0].distance_miles is None and matches[0].address == "700 Independence Ave, Kansas City 64106"
+
+
+def test_confidential_service_shows_phone_but_no_address(tmp_path):
+    found = directory(tmp_path, service("shelter", zip_code=None, category="safety", byday=EVERY_DAY,
+                                        opens="00:00", closes="24:00", x_bot={"confidential": True}))
+    (match,) = found.rank("safety", zip_code="64124", now=MONDAY_10AM, tz=KC)
+    assert match.confidential and match.address is None and match.phone == "816-474-6750"
+
+
+def test_only_active_services_of_the_category_and_at_most_limit(tmp_path):
+    found = directory(
+        tmp_path,
+        *(service(f"s{i}", zip_code="64124") for i in range(5)),
+        service("closed-down", status="temporarily closed"),
+        service("gone", status="defunct"),
+        service("other-category", category="legal"),
+    )
+    assert ids(found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)) == ["s0", "s1", "s2"]
+    assert len(found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC, limit=10)) == 5
+    assert found.rank("recovery", zip_code="64124", now=MONDAY_10AM, tz=KC) == []
+    assert found.get("gone").status == "defunct" and found.get("nope") is None
+
+
+def test_service_in_two_categories_ranks_in_both(tmp_path):
+    found = directory(tmp_path, service("both", categories=["food", "housing"]))
+    assert ids(found.rank("housing", zip_code="64124", now=MONDAY_10AM, tz=KC)) == ["both"]
+    assert ids(found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)) == ["both"]
+
+
+def test_hours_unknown_rank_between_opening_later_and_closed(tmp_path):
+    found = directory(
+        tmp_path,
+        service("a-closed", zip_code="64124", byday="SA"),
+        service("b-unknown", zip_code="64106", byday=None),
+        service("c-later", zip_code="64125", opens="13:00", closes="15:00"),
+    )
+    matches = found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)
+    assert ids(matches) == ["c-later", "b-unknown", "a-closed"]
+    assert (matches[1].open_today, matches[1].open_now, matches[1].hours_today) == (None, None, None)
+    assert (matches[0].open_today, matches[0].open_now, matches[0].hours_today) == (True, False, "1pm-3pm")
+
+
+def test_hours_today_formats(tmp_path):
+    split = [{"freq": "WEEKLY", "byday": WEEKDAYS, "opens_at": "08:30", "closes_at": "12:00"},
+             {"freq": "WEEKLY", "byday": WEEKDAYS, "opens_at": "13:00", "closes_at": "17:00"}]
+    found = directory(
+        tmp_path,
+        service("split", zip_code="64124", schedules=split),
+        service("overnight", zip_code="64124", byday=EVERY_DAY, opens="19:00", closes="07:00"),
+        service("fridays", zip_code="64124", byday="FR", opens="22:00", closes="02:00"),
+        service("always", zip_code="64124", byday=EVERY_DAY, opens="00:00", closes="24:00"),
+    )
+    hours = lambda now, lang="en": {m.service_id: (m.hours_today, m.open_now)  # noqa: E731
+                                    for m in found.rank("food", zip_code="64124", now=now, tz=KC, lang=lang, limit=9)}
+    assert hours(MONDAY_10AM) == {"split": ("8:30am-12pm, 1pm-5pm", True), "overnight": ("7pm-7am", False),
+                                  "fridays": (None, False), "always": ("24 hours", True)}
+    saturday_1am = datetime(2026, 12, 5, 7, 0, tzinfo=timezone.utc)
+    assert hours(saturday_1am, "es") == {"split": (None, False), "overnight": ("7pm-7am", True),
+                                         "fridays": ("hasta las 2am", True), "always": ("24 horas", True)}
+
+
+def test_monthly_schedules_by_ordinal_weekday(tmp_path):
+    found = directory(tmp_path, service("second-saturday", schedules=[
+        {"freq": "MONTHLY", "byday": "2SA", "opens_at": "09:00", "closes_at": "11:00"},
+        {"freq": "MONTHLY", "byday": "-1FR", "opens_at": "16:00", "closes_at": "18:00"}]))
+    at = lambda y, m, d, h: found.rank("food", zip_code="64124", tz=KC,  # noqa: E731
+                                       now=datetime(y, m, d, h, tzinfo=KC).astimezone(timezone.utc))[0]
+    assert at(2026, 12, 12, 10).open_now is True  # 12 Dec 2026 is the second Saturday
+    assert at(2026, 12, 5, 10).open_today is False  # the first
+    assert at(2026, 12, 25, 17).open_now is True  # 25 Dec 2026 is the last Friday
+    assert at(2026, 12, 18, 17).open_today is False
+
+
+def test_short_number_is_shown_instead_of_the_phone(tmp_path):
+    found = directory(tmp_path, service("lifeline", zip_code=None, x_bot={"national": True, "short_number": 988}))
+    assert found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)[0].phone == "988"
+    assert "not a valid US short number" in error_for(write(tmp_path, [service("x", x_bot={"short_number": "12"})]))
+
+
+def test_rank_rejects_a_naive_time_and_an_unknown_category(tmp_path):
+    found = directory(tmp_path, service("s"))
+    with pytest.raises(ValueError, match="aware"):
+        found.rank("food", zip_code="64124", now=datetime(2026, 11, 30, 10), tz=KC)
+    with pytest.raises(ValueError, match="unknown category"):
+        found.rank("shopping", zip_code="64124", now=MONDAY_10AM, tz=KC)
+
+
+def test_ranking_many_services_keeps_the_full_order(tmp_path):
+    # more rows than the walk needs: it must still find the farthest open service when only it is open
+    many = [service(f"closed-{i:02d}", zip_code="64124", byday="SA") for i in range(40)]
+    found = directory(tmp_path, *many, service("only-open", zip_code="64118"))
+    matches = found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)
+    assert ids(matches) == ["only-open", "closed-00", "closed-01"]
+
+
+def test_the_benchmark_directory_is_valid(tmp_path):
+    # benchmarks/matching.py generates its 10,000 services the same way; a small one must load and rank
+    spec = importlib.util.spec_from_file_location("benchmarks_matching", ROOT / "benchmarks" / "matching.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    names = bench.write_directory(tmp_path / "resources.yaml", 120, seed=3)
+    found = load_directory(tmp_path / "resources.yaml")
+    assert len(found.services) == len(names) == 120
+    for text, lang, zip_code, now in bench._queries(30, seed=3):
+        assert len(found.rank("food", zip_code=zip_code, now=now, tz=KC, lang=lang)) == 3
