@@ -4,8 +4,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (JSON, Boolean, ColumnElement, DateTime, ForeignKey, Index, Integer, String, Text,
+                        TypeDecorator, event)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .crypto import SecretText, phone_lookup, phone_lookups
 
 
 def utcnow() -> datetime:
@@ -39,7 +42,8 @@ class Resident(Base):
     __tablename__ = "residents"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    phone: Mapped[str | None] = mapped_column(String(32), unique=True)  # E.164
+    phone: Mapped[str | None] = mapped_column(SecretText)  # E.164; encrypted with DATA_KEY, so not searchable
+    phone_lookup: Mapped[str | None] = mapped_column(String(64), unique=True)  # crypto.phone_lookup(phone)
     chat_key: Mapped[str | None] = mapped_column(String(64), unique=True)  # web chat visitor
     channel: Mapped[str] = mapped_column(String(16), default="sms")
     language: Mapped[str | None] = mapped_column(String(8))
@@ -57,6 +61,17 @@ class Resident(Base):
     @property
     def opted_out(self) -> bool:
         return self.opted_out_at is not None
+
+    @staticmethod
+    def with_phone(e164: str) -> ColumnElement[bool]:
+        """The one way to find a resident by number: every lookup form the number may have now."""
+        return Resident.phone_lookup.in_(phone_lookups(e164))
+
+
+@event.listens_for(Resident.phone, "set")
+def _phone_set(resident: Resident, value: str | None, _old: Any, _initiator: Any) -> None:
+    """The lookup follows the number wherever the number is set, so the two never disagree."""
+    resident.phone_lookup = phone_lookup(value) if value else None
 
 
 class ConversationSession(Base):
@@ -79,7 +94,7 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(String(3))  # in | out
     channel: Mapped[str] = mapped_column(String(16), default="sms")
     kind: Mapped[str] = mapped_column(String(16), default="reply")  # inbound|reply|followup|caseworker|notice
-    body: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(SecretText)  # NULL once purged
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(24))
     error_code: Mapped[int | None] = mapped_column(Integer)
@@ -142,7 +157,7 @@ class Note(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"))
     caseworker_id: Mapped[int | None] = mapped_column(ForeignKey("caseworkers.id"))
-    body: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(SecretText)  # NULL once purged
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

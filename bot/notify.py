@@ -95,10 +95,12 @@ def _on_duty_staff(s: Session, settings: Settings, referral: Referral, now: date
 
 
 def _recently_told(s: Session, referral_id: int, body: str, now: datetime) -> set[int]:
-    """Caseworkers who got this very notice a moment ago (a resident texting 'person' twice)."""
-    return set(s.scalars(select(Message.caseworker_id).where(
-        Message.referral_id == referral_id, Message.kind == "notice", Message.body == body,
-        Message.caseworker_id.is_not(None), Message.created_at > now - REPEAT_AFTER)))
+    """Caseworkers who got this very notice a moment ago (a resident texting 'person' twice).
+    Bodies are compared here, not in SQL: with DATA_KEY they are stored encrypted."""
+    rows = s.execute(select(Message.caseworker_id, Message.body).where(
+        Message.referral_id == referral_id, Message.kind == "notice",
+        Message.caseworker_id.is_not(None), Message.created_at > now - REPEAT_AFTER))
+    return {caseworker_id for caseworker_id, sent in rows if sent == body}
 
 
 def escalate(rt: Runtime, referral_id: int, now: datetime) -> list[Message]:

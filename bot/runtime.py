@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from . import crypto
 from .clock import Clock
 from .config import ConfigError, Settings
 from .db import Database
@@ -29,6 +30,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None, sender: Sender | None = None) -> "Runtime":
         clock = clock or Clock()
+        crypto.configure(settings.data_key)  # the column types read it: see bot/crypto.py
         try:
             directory = load_directory(settings.resources_path)
         except DirectoryError as exc:

@@ -11,6 +11,11 @@ config = context.config
 def run_migrations_online() -> None:
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch mode copies a table and drops the old one; with foreign keys on, that DROP
+            # cascade-deletes every row pointing at it. The pragma is ignored inside a transaction,
+            # so it goes straight to the driver before Alembic's BEGIN.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(connection=connection, target_metadata=Base.metadata,
                           render_as_batch=connection.dialect.name == "sqlite")
         with context.begin_transaction():
