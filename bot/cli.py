@@ -5,10 +5,15 @@ import json
 import os
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .config import ConfigError, Settings, load_settings, port_from
+
+if TYPE_CHECKING:
+    from .resources import Directory
 
 
 def _settings() -> Settings:
@@ -19,12 +24,16 @@ def _settings() -> Settings:
 
 
 def _app(settings: Settings, **kwargs):
+    """The app, once migrations have run (DATA_KEY is checked against the stored data)."""
     from . import create_app
+    from .retention import check_key
 
     try:
-        return create_app(settings, **kwargs)
+        app = create_app(settings, **kwargs)
+        check_key(app.extensions["peaceline"].db)
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
+    return app
 
 
 def _migrate(settings: Settings) -> None:
@@ -127,8 +136,64 @@ def check() -> None:
     for issue in issues:
         click.echo(str(issue), err=True)
     errors = sum(1 for i in issues if i.level == "error")
-    click.echo(f"{len(directory.services)} services, {errors} error(s), {len(issues) - errors} warning(s)")
+    warnings = len(issues) - errors + _warn_stale(settings, directory)
+    click.echo(f"{len(directory.services)} services, {errors} error(s), {warnings} warning(s)")
     sys.exit(1 if errors else 0)
+
+
+def _warn_stale(settings: Settings, directory: Directory) -> int:
+    """Warn about services not verified within RESOURCE_MAX_AGE_DAYS (warnings: the exit code stays)."""
+    from .clock import Clock
+    from .reports import stale_services
+
+    today = Clock().now().astimezone(settings.program_timezone).date()
+    stale = stale_services(directory, today, settings.resource_max_age_days)
+    for s in stale:
+        click.echo(f"{settings.resources_path}: warning: service {s.id!r}: last verified {s.verified}, "
+                   f"{s.days_old} days ago (RESOURCE_MAX_AGE_DAYS is {settings.resource_max_age_days})", err=True)
+    return len(stale)
+
+
+@main.command("export-hsds")
+@click.argument("out_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+def export_hsds(out_dir: Path) -> None:
+    """Write DIR/services.json: the directory as HSDS 3.0 service objects."""
+    from .hsds import write_export
+    from .resources import DirectoryError, load_directory
+
+    settings = _settings()
+    try:
+        directory = load_directory(settings.resources_path)
+    except DirectoryError as exc:
+        raise click.ClickException(str(exc)) from None
+    path = write_export(directory, out_dir, settings.program_timezone.key)
+    click.echo(f"{len(directory.services)} services written to {path}")
+
+
+@main.command("import-hsds")
+@click.argument("source", metavar="PATH", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", default="resources.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="the directory file to write")
+def import_hsds(source: Path, out: Path) -> None:
+    """Read HSDS 3.0 JSON or a CSV datapackage into a directory file; list every record skipped and why."""
+    from .hsds import HSDSError, import_file, write_directory
+    from .resources import DirectoryError, load_directory
+
+    settings = _settings()
+    try:  # the categories (their names, and terms to map to) are this deployment's own
+        categories = load_directory(settings.resources_path).categories.values()
+        result = import_file(source, categories, settings.program_timezone)
+        for line in [f"skipped: {s}" for s in result.skipped] + [f"note: {n}" for n in result.notes]:
+            click.echo(line, err=True)
+        count = len(result.directory.services)
+        if not count:
+            raise click.ClickException(f"nothing to import: all {len(result.skipped)} record(s) skipped; "
+                                       f"{out} unchanged")
+        write_directory(result.directory, out, str(source))
+    except (DirectoryError, HSDSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{count} service(s) written to {out}, {len(result.skipped)} skipped. "
+               "Imported data: verify every entry before residents see it.")
 
 
 @main.command()
@@ -199,3 +264,67 @@ def create_caseworker(email: str, name: str, role: str, phone: str | None, duty_
 
 def _stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
+
+
+@main.command()
+@click.option("--older-than", metavar="AGE", help="e.g. 180d or 26w: texts and notes older than this, "
+              "and residents with no activity for that long")
+@click.option("--resident", "number", metavar="PHONE", help="one person who asks: all their texts and notes, "
+              "and their number, at once")
+@click.option("--dry-run", is_flag=True, help="print the counts and change nothing")
+def purge(older_than: str | None, number: str | None, dry_run: bool) -> None:
+    """Remove message bodies and notes and anonymise residents; rows stay, so the reports do not change."""
+    from .phones import BadNumber, to_e164
+    from .retention import parse_age, purge_older_than, purge_resident
+
+    if (older_than is None) == (number is None):
+        raise click.UsageError("give either --older-than AGE or --resident PHONE")
+    try:
+        age = parse_age(older_than) if older_than else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    try:
+        phone = to_e164(number) if number else ""
+    except BadNumber:
+        raise click.BadParameter("not a phone number", param_hint="--resident") from None
+    settings = _settings()
+    _migrate(settings)
+    rt = _app(settings).extensions["peaceline"]
+    if age is not None:
+        purged = purge_older_than(rt.db, rt.clock.now(), age, dry_run)
+    elif (purged := purge_resident(rt.db, rt.clock.now(), phone, dry_run)) is None:
+        raise click.ClickException("no resident has that number (never texted, or already anonymised)")
+    counts = ", ".join(f"{n} {name.replace('_', '-')}" for name, n in purged.as_dict().items())
+    click.echo(f"{'dry run, would purge' if dry_run else 'purged'}: {counts}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup(path: Path) -> None:
+    """Copy the SQLite database to PATH, consistently, while the line runs (PostgreSQL: pg_dump -Fc)."""
+    from .retention import BackupError, backup_sqlite
+
+    settings = _settings()
+    try:
+        size = backup_sqlite(settings.database_url, path)
+    except BackupError as exc:
+        raise click.ClickException(f"backup: {exc}") from None
+    click.echo(f"backup written to {path} ({size // 1024} KiB, integrity ok)")
+
+
+@main.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt everything with the first DATA_KEY (DATA_KEY=NEW,OLD) and recompute phone lookups."""
+    from .crypto import UnreadableValue
+    from .retention import rotate_key as rotate
+
+    settings = _settings()
+    _migrate(settings)
+    rt = _app(settings).extensions["peaceline"]
+    try:
+        done = rotate(rt.db)
+    except (ConfigError, UnreadableValue) as exc:
+        raise click.ClickException(f"rotate-key: {exc}") from None
+    for column, counts in done.items():
+        line = f"{column}: {counts['re-encrypted']} re-encrypted, {counts['encrypted']} encrypted for the first time"
+        click.echo(line + (f", {counts['lookups']} lookups recomputed" if "lookups" in counts else ""))

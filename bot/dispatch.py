@@ -5,15 +5,17 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from . import logs
-from .models import FollowUp, Resident
+from .models import FollowUp, Message, Resident
 from .phones import mask
 from .runtime import Runtime
 
-BATCH = 200
+# Rows claimed per transaction: one, just before it is sent. A process killed mid-pass then strands
+# only the row it was sending (review_stuck marks it `unknown`), never rows it had not started.
+BATCH = 1
 STUCK_AFTER = timedelta(minutes=5)  # a claim older than this died with its process
 MAX_ATTEMPTS = 5
 FOLLOWUP_STATUS = {"queued": "sent", "accepted": "sent", "sending": "sent", "sent": "sent",
@@ -42,16 +44,52 @@ def next_window_start(now: datetime, tz: ZoneInfo, window: tuple) -> datetime | 
     return datetime.combine(day, window[0], tzinfo=tz).astimezone(now.tzinfo)
 
 
-def claim(s: Session, now: datetime, limit: int, postgres: bool) -> list[FollowUp]:
-    """Take due rows for this process only: SKIP LOCKED on PostgreSQL, the write lock on SQLite."""
-    query = (select(FollowUp).where(FollowUp.status == "pending", FollowUp.due_at <= now)
-             .order_by(FollowUp.due_at, FollowUp.id).limit(limit))
+# Built once: a plain UPDATE by primary key, bypassing the ORM's bulk-update machinery.
+_followups = FollowUp.__table__
+_STORE_SENT = (update(_followups).where(_followups.c.id == bindparam("followup_id"))
+               .values({c: bindparam(f"new_{c}") for c in ("status", "body", "sent_at", "message_id")}))
+
+
+@dataclass(frozen=True)
+class Due:
+    """A claimed follow-up with what sending it needs to know about the resident."""
+    id: int
+    resident_id: int
+    referral_id: int | None
+    template: str
+    due_at: datetime
+    phone: str | None
+    language: str
+    opted_out: bool
+    timezone: str | None
+
+
+def claim(s: Session, now: datetime, limit: int, postgres: bool) -> list[Due]:
+    """Take due rows for this process only: the SELECT skips rows another process holds (FOR UPDATE
+    SKIP LOCKED on PostgreSQL; SQLite's write lock serialises claims) and the UPDATE marks them
+    `sending` only if they are still pending. Two statements, not `id IN (subquery)`: PostgreSQL may
+    run a LIMIT … SKIP LOCKED subquery once per row it updates, and so claim every due row."""
+    due = (select(FollowUp.id).where(FollowUp.status == "pending", FollowUp.due_at <= now)
+           .order_by(FollowUp.due_at, FollowUp.id).limit(limit))
     if postgres:
-        query = query.with_for_update(skip_locked=True)
-    rows = list(s.scalars(query))
-    for row in rows:
-        row.status, row.claimed_at, row.attempts = "sending", now, row.attempts + 1
-    return rows
+        due = due.with_for_update(skip_locked=True)
+    taken = s.execute(update(FollowUp)
+                      .where(FollowUp.id.in_(list(s.scalars(due))), FollowUp.status == "pending")
+                      .values(status="sending", claimed_at=now, attempts=FollowUp.attempts + 1)
+                      .returning(FollowUp.id, FollowUp.resident_id, FollowUp.referral_id, FollowUp.template,
+                                 FollowUp.due_at)
+                      .execution_options(synchronize_session=False)).all()
+    if not taken:
+        return []
+    residents = {r.id: r for r in s.execute(
+        select(Resident.id, Resident.phone, Resident.language, Resident.opted_out_at, Resident.timezone)
+        .where(Resident.id.in_({row.resident_id for row in taken})))}
+    claimed = []
+    for row in sorted(taken, key=lambda r: (r.due_at, r.id)):
+        r = residents[row.resident_id]
+        claimed.append(Due(row.id, row.resident_id, row.referral_id, row.template, row.due_at, r.phone,
+                           r.language or "en", r.opted_out_at is not None, r.timezone))
+    return claimed
 
 
 def review_stuck(rt: Runtime, now: datetime) -> int:
@@ -70,36 +108,34 @@ def dispatch_due(rt: Runtime, now: datetime | None = None, limit: int = BATCH) -
     done: list[Dispatched] = []
     while True:
         with rt.db.transaction() as s:
-            claimed = [(f.id, f.resident_id, f.referral_id, f.template, f.due_at)
-                       for f in claim(s, now, limit, rt.db.dialect == "postgresql")]
-        done += [_send_one(rt, now, *row) for row in claimed]
+            claimed = claim(s, now, limit, rt.db.dialect == "postgresql")
+        done += [_send_one(rt, now, row) for row in claimed]
         if len(claimed) < limit:
             return done
 
 
-def _send_one(rt: Runtime, now: datetime, followup_id: int, resident_id: int, referral_id: int | None,
-              template: str, due_at: datetime) -> Dispatched:
-    with rt.db.sessions() as s:
-        resident = s.get(Resident, resident_id)
-        phone, lang, opted_out = resident.phone, resident.language or "en", resident.opted_out
-        tz = ZoneInfo(resident.timezone) if resident.timezone else rt.settings.program_timezone
+def _send_one(rt: Runtime, now: datetime, due: Due) -> Dispatched:
     report = lambda status, body=None: Dispatched(  # noqa: E731 - one shape for every branch
-        followup_id, mask(phone), status, body, due_at.isoformat())
-    if opted_out:
-        _finish(rt, followup_id, status="skipped_opted_out")
+        due.id, mask(due.phone), status, body, due.due_at.isoformat())
+    if due.opted_out:
+        _finish(rt, due.id, status="skipped_opted_out")
         return report("skipped_opted_out")
+    tz = ZoneInfo(due.timezone) if due.timezone else rt.settings.program_timezone
     if (opens := next_window_start(now, tz, rt.settings.send_window)) is not None:
-        _finish(rt, followup_id, status="pending", due_at=opens)
+        _finish(rt, due.id, status="pending", due_at=opens)
         return report("held_quiet_hours")
-    body = rt.engine.text(template, lang)
-    msg = rt.outbound.send(resident_id, body, "followup", referral_id=referral_id)
+    body = rt.engine.text(due.template, due.language)
+
+    def record(s: Session, msg: Message) -> None:  # in the transaction that stores the send's outcome
+        s.execute(_STORE_SENT, {"followup_id": due.id, "new_status": FOLLOWUP_STATUS.get(msg.status, "unknown"),
+                                "new_body": body, "new_sent_at": now, "new_message_id": msg.id})
+
+    msg = rt.outbound.send(due.resident_id, body, "followup", referral_id=due.referral_id, on_recorded=record)
     status = FOLLOWUP_STATUS.get(msg.status, "unknown")
-    _finish(rt, followup_id, status=status, body=body, sent_at=now, message_id=msg.id)
-    logs.event("followup.dispatched", followup=followup_id, status=status)
+    logs.event("followup.dispatched", followup=due.id, status=status)
     return report(status, body)
 
 
 def _finish(rt: Runtime, followup_id: int, **values: object) -> None:
     with rt.db.transaction() as s:
         s.execute(update(FollowUp).where(FollowUp.id == followup_id).values(**values))
-

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import requests
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -110,34 +111,47 @@ class Outbound:
             return None
         return f"{base}/sms/status" + (f"?reply={reply_id}" if reply_id else "")
 
-    def record_reply(self, session: Session, resident: Resident, body: str, inbound: Message) -> Message:
-        """Store the answer to an inbound text; it leaves as TwiML (or JSON for web chat)."""
+    def record_reply(self, session: Session, resident: Resident, body: str, inbound: Message,
+                     flush: bool = True) -> Message:
+        """Store the answer to an inbound text; it leaves as TwiML (or JSON for web chat).
+        With flush=False the caller flushes (once for all the replies) before it reads their ids."""
         msg = Message(resident_id=resident.id, direction="out", channel=inbound.channel, kind="reply",
                       body=body, status="queued" if inbound.channel != "web" else "delivered",
                       segments=segments(body), in_reply_to_id=inbound.id, created_at=self.clock.now(),
                       updated_at=self.clock.now())
         session.add(msg)
-        session.flush()
+        if flush:
+            session.flush()
         return msg
 
     def send(self, resident_id: int, body: str, kind: str, *, referral_id: int | None = None,
-             caseworker_id: int | None = None, to: str | None = None) -> Message:
-        """Send one text the resident did not just ask for (or a notice to staff when `to` is set)."""
-        msg = self._record_attempt(resident_id, body, kind, referral_id, caseworker_id, to)
+             caseworker_id: int | None = None, to: str | None = None,
+             on_recorded: Callable[[Session, Message], None] | None = None) -> Message:
+        """Send one text the resident did not just ask for (or a notice to staff when `to` is set).
+
+        The attempt is stored (committed) before the text leaves, the outcome after. `on_recorded`
+        runs inside the transaction that stores the outcome, so a caller's own row (a follow-up)
+        commits together with the message's status."""
+        msg, phone = self._record_attempt(resident_id, body, kind, referral_id, caseworker_id, to)
         if msg.status != "sending":
+            if on_recorded is not None:
+                with self.db.transaction() as session:
+                    on_recorded(session, msg)
             return msg
-        result = self.sender.send(to or msg_phone(self.db, resident_id), body, self.status_callback())
-        return self._record_result(msg.id, resident_id, result, staff=to is not None)
+        result = self.sender.send(to or phone, body, self.status_callback())
+        return self._record_result(msg, resident_id, result, staff=to is not None, on_recorded=on_recorded)
 
     def _record_attempt(self, resident_id: int, body: str, kind: str, referral_id: int | None,
-                        caseworker_id: int | None, to: str | None) -> Message:
+                        caseworker_id: int | None, to: str | None) -> tuple[Message, str | None]:
+        """Store the text as `sending` (or why it is not sent); return it and the resident's number."""
         now = self.clock.now()
         with self.db.transaction() as session:
-            resident = session.get(Resident, resident_id)
+            resident = session.execute(_RECIPIENT, {"resident_id": resident_id}).first()
+            phone = resident.phone if resident is not None else None
             status = "sending"
-            if to is None and (resident is None or resident.opted_out):
+            if to is None and (resident is None or resident.opted_out_at is not None):
                 status = "skipped_opted_out"
-            elif to is None and resident.phone is None:
+            elif to is None and phone is None:
                 status = "delivered"  # a web chat visitor: picked up by GET /chat/messages
             msg = Message(resident_id=resident_id, direction="out",
                           channel=resident.channel if resident and to is None else "sms", kind=kind,
@@ -146,19 +160,33 @@ class Outbound:
             session.add(msg)
         if status == "skipped_opted_out":
             logs.event("sms.skipped_opted_out", message=msg.id)
-        return msg
+        return msg, phone
 
-    def _record_result(self, message_id: int, resident_id: int, result: SendResult, staff: bool) -> Message:
+    def _record_result(self, msg: Message, resident_id: int, result: SendResult, staff: bool,
+                       on_recorded: Callable[[Session, Message], None] | None = None) -> Message:
+        """Store what the sender said, by primary key (no read back); `msg` is updated to match."""
         now = self.clock.now()
+        values = {"status": result.status, "provider_sid": result.sid, "error_code": result.error_code,
+                  "error_message": result.error_message, "updated_at": now}
         with self.db.transaction() as session:
-            msg = session.get(Message, message_id)
-            msg.status, msg.provider_sid = result.status, result.sid
-            msg.error_code, msg.error_message = result.error_code, result.error_message
-            msg.updated_at = now
+            session.execute(_STORE_RESULT, {"message_id": msg.id, **{f"new_{k}": v for k, v in values.items()}})
             if result.error_code is not None and not staff:
                 apply_error(session.get(Resident, resident_id), result.error_code, now)
-        logs.event("sms.sent", message=message_id, status=result.status, error=result.error_code or "-")
+            for key, value in values.items():
+                setattr(msg, key, value)  # detached: a plain copy of the stored row for the caller
+            if on_recorded is not None:
+                on_recorded(session, msg)
+        logs.event("sms.sent", message=msg.id, status=result.status, error=result.error_code or "-")
         return msg
+
+
+# Built once (statement construction costs more than running them): who a text goes to, and a
+# plain UPDATE by primary key for the outcome, bypassing the ORM's bulk-update machinery.
+_RECIPIENT = (select(Resident.channel, Resident.phone, Resident.opted_out_at)
+              .where(Resident.id == bindparam("resident_id")))
+_STORE_RESULT = (update(Message.__table__).where(Message.__table__.c.id == bindparam("message_id"))
+                 .values({c: bindparam(f"new_{c}") for c in
+                          ("status", "provider_sid", "error_code", "error_message", "updated_at")}))
 
 
 def msg_phone(db: Database, resident_id: int) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from . import crisis, engine as eng, geo, keywords, logs
 from .clock import Clock
 from .config import Settings
+from .crypto import phone_lookup
 from .db import Database
 from .models import AuditEvent, ConversationSession, FollowUp, Message, Referral, Resident
 from .outbound import Outbound
@@ -26,6 +27,21 @@ CHECKIN_WAIT = timedelta(days=4)  # a check-in answer is read as such for this l
 OPEN_REFERRAL = ("new", "claimed", "contacted")
 # The terminal simulator is an operator typing; web chat has its own rate limit.
 UNGUARDED_CHANNELS = ("terminal", "web")
+
+
+# The queries every inbound text runs, built once: building a statement costs more than running it.
+_SEEN = select(Message).where(Message.provider_sid == bindparam("provider_sid"))
+_CONVERSATION = select(ConversationSession).where(ConversationSession.resident_id == bindparam("resident_id"))
+_RECENT_INBOUND = select(func.count(Message.id)).where(
+    Message.resident_id == bindparam("resident_id"), Message.direction == "in",
+    Message.created_at > bindparam("since"))
+_OPEN_REFERRAL = (select(Referral).where(Referral.resident_id == bindparam("resident_id"),
+                                         Referral.status.in_(OPEN_REFERRAL))
+                  .order_by(Referral.created_at.desc()).limit(1))
+_PENDING_CHECKIN = (select(FollowUp).where(
+    FollowUp.resident_id == bindparam("resident_id"), FollowUp.status.in_(("sent", "logged")),
+    FollowUp.answered_at.is_(None), FollowUp.sent_at > bindparam("since"))
+    .order_by(FollowUp.sent_at.desc()).limit(1))
 
 
 @dataclass(frozen=True)
@@ -61,7 +77,7 @@ class Service:
         body, now = clean(text), self.clock.now()
         with self.db.transaction() as s:
             resident = self._lock_resident(s, channel, address, now)
-            if provider_sid and (seen := s.scalar(select(Message).where(Message.provider_sid == provider_sid))):
+            if provider_sid and (seen := s.scalar(_SEEN, {"provider_sid": provider_sid})):
                 return Handled(self._replies_to(s, seen), duplicate=True)
             handled = self._handle_locked(s, resident, channel, body, provider_sid, media_count,
                                           carrier_keyword, now)
@@ -84,7 +100,7 @@ class Service:
             inbound.status = "loop_guard"
             logs.event("sms.loop_guard", resident=resident.id)
             return Handled([])
-        conv = s.scalar(select(ConversationSession).where(ConversationSession.resident_id == resident.id))
+        conv = s.scalar(_CONVERSATION, {"resident_id": resident.id})
         if conv is None:
             conv = ConversationSession(resident_id=resident.id, state={}, last_activity_at=now)
             s.add(conv)
@@ -101,7 +117,8 @@ class Service:
         raised = self._apply(s, resident, inbound, referral, outcome.effects, now)
         conv.state, conv.last_activity_at = outcome.state, now
         conv.flow, conv.step = outcome.state.get("flow"), outcome.state.get("step")
-        replies = [self.outbound.record_reply(s, resident, text, inbound) for text in outcome.replies]
+        replies = [self.outbound.record_reply(s, resident, text, inbound, flush=False) for text in outcome.replies]
+        s.flush()  # one INSERT for all the replies (and their ids)
         logs.event("message.handled", resident=resident.id, channel=channel, replies=len(replies),
                    effects=",".join(type(e).__name__ for e in outcome.effects) or "-")
         return Handled([Reply(r.id, r.body or "") for r in replies], outcome.options, referrals=raised)
@@ -110,11 +127,20 @@ class Service:
 
     def _lock_resident(self, s: Session, channel: str, address: str, now: datetime) -> Resident:
         """Create the resident if new and lock the row, so one person's texts never interleave."""
-        column = Resident.chat_key if channel == "web" else Resident.phone
+        if channel == "web":
+            unique, match, values = "chat_key", Resident.chat_key == address, {"chat_key": address}
+        else:
+            unique, match = "phone_lookup", Resident.with_phone(address)
+            values = {"phone": address, "phone_lookup": phone_lookup(address)}
+        # Looked for before the insert: a lookup made under an older DATA_KEY (before rotate-key)
+        # differs from the one a new row gets, so the insert alone would not see the resident.
+        found = select(Resident).where(match).order_by(Resident.id).limit(1).with_for_update()
+        if (resident := s.scalars(found).first()) is not None:
+            return resident
         insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
-        values = {column.key: address, "channel": channel, "created_at": now}
-        s.execute(insert(Resident).values(**values).on_conflict_do_nothing(index_elements=[column.key]))
-        return s.scalars(select(Resident).where(column == address).with_for_update()).one()
+        s.execute(insert(Resident).values(**values, channel=channel, created_at=now)
+                  .on_conflict_do_nothing(index_elements=[unique]))
+        return s.scalars(found).one()
 
     def _loop_guarded(self, s: Session, resident: Resident, body: str, now: datetime) -> bool:
         """Too many texts in a minute (a robot, a stuck phone): store but stay quiet for a while."""
@@ -125,9 +151,7 @@ class Service:
             return False  # a person in danger is answered, and STOP works, whatever the rate
         if resident.quiet_until is not None and now < resident.quiet_until:
             return True
-        recent = s.scalar(select(func.count(Message.id)).where(
-            Message.resident_id == resident.id, Message.direction == "in",
-            Message.created_at > now - timedelta(minutes=1)))
+        recent = s.scalar(_RECENT_INBOUND, {"resident_id": resident.id, "since": now - timedelta(minutes=1)})
         if recent > self.settings.loop_guard_per_minute:
             resident.quiet_until = now + timedelta(minutes=self.settings.loop_guard_quiet_minutes)
             return True
@@ -139,9 +163,7 @@ class Service:
 
     @staticmethod
     def _open_referral(s: Session, resident_id: int) -> Referral | None:
-        return s.scalar(select(Referral).where(Referral.resident_id == resident_id,
-                                               Referral.status.in_(OPEN_REFERRAL))
-                        .order_by(Referral.created_at.desc()).limit(1))
+        return s.scalar(_OPEN_REFERRAL, {"resident_id": resident_id})
 
     @staticmethod
     def _handoff_open(referral: Referral | None) -> bool:
@@ -149,10 +171,7 @@ class Service:
 
     @staticmethod
     def _pending_checkin(s: Session, resident_id: int, now: datetime) -> FollowUp | None:
-        return s.scalar(select(FollowUp).where(
-            FollowUp.resident_id == resident_id, FollowUp.status.in_(("sent", "logged")),
-            FollowUp.answered_at.is_(None), FollowUp.sent_at > now - CHECKIN_WAIT)
-            .order_by(FollowUp.sent_at.desc()).limit(1))
+        return s.scalar(_PENDING_CHECKIN, {"resident_id": resident_id, "since": now - CHECKIN_WAIT})
 
     @staticmethod
     def _replies_to(s: Session, inbound: Message) -> list[Reply]:

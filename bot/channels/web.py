@@ -133,7 +133,10 @@ def _error(reason: str, status: int) -> Response:
 
 
 def _json_object() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes: not a message the page would send
+        data = None
     if not isinstance(data, dict):
         raise BadRequest('send a JSON object, like {"text": "hi"}')
     return data
