@@ -149,8 +149,9 @@ def _warn_stale(settings: Settings, directory: Directory) -> int:
     today = Clock().now().astimezone(settings.program_timezone).date()
     stale = stale_services(directory, today, settings.resource_max_age_days)
     for s in stale:
-        click.echo(f"{settings.resources_path}: warning: service {s.id!r}: last verified {s.verified}, "
-                   f"{s.days_old} days ago (RESOURCE_MAX_AGE_DAYS is {settings.resource_max_age_days})", err=True)
+        when = f"last verified {s.verified}, {s.days_old} days ago" if s.verified else "never verified (no assured_date)"
+        click.echo(f"{settings.resources_path}: warning: service {s.id!r}: {when} "
+                   f"(RESOURCE_MAX_AGE_DAYS is {settings.resource_max_age_days})", err=True)
     return len(stale)
 
 

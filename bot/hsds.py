@@ -124,7 +124,7 @@ def service_object(service: Service, categories: dict[str, Category], timezone: 
                  for i, lang in enumerate(service.languages)]
     return _compact({
         "id": sid, "name": service.name, "description": service.description, "status": service.status,
-        "email": service.email, "url": service.url, "assured_date": service.assured_date.isoformat(),
+        "email": service.email, "url": service.url, "assured_date": service.assured_date.isoformat() if service.assured_date else None,
         "eligibility_description": service.eligibility_description, "fees_description": service.fees_description,
         "organization_id": organization["id"], "organization": organization,
         "phones": phones, "schedules": schedules, "languages": languages,
@@ -526,8 +526,6 @@ def _missing(record: dict) -> list[str]:
         reasons.append("no name")
     if not _text(_obj(record.get("organization")).get("name")):
         reasons.append("no organization")
-    if _date(record.get("assured_date")) is None:
-        reasons.append("no assured_date: never verified")
     return reasons
 
 

@@ -450,15 +450,16 @@ class StaleService:
     id: str
     name: str
     organization: str
-    verified: date
-    days_old: int
+    verified: date | None  # None: never verified
+    days_old: int | None
 
 
 def stale_services(directory: Directory, today: date, max_age_days: int) -> list[StaleService]:
     """Services last verified more than `max_age_days` (RESOURCE_MAX_AGE_DAYS) before `today`, oldest first."""
-    stale = [StaleService(s.id, s.name, s.organization.name, s.assured_date, (today - s.assured_date).days)
+    stale = [StaleService(s.id, s.name, s.organization.name, s.assured_date,
+                          (today - s.assured_date).days if s.assured_date else None)
              for s in directory.stale(today, max_age_days)]
-    return sorted(stale, key=lambda s: (-s.days_old, s.name))
+    return sorted(stale, key=lambda s: (s.days_old is not None, -(s.days_old or 0), s.name))
 
 
 # -- output formats ---------------------------------------------------------------------------

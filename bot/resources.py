@@ -215,7 +215,7 @@ class Service(_Model):
     languages: list[Language] = []
     eligibility_description: str | None = None
     fees_description: str | None = None
-    assured_date: date
+    assured_date: date | None = None  # last verified; None = never (a warning, not an error)
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
     url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
     x_bot: XBot = XBot()
@@ -418,9 +418,9 @@ class Directory:
         return self._by_id.get(service_id)
 
     def stale(self, today: date, max_age_days: int) -> list[Service]:
-        """Services whose `assured_date` is older than `max_age_days` (RESOURCE_MAX_AGE_DAYS)."""
+        """Services never verified, or whose `assured_date` is older than `max_age_days` (RESOURCE_MAX_AGE_DAYS)."""
         limit = today - timedelta(days=max_age_days)
-        return [s for s in self.services if s.assured_date < limit]
+        return [s for s in self.services if s.assured_date is None or s.assured_date < limit]
 
     def rank(
         self,

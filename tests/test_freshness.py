@@ -19,13 +19,14 @@ from staff_helpers import Staff, add_caseworker, fast_argon2  # noqa: F401 (auto
 TODAY = date(2026, 12, 1)  # the day of conftest's T0 in Kansas City
 
 
-def entry(service_id: str, verified: date) -> dict:
+def entry(service_id: str, verified: date | None) -> dict:
     return {"id": service_id, "name": service_id.replace("-", " ").title(), "description": "Helps.",
             "status": "active", "organization": {"name": f"{service_id.split('-')[0].title()} Org"},
-            "categories": ["food"], "phones": [{"number": "+18164746750"}], "assured_date": verified.isoformat()}
+            "categories": ["food"], "phones": [{"number": "+18164746750"}],
+            **({"assured_date": verified.isoformat()} if verified else {})}
 
 
-def write_directory(folder: Path, verified: dict[str, date]) -> Path:
+def write_directory(folder: Path, verified: dict[str, date | None]) -> Path:
     """A resources.yaml with the shipped categories and one service per (id, last verified) pair."""
     categories = yaml.safe_load((ROOT / "resources.yaml").read_text(encoding="utf-8"))["categories"]
     path = folder / "resources.yaml"
@@ -64,6 +65,14 @@ def test_check_warns_about_stale_services_without_failing(env, tmp_path):
     assert "RESOURCE_MAX_AGE_DAYS is 180" in loud.output and "fresh-pantry" not in loud.output
     warnings = [int(out.output.split(" error(s), ")[1].split(" ")[0]) for out in (quiet, loud)]
     assert warnings[1] == warnings[0] + 1
+
+
+def test_check_warns_about_a_service_never_verified(env, tmp_path):
+    resources = write_directory(tmp_path, {"fresh-pantry": date.today(), "new-clinic": None})
+    result = check(env, resources)
+    assert result.exit_code == 0, result.output
+    assert f"{resources}: warning: service 'new-clinic': never verified (no assured_date)" in result.output
+    assert stale_services(load_directory(resources), TODAY, 180)[0].id == "new-clinic"
 
 
 def test_stale_services_do_not_hide_an_error(env, tmp_path):

@@ -3,6 +3,7 @@ examples (JSON and CSV datapackage), skip reasons, taxonomy mapping and the roun
 from __future__ import annotations
 
 import json
+from datetime import date
 import shutil
 import uuid
 from pathlib import Path
@@ -280,13 +281,20 @@ def test_the_import_command_lists_what_it_skipped_and_writes_nothing_when_nothin
     ({"attributes": term("XYZ-1", "Widgets", "local")},
      "unknown taxonomy: no term maps to one of our categories (terms: 'XYZ-1 Widgets')"),
     ({"attributes": []}, "unknown taxonomy: no term maps to one of our categories (no taxonomy terms)"),
-    ({"assured_date": None}, "no assured_date: never verified"),
     ({"organization": None}, "no organization"),
 ])
 def test_records_that_cannot_be_entries_are_skipped_with_the_reason(shipped, fields, reason):
     result = one([record(**fields)], shipped)
     assert result.directory.services == []
     assert reason in result.skipped[0].reasons
+
+
+def test_a_record_never_verified_is_imported_and_flagged_stale(shipped):
+    result = one([record(assured_date=None)], shipped)
+    [service] = result.directory.services
+    assert service.assured_date is None
+    directory = Directory(result.directory.categories, result.directory.services)
+    assert directory.stale(date(2026, 12, 1), 180) == [service]
 
 
 def test_every_reason_of_a_record_is_given(shipped):
