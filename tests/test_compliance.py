@@ -73,3 +73,8 @@ def test_advanced_opt_out_start_opts_back_in_silently(phone, rt):
     phone.text("STOP", OptOutType="STOP")
     assert phone.text("START", OptOutType="START") == []
     assert not resident(rt).opted_out
+
+
+def test_an_unknown_opt_out_type_does_not_silence_the_bot(phone, rt):
+    assert phone.text("I need food", OptOutType="SOMETHING_NEW")
+    assert not resident(rt).opted_out

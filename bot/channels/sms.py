@@ -1,6 +1,8 @@
 """Twilio's messaging webhook and status callback: signed requests in, TwiML out."""
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, abort, request
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -19,6 +21,8 @@ bp = Blueprint("sms", __name__)
 STATUS_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
                "delivered": 4, "undelivered": 4, "failed": 4, "read": 5}
 TWIML = "text/xml"
+# A Twilio SID is letters and digits (two letters and 32 hex digits); anything else is not Twilio's.
+SID = re.compile(r"[A-Za-z0-9]{1,64}")
 
 
 def _signed_url() -> str:
@@ -61,9 +65,11 @@ def inbound() -> Response:
     sid = form.get("MessageSid") or form.get("SmsMessageSid")
     if not sid:
         return Response("missing MessageSid\n", 400, mimetype="text/plain")
+    if not SID.fullmatch(sid):
+        return Response("MessageSid is not a Twilio SID\n", 400, mimetype="text/plain")
     handled = runtime().service.handle(
         channel=channel, address=phone, text=form.get("Body"), provider_sid=sid,
-        media_count=_int(form.get("NumMedia")), carrier_keyword=(form.get("OptOutType") or "").upper() or None)
+        media_count=_int(form.get("NumMedia")), carrier_keyword=_carrier_keyword(form.get("OptOutType")))
     logs.event("sms.inbound", sid=sid, sender=mask(phone), replies=len(handled.replies),
                duplicate=handled.duplicate)
     twiml = MessagingResponse()
@@ -77,21 +83,28 @@ def _status_url(reply_id: int) -> str:
     return f"{base}/sms/status?reply={reply_id}"
 
 
+def _carrier_keyword(raw: str | None) -> str | None:
+    """Twilio's OptOutType: it already answered STOP, START or HELP; any other value means nothing."""
+    value = (raw or "").strip().upper()
+    return value if value in ("STOP", "START", "HELP") else None
+
+
 def _int(raw: str | None) -> int:
-    return int(raw) if raw and raw.isdigit() else 0
+    """A count, code or id Twilio sends as plain digits; anything else ('²', junk, too long) is 0."""
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
 
 
 @bp.post("/sms/status")
 def status() -> Response:
     form = request.form
     sid, new = form.get("MessageSid"), (form.get("MessageStatus") or "").lower()
-    if not sid or new not in STATUS_RANK:
+    if not sid or not SID.fullmatch(sid) or new not in STATUS_RANK:
         return Response(status=204)
     rt = runtime()
     with rt.db.transaction() as s:
         msg = s.scalar(select(Message).where(Message.provider_sid == sid).with_for_update())
-        if msg is None and request.args.get("reply", "").isdigit():
-            msg = s.get(Message, int(request.args["reply"]), with_for_update=True)
+        if msg is None and (reply_id := _int(request.args.get("reply"))):
+            msg = s.get(Message, reply_id, with_for_update=True)
             if msg is not None and msg.provider_sid is None:
                 msg.provider_sid = sid
         if msg is None or msg.direction != "out":

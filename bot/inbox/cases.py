@@ -26,6 +26,7 @@ OUTCOMES = {
 MAX_REPLY = 1600  # Twilio's limit for one message
 MAX_NOTE = 5000
 NOT_SENT = ("skipped_opted_out", "failed")
+UNCERTAIN = ("unknown",)  # Twilio timed out or failed: the text may or may not have gone out
 QUEUE_LIMIT = 200
 Show = Literal["open", "mine", "closed"]
 
@@ -127,8 +128,8 @@ def reply(rt: Runtime, referral_id: int, me: int, text: str) -> Message:
         raise CaseError("This referral is closed. Reopen it to reply.")
     msg = rt.outbound.send(referral.resident_id, body, kind="caseworker", referral_id=referral_id,
                            caseworker_id=me)
-    if msg.status in NOT_SENT:
-        return msg
+    if msg.status in NOT_SENT + UNCERTAIN:
+        return msg  # not (surely) a contact: the referral's status and contact time stay as they are
     now = rt.clock.now()
     with rt.db.transaction() as s:
         referral = _referral(s, referral_id)

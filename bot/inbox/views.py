@@ -145,6 +145,9 @@ def reply(referral_id: int) -> Response:
     msg = cases.reply(runtime(), referral_id, _me(), request.form.get("body", ""))
     if msg.status in cases.NOT_SENT:
         flash(f"Your text was {DELIVERY[msg.status]}.", "error")
+    elif msg.status in cases.UNCERTAIN:
+        flash("Your text may not have gone out (Twilio did not answer). Check the thread before sending again.",
+              "error")
     else:
         flash("Sent.", "ok")
     return _back(referral_id)
