@@ -115,9 +115,9 @@ def normalize_duty_hours(raw: str | None) -> str | None:
     return raw.strip()
 
 
-def session_key(password_hash: str) -> str:
-    """Part of the login session id: changing the password ends every other session."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def session_key(row: Caseworker) -> str:
+    """Part of the login session id: changing the password, or logging out, ends every other session."""
+    return f"{hashlib.sha256(row.password_hash.encode()).hexdigest()[:16]}.{row.session_epoch}"
 
 
 # -- account changes ----------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def _logged_in(rt: Runtime, caseworker_id: int, password: str, now: datetime) ->
             row.password_hash = hasher.hash(password)
         row.failed_logins, row.locked_until, row.last_login_at = 0, None, now
         audit.record(s, "auth.login", now, actor_id=caseworker_id)
-        return StaffUser(row.id, row.name, row.role, session_key(row.password_hash))
+        return StaffUser(row.id, row.name, row.role, session_key(row))
 
 
 def load_user(user_id: str) -> StaffUser | None:
@@ -256,7 +256,7 @@ def load_user(user_id: str) -> StaffUser | None:
         return None
     with rt.db.sessions() as s:
         row = s.get(Caseworker, int(number))
-        if row is None or not row.active or session_key(row.password_hash) != key:
+        if row is None or not row.active or session_key(row) != key:
             return None
         return StaffUser(row.id, row.name, row.role, key)
 
@@ -294,6 +294,11 @@ def login() -> Response | str | tuple[str, int]:
 
 @bp.post("/logout")
 def logout() -> Response:
+    if current_user.is_authenticated:
+        rt = runtime()
+        with rt.db.transaction() as s:
+            row = s.get(Caseworker, current_user.id, with_for_update=True)
+            row.session_epoch += 1
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))

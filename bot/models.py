@@ -123,6 +123,8 @@ class Caseworker(Base):
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Part of every session id: logging out bumps it, ending the account's sessions (a copied cookie too).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Referral(Base):
