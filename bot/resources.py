@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -182,10 +181,11 @@ class Attribute(_Model):
 class XBot(_Model):
     """What HSDS lacks and the bot needs."""
 
-    keywords: list[Text] = []
+    # Factories, not `= []`: pydantic deep-copies a mutable default for every entry (slow at 10,000).
+    keywords: list[Text] = Field(default_factory=list)
     priority: int = 0  # higher first
     confidential: bool = False  # never text its address (a DV shelter): only its phone
-    tags: list[Slug] = []
+    tags: list[Slug] = Field(default_factory=list)
     national: bool = False  # a national line with no location (988)
     short_number: str | None = None  # dialled instead of the first phone: "988", "211"
 
@@ -208,11 +208,11 @@ class Service(_Model):
     status: Literal["active", "inactive", "defunct", "temporarily closed"]
     organization: Organization
     categories: list[CategoryKey] = Field(min_length=1)
-    attributes: list[Attribute] = []
+    attributes: list[Attribute] = Field(default_factory=list)
     phones: list[Phone] = Field(min_length=1)
-    locations: list[Location] = []
-    schedules: list[Schedule] = []
-    languages: list[Language] = []
+    locations: list[Location] = Field(default_factory=list)
+    schedules: list[Schedule] = Field(default_factory=list)
+    languages: list[Language] = Field(default_factory=list)
     eligibility_description: str | None = None
     fees_description: str | None = None
     assured_date: date | None = None  # last verified; None = never (a warning, not an error)
@@ -394,14 +394,6 @@ class Directory:
         # per instance: each category ranked from an origin, and split by a query's tags
         self._ordered = lru_cache(maxsize=ORDERS_CACHED)(self._ordered_uncached)
         self._split = lru_cache(maxsize=2 * ORDERS_CACHED)(self._split_uncached)
-        self._rank_from_own_zips(active)
-
-    def _rank_from_own_zips(self, active: list[Service]) -> None:
-        """Rank every category from the ZIPs the directory's services are in, where residents most often are."""
-        zips = Counter(loc.addresses[0].postal_code[:5] for s in active for loc in s.locations)
-        for zip_code, _count in zips.most_common(ORDERS_CACHED // max(1, len(self.categories))):
-            for key in self.categories:
-                self._ordered(key, zip_centroid(zip_code))
 
     def _row(self, service: Service, hours_index: dict[_Hours, int]) -> _Row:
         hours = frozenset(_rule(s.byday, s.opens_at, s.closes_at) for s in service.schedules)
