@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from . import logs
@@ -50,6 +50,18 @@ _STORE_SENT = (update(_followups).where(_followups.c.id == bindparam("followup_i
                .values({c: bindparam(f"new_{c}") for c in ("status", "body", "sent_at", "message_id")}))
 
 
+# Due rows with what sending needs to know about each resident, oldest first (one statement).
+# Ordered by due_at alone, which ix_follow_ups_status_due gives as it is read, so LIMIT stops at
+# the first rows; "due_at, id" made every claim sort every pending row (11 ms a claim at 10,000).
+_DUE = (select(FollowUp.id, FollowUp.resident_id, FollowUp.referral_id, FollowUp.template, FollowUp.due_at,
+               Resident.phone, Resident.language, Resident.opted_out_at, Resident.timezone)
+        .join(Resident, Resident.id == FollowUp.resident_id)
+        .where(FollowUp.status == "pending", FollowUp.due_at <= bindparam("now"))
+        .order_by(FollowUp.due_at).limit(bindparam("limit")))
+_DUE_SKIP_LOCKED = _DUE.with_for_update(skip_locked=True, of=FollowUp)  # PostgreSQL; not the residents
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
+
+
 @dataclass(frozen=True)
 class Due:
     """A claimed follow-up with what sending it needs to know about the resident."""
@@ -69,27 +81,22 @@ def claim(s: Session, now: datetime, limit: int, postgres: bool) -> list[Due]:
     SKIP LOCKED on PostgreSQL; SQLite's write lock serialises claims) and the UPDATE marks them
     `sending` only if they are still pending. Two statements, not `id IN (subquery)`: PostgreSQL may
     run a LIMIT … SKIP LOCKED subquery once per row it updates, and so claim every due row."""
-    due = (select(FollowUp.id).where(FollowUp.status == "pending", FollowUp.due_at <= now)
-           .order_by(FollowUp.due_at, FollowUp.id).limit(limit))
     if postgres:
-        due = due.with_for_update(skip_locked=True)
-    taken = s.execute(update(FollowUp)
-                      .where(FollowUp.id.in_(list(s.scalars(due))), FollowUp.status == "pending")
-                      .values(status="sending", claimed_at=now, attempts=FollowUp.attempts + 1)
-                      .returning(FollowUp.id, FollowUp.resident_id, FollowUp.referral_id, FollowUp.template,
-                                 FollowUp.due_at)
-                      .execution_options(synchronize_session=False)).all()
-    if not taken:
+        # The claim's commit need not wait for its own disk flush: nothing leaves before the send's
+        # attempt commits, synchronously, later in the same log, which makes this claim durable too.
+        # A crash before then loses the claim with nothing sent, and the row is simply due again.
+        s.execute(_ASYNC_COMMIT)
+    due = s.execute(_DUE_SKIP_LOCKED if postgres else _DUE, {"now": now, "limit": limit}).all()
+    if not due:
         return []
-    residents = {r.id: r for r in s.execute(
-        select(Resident.id, Resident.phone, Resident.language, Resident.opted_out_at, Resident.timezone)
-        .where(Resident.id.in_({row.resident_id for row in taken})))}
-    claimed = []
-    for row in sorted(taken, key=lambda r: (r.due_at, r.id)):
-        r = residents[row.resident_id]
-        claimed.append(Due(row.id, row.resident_id, row.referral_id, row.template, row.due_at, r.phone,
-                           r.language or "en", r.opted_out_at is not None, r.timezone))
-    return claimed
+    taken = set(s.scalars(update(FollowUp)
+                          .where(FollowUp.id.in_([row.id for row in due]), FollowUp.status == "pending")
+                          .values(status="sending", claimed_at=now, attempts=FollowUp.attempts + 1)
+                          .returning(FollowUp.id)
+                          .execution_options(synchronize_session=False)))
+    return [Due(row.id, row.resident_id, row.referral_id, row.template, row.due_at, row.phone,
+                row.language or "en", row.opted_out_at is not None, row.timezone)
+            for row in sorted(due, key=lambda r: (r.due_at, r.id)) if row.id in taken]
 
 
 def review_stuck(rt: Runtime, now: datetime) -> int:
