@@ -9,6 +9,7 @@ category carries the HSDS `taxonomy_term` an export turns into an attribute), an
 from __future__ import annotations
 
 import calendar
+from collections import Counter
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -394,6 +395,14 @@ class Directory:
         # per instance: each category ranked from an origin, and split by a query's tags
         self._ordered = lru_cache(maxsize=ORDERS_CACHED)(self._ordered_uncached)
         self._split = lru_cache(maxsize=2 * ORDERS_CACHED)(self._split_uncached)
+        self._rank_from_own_zips(active)
+
+    def _rank_from_own_zips(self, active: list[Service]) -> None:
+        """Rank every category from the ZIPs the directory's services are in, where residents most often are."""
+        zips = Counter(loc.addresses[0].postal_code[:5] for s in active for loc in s.locations)
+        for zip_code, _count in zips.most_common(ORDERS_CACHED // max(1, len(self.categories))):
+            for key in self.categories:
+                self._ordered(key, zip_centroid(zip_code))
 
     def _row(self, service: Service, hours_index: dict[_Hours, int]) -> _Row:
         hours = frozenset(_rule(s.byday, s.opens_at, s.closes_at) for s in service.schedules)
