@@ -16,7 +16,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,6 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+
+from bot.db import scratch_database  # noqa: E402
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 # Tuesday 1 Dec 2026, 10:00 in Kansas City: inside the sending window.
@@ -162,23 +163,6 @@ def verify(database_url: str, count: int) -> dict:
 
 
 @contextmanager
-def postgres_database(admin_url: str):
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"peaceline_dispatch_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
 def sqlite_database(work: Path):
     yield f"sqlite:///{work / 'dispatch.db'}"
 
@@ -198,7 +182,7 @@ def main() -> int:
         procs = args.processes if db == "postgresql" else 1
         work = Path(tempfile.mkdtemp(prefix="peaceline-dispatch-"))
         try:
-            with postgres_database(args.pg_admin_url) if db == "postgresql" else sqlite_database(work) as url:
+            with scratch_database(args.pg_admin_url, "peaceline_dispatch") if db == "postgresql" else sqlite_database(work) as url:
                 upgrade(url)
                 seed(url, args.followups)
                 r = run(url, procs, args.followups, work)

@@ -42,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.db import scratch_database  # noqa: E402
+
 TOKEN = "bench-auth-token-0123456789abcdef"
 BASE_URL = "https://peaceline.example.org"
 PROGRAM_NUMBER = "+18165550100"
@@ -276,24 +278,6 @@ def measure(db: str, target: str, module: str, cwd: Path, env: dict[str, str], w
     return row
 
 
-@contextmanager
-def postgres_database(admin_url: str):
-    """A fresh, migrated database for this run; dropped after, whatever happens."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"peaceline_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def app_env(database_url: str, instance: Path, resources: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TWILIO_", "DATABASE_URL", "RESOURCES_PATH", "FLOWS_DIR", "PEACELINE_"))}
@@ -373,7 +357,7 @@ def main() -> int:
         load = write_requests(work / "load.tsv", signed_requests(args.residents, args.turns))
         print(f"  signed in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
         for db in databases:
-            with (postgres_database(args.pg_admin_url) if db == "postgresql"
+            with (scratch_database(args.pg_admin_url, "peaceline_bench") if db == "postgresql"
                   else _sqlite_url(work / "sqlite" / "peaceline.db")) as url:
                 upgrade(url)  # once, before the workers start (wsgi.py's own upgrade is then a no-op)
                 env = app_env(url, work / f"instance-{db}")

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from twilio.request_validator import RequestValidator
 
-from bot import create_app
+from bot import create_app, crypto
 from bot.clock import FrozenClock
 from bot.config import ROOT, load_settings
+from bot.db import scratch_database
 from bot.migrate import upgrade
+from bot.outbound import SendResult
 from bot.models import Base
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -40,16 +41,9 @@ def _migrated(tmp_path_factory):
         upgrade(f"sqlite:///{template}")
         yield ("sqlite", template)
         return
-    name = f"peaceline_t{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    test_url = make_url(url).set(database=name).render_as_string(hide_password=False)
-    upgrade(test_url)
-    yield ("postgresql", test_url)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(url, "peaceline_t") as test_url:
+        upgrade(test_url)
+        yield ("postgresql", test_url)
 
 
 @pytest.fixture
@@ -75,10 +69,24 @@ def is_postgres(_migrated) -> bool:
 # -- the app ----------------------------------------------------------------------------------
 
 @pytest.fixture
-def env(database_url, tmp_path) -> dict[str, str]:
+def data_key() -> str | None:
+    """DATA_KEY for the app (none: no encryption at rest); a test module may override it."""
+    return None
+
+
+@pytest.fixture
+def env(database_url, tmp_path, data_key) -> dict[str, str]:
     """The environment the app is configured from; tests may change it before `app` is built."""
-    return {"DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_BASE_URL": BASE_URL,
-            "SECRET_KEY": "test-secret-key", "PEACELINE_INSTANCE": str(tmp_path / "instance")}
+    env = {"DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_BASE_URL": BASE_URL,
+           "SECRET_KEY": "test-secret-key", "PEACELINE_INSTANCE": str(tmp_path / "instance")}
+    return {**env, "DATA_KEY": data_key} if data_key else env
+
+
+@pytest.fixture(autouse=True)
+def no_cipher_left_behind():
+    """The DATA_KEY cipher is process state (set by every app built): leave none for the next test."""
+    yield
+    crypto.configure(None)
 
 
 @pytest.fixture
@@ -91,9 +99,39 @@ def settings(env):
     return load_settings(env)
 
 
+class Outbox:
+    """A sender that keeps what it was asked to send; numbers in `broken` make it raise."""
+
+    name = "test"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.broken: set[str] = set()
+
+    def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
+        if to in self.broken:
+            raise RuntimeError("the SMS API is down")
+        self.sent.append((to, body))
+        return SendResult("queued", sid=f"SM{len(self.sent):032d}")
+
+    def to(self, number: str) -> list[str]:
+        return [body for to, body in self.sent if to == number]
+
+
 @pytest.fixture
-def app(settings, clock):
-    app = create_app(settings, clock=clock)
+def outbox() -> Outbox:
+    return Outbox()
+
+
+@pytest.fixture
+def sender():
+    """The app's sender: None for the configured one (the log sender); override with `outbox`."""
+    return None
+
+
+@pytest.fixture
+def app(settings, clock, sender):
+    app = create_app(settings, clock=clock, sender=sender)
     app.config["TESTING"] = True
     yield app
     app.extensions["peaceline"].db.dispose()

@@ -14,13 +14,11 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from bot.db import scratch_database
 
 from conftest import AUTH_TOKEN, BASE_URL
 
@@ -49,17 +47,8 @@ def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
         return
     admin_url = postgres_admin_url()
     assert admin_url, "the PostgreSQL variant needs TEST_DATABASE_URL"
-    name = f"peaceline_fault_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(admin_url, "peaceline_fault") as url:
+        yield url
 
 
 def child_env(database_url: str, instance: Path, **extra: str) -> dict[str, str]:

@@ -15,8 +15,7 @@ from bot.crypto import UnreadableValue
 from bot.dispatch import dispatch_due
 from bot.migrate import alembic_config
 from bot.models import AuditEvent, FollowUp, Message, Note, Resident
-from bot.outbound import SendResult
-from conftest import RESIDENT, T0, Phone
+from conftest import RESIDENT, T0, Outbox, Phone
 from staff_helpers import Staff, add_caseworker, fast_argon2, open_referral  # noqa: F401 (autouse fixture)
 
 # Test keys, fixed so that every xdist worker collects the same test ids.
@@ -27,47 +26,14 @@ NOTE = "Called the landlord about the locks."
 ANA = "+18165550141"
 
 
-class Outbox:
-    """Keeps every (to, body) the app sends, so tests see the decrypted number that left."""
-
-    name = "test"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
-        self.sent.append((to, body))
-        return SendResult("queued", sid=f"SM{len(self.sent):032d}")
-
-
-@pytest.fixture(autouse=True)
-def no_cipher_left_behind():
-    """The cipher is process state: leave none for the next test in this worker."""
-    yield
-    crypto.configure(None)
-
-
 @pytest.fixture
 def data_key() -> str | None:
     return NEW
 
 
 @pytest.fixture
-def env(env, data_key):
-    return {**env, "DATA_KEY": data_key} if data_key else env
-
-
-@pytest.fixture
-def outbox() -> Outbox:
-    return Outbox()
-
-
-@pytest.fixture
-def app(settings, clock, outbox):
-    app = create_app(settings, clock=clock, sender=outbox)
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["peaceline"].db.dispose()
+def sender(outbox):
+    return outbox  # keeps the decrypted number that left
 
 
 def raw(rt, sql: str) -> list:

@@ -10,7 +10,6 @@ from bot import create_app, notify
 from bot.config import load_settings
 from bot.inbox import cases
 from bot.models import AuditEvent, Caseworker, Message, Referral
-from bot.outbound import SendResult
 from bot.scheduler import tick
 from conftest import BASE_URL, RESIDENT, twiml_bodies
 from staff_helpers import add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
@@ -20,41 +19,14 @@ ANA, BEN, CY = "+18165550141", "+18165550142", "+18165550143"
 SATURDAY_NIGHT = datetime(2026, 12, 6, 5, 0, tzinfo=timezone.utc)  # Sat 5 Dec, 23:00 in Kansas City
 
 
-class Outbox:
-    """A sender that keeps what it was asked to send; numbers in `broken` make it raise."""
-
-    name = "test"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-        self.broken: set[str] = set()
-
-    def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
-        if to in self.broken:
-            raise RuntimeError("the SMS API is down")
-        self.sent.append((to, body))
-        return SendResult("queued", sid=f"SM{len(self.sent):032d}")
-
-    def to(self, number: str) -> list[str]:
-        return [body for to, body in self.sent if to == number]
-
-
 @pytest.fixture
 def env(env):
     return {**env, "ESCALATION_PHONES": ESCALATION, "ESCALATE_AFTER_MINUTES": "30"}
 
 
 @pytest.fixture
-def outbox() -> Outbox:
-    return Outbox()
-
-
-@pytest.fixture
-def app(settings, clock, outbox):
-    app = create_app(settings, clock=clock, sender=outbox)
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["peaceline"].db.dispose()
+def sender(outbox):
+    return outbox
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from bot import crypto
 from bot.cli import main
 from bot.models import AuditEvent, ConversationSession, FollowUp, Message, Note, Referral, Resident
 from bot.reports import to_json
@@ -25,23 +24,6 @@ from test_reports import dataset, people, report_of  # noqa: F401 (fixtures)
 ORIGIN = {"Origin": "http://localhost"}
 OTHER = "+18165550199"
 HALF_YEAR = timedelta(days=180)
-
-
-@pytest.fixture(autouse=True)
-def no_cipher_left_behind():
-    """The cipher is process state: leave none for the next test in this worker."""
-    yield
-    crypto.configure(None)
-
-
-@pytest.fixture
-def data_key() -> str | None:
-    return None
-
-
-@pytest.fixture
-def env(env, data_key):
-    return {**env, "DATA_KEY": data_key} if data_key else env
 
 
 def cli(env: dict[str, str], *args: str):
