@@ -76,7 +76,7 @@ class Service:
         """Handle one inbound message exactly once; a repeated provider id returns the first answer."""
         body, now = clean(text), self.clock.now()
         with self.db.transaction() as s:
-            resident = self._lock_resident(s, channel, address, now)
+            resident = self.lock_resident(s, channel, address, now)
             if provider_sid and (seen := s.scalar(_SEEN, {"provider_sid": provider_sid})):
                 return Handled(self._replies_to(s, seen), duplicate=True)
             handled = self._handle_locked(s, resident, channel, body, provider_sid, media_count,
@@ -125,7 +125,7 @@ class Service:
 
     # -- residents and state -------------------------------------------------------------
 
-    def _lock_resident(self, s: Session, channel: str, address: str, now: datetime) -> Resident:
+    def lock_resident(self, s: Session, channel: str, address: str, now: datetime) -> Resident:
         """Create the resident if new and lock the row, so one person's texts never interleave."""
         if channel == "web":
             unique, match, values = "chat_key", Resident.chat_key == address, {"chat_key": address}

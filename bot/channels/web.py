@@ -16,8 +16,6 @@ from urllib.parse import urlsplit
 import yaml
 from flask import Blueprint, Response, jsonify, render_template, request, session
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import TooManyRequests
@@ -78,11 +76,7 @@ def _visitor() -> str:
     return f"chat:{_chat_key()}" if _chat_key() else f"addr:{request.remote_addr}"
 
 
-def _resident(s: Session, key: str, create: bool = False) -> Resident | None:
-    if create:  # same upsert as the service, so a first POST racing this one is harmless
-        insert = pg_insert if runtime().db.dialect == "postgresql" else sqlite_insert
-        s.execute(insert(Resident).values(chat_key=key, channel="web", created_at=runtime().clock.now())
-                  .on_conflict_do_nothing(index_elements=["chat_key"]))
+def _resident(s: Session, key: str) -> Resident | None:
     return s.scalar(select(Resident).where(Resident.chat_key == key))
 
 
@@ -227,7 +221,8 @@ def _record_consent(key: str, phone: str) -> None:
     """
     now = runtime().clock.now()
     with runtime().db.transaction() as s:
-        resident = _resident(s, key, create=True)
+        # The service's own create-and-lock, so a first message racing this one is harmless.
+        resident = runtime().service.lock_resident(s, "web", key, now)
         owner = s.scalars(select(Resident).where(Resident.with_phone(phone)).order_by(Resident.id)).first()
         detail: dict[str, Any] = {"channel": "web"}
         if owner is None or owner.id == resident.id:
