@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -58,7 +58,6 @@ class Settings:
     data_key: str | None = None
     loop_guard_per_minute: int = 8
     loop_guard_quiet_minutes: int = 10
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def sender_name(self) -> str:

@@ -17,7 +17,6 @@ from .runtime import Runtime
 # only the row it was sending (review_stuck marks it `unknown`), never rows it had not started.
 BATCH = 1
 STUCK_AFTER = timedelta(minutes=5)  # a claim older than this died with its process
-MAX_ATTEMPTS = 5
 FOLLOWUP_STATUS = {"queued": "sent", "accepted": "sent", "sending": "sent", "sent": "sent",
                    "delivered": "sent", "logged": "logged", "failed": "failed", "unknown": "unknown",
                    "skipped_opted_out": "skipped_opted_out", "undelivered": "failed"}

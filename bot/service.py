@@ -146,16 +146,15 @@ class Service:
         """Too many texts in a minute (a robot, a stuck phone): store but stay quiet for a while."""
         if resident.channel in UNGUARDED_CHANNELS:
             return False
-        text = body[:MAX_ENGINE_TEXT]
-        if crisis.detect(text) is not None or keywords.classify(text) is keywords.Compliance.STOP:
-            return False  # a person in danger is answered, and STOP works, whatever the rate
-        if resident.quiet_until is not None and now < resident.quiet_until:
-            return True
-        recent = s.scalar(_RECENT_INBOUND, {"resident_id": resident.id, "since": now - timedelta(minutes=1)})
-        if recent > self.settings.loop_guard_per_minute:
+        if resident.quiet_until is None or now >= resident.quiet_until:
+            recent = s.scalar(_RECENT_INBOUND, {"resident_id": resident.id, "since": now - timedelta(minutes=1)})
+            if recent <= self.settings.loop_guard_per_minute:
+                return False
             resident.quiet_until = now + timedelta(minutes=self.settings.loop_guard_quiet_minutes)
-            return True
-        return False
+        # Only a guarded text pays for these checks (the engine runs the crisis check itself anyway):
+        # a person in danger is answered, and STOP works, whatever the rate.
+        text = body[:MAX_ENGINE_TEXT]
+        return crisis.detect(text) is None and keywords.classify(text) is not keywords.Compliance.STOP
 
     def _office_open(self, now: datetime) -> bool:
         local = now.astimezone(self.settings.program_timezone)
