@@ -66,6 +66,10 @@ KINDS = {
                  ["treatment", "detox", "recovery_housing"]),
     "safety": (["Safety Line", "Family Peace Center", "Survivor Advocacy", "Victim Services", "Safe Home Line"],
                ["domestic_violence", "sexual_assault", "protection_order", "hotline"]),
+    "violence": (["Violence Interruption", "Hospital Violence Intervention", "Peacekeepers", "Mediation Center"],
+                 ["violence_interruption", "hospital_intervention", "mediation", "safety_planning"]),
+    "loss": (["Victim Services", "Grief Counseling", "Survivors of Homicide", "Victims' Compensation"],
+             ["victim_services", "grief_counseling", "compensation", "funeral_help"]),
 }
 QUERIES = {
     "en": ["i got evicted", "my landlord is kicking me out", "need help with rent", "cant pay my light bill",
@@ -73,7 +77,8 @@ QUERIES = {
            "need a doctor", "my tooth hurts", "feeling really depressed", "need counseling", "need a lawyer",
            "i have a warrant", "court date tomorrow", "immigration papers", "expunge my record",
            "i want to stop drinking", "need rehab", "my son is using drugs", "detox",
-           "my boyfriend hits me", "not safe at home", "need a protection order", "hi", "ok thanks"],
+           "my boyfriend hits me", "not safe at home", "need a protection order",
+           "they threatened my son", "my cousin was killed", "hi", "ok thanks"],
     "es": ["me van a desalojar", "necesito ayuda con la renta", "no puedo pagar la luz", "necesito comida",
            "no tengo comida", "necesito un doctor", "me duele una muela", "necesito un abogado",
            "papeles de inmigracion", "quiero dejar de tomar", "mi hijo usa drogas", "mi esposo me pega",

@@ -5,7 +5,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -58,6 +58,9 @@ class Settings:
     data_key: str | None = None
     loop_guard_per_minute: int = 8
     loop_guard_quiet_minutes: int = 10
+    crisis_hold_hours: int = 24
+    holidays: frozenset[date] = frozenset()   # not working days (HOLIDAYS)
+    escalation_batch_minutes: int = 5   # at most one text to each on-call phone this often
 
     @property
     def sender_name(self) -> str:
@@ -177,6 +180,23 @@ def _phones(env: dict[str, str], name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def parse_holidays(raw: str, today: date | None = None) -> frozenset[date]:
+    """'2026-12-24,2026-12-31' and/or 'US' (the federal holidays, this year and the next two)."""
+    days: set[date] = set()
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        if part.upper() == "US":
+            import holidays  # only when asked for: it is a large table
+
+            year = (today or date.today()).year
+            days.update(holidays.US(years=range(year - 1, year + 3)))
+            continue
+        try:
+            days.add(date.fromisoformat(part))
+        except ValueError:
+            raise ConfigError(f"HOLIDAYS must be dates like 2026-12-25 (or US), got {part!r}") from None
+    return frozenset(days)
+
+
 def _twilio(env: dict[str, str]) -> dict[str, str | None]:
     sid, token = env.get("TWILIO_ACCOUNT_SID") or None, env.get("TWILIO_AUTH_TOKEN") or None
     if sid and not token:
@@ -218,6 +238,9 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         data_key=env.get("DATA_KEY") or None,
         loop_guard_per_minute=_int(env, "LOOP_GUARD_PER_MINUTE", 8, minimum=1),
         loop_guard_quiet_minutes=_int(env, "LOOP_GUARD_QUIET_MINUTES", 10, minimum=1),
+        crisis_hold_hours=_int(env, "CRISIS_HOLD_HOURS", 24, minimum=1),
+        holidays=parse_holidays(env.get("HOLIDAYS") or ""),
+        escalation_batch_minutes=_int(env, "ESCALATION_BATCH_MINUTES", 5, minimum=1),
         **_twilio(env),
     )
 

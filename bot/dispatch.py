@@ -19,7 +19,8 @@ BATCH = 1
 STUCK_AFTER = timedelta(minutes=5)  # a claim older than this died with its process
 FOLLOWUP_STATUS = {"queued": "sent", "accepted": "sent", "sending": "sent", "sent": "sent",
                    "delivered": "sent", "logged": "logged", "failed": "failed", "unknown": "unknown",
-                   "skipped_opted_out": "skipped_opted_out", "undelivered": "failed"}
+                   "skipped_opted_out": "skipped_opted_out", "undelivered": "failed",
+                   "held_contact_preference": "held_contact_preference"}
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Union
 from zoneinfo import ZoneInfo
 
 from bot import crisis, keywords
-from bot.flows import (INTAKE_FLOW, MENU_STEP, Ask, Flow, FlowSet, FollowUp, Go, Handoff, M, Option,
-                       Refer, Say, SetLanguage, Step, Text, render_menu)
+from bot.contact import ContactPreference
+from bot.flows import (INTAKE_FLOW, MENU_STEP, Ask, Check, Flow, FlowSet, FollowUp, Go, Handoff, M, Option,
+                       Refer, Say, SetLanguage, Step, Text, crisis_kind, render_menu)
 from bot.segments import segments
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ MAX_SAVED_TEXT = 500     # a free-text answer kept in the state
 MAX_FIELD_CHARS = 80     # a resource name or address from the directory
 RESOURCE_LIMIT = 3
 TWO_MISSES, NO_RESOURCE = "two_misses", "no_resource"   # the yes/no "want a person?" offers
+NEXT_NEED = "next_need"   # the yes/no "you also asked about …" offer
+YES_NO = (("yes", ()), ("no", ()))   # a yes/no question's choices: "1" is yes, "2" is no
 
 
 # ---------------------------------------------------------------- inputs and outputs
@@ -44,16 +47,32 @@ class Inbound:
 
 
 @dataclass(frozen=True)
+class Availability:
+    """Who can answer the resident, so that what the bot promises is true."""
+
+    on_duty: bool = True            # a caseworker is on duty now
+    on_call_told: bool = False      # a text about this resident reached the person on call
+    next_open: datetime | None = None   # local start of the next working day's hours
+    office_days: tuple[int, ...] = (0, 1, 2, 3, 4)   # Monday is 0
+    office_opens: time = time(9, 0)
+    office_closes: time = time(17, 0)
+
+
+@dataclass(frozen=True)
 class Context:
     now: datetime                 # aware, UTC
     opted_out: bool = False
     handoff_open: bool = False    # a caseworker has claimed an open referral for this resident
+    referral_open: bool = False   # the resident has an open referral (a crisis hold ends with it)
     checkin_open: bool = False    # a check-in follow-up was sent and awaits its answer
     language: str | None = None   # known from the resident row
     zip_code: str | None = None
-    office_open: bool = True
     idle_hours: int = 24
+    hold_hours: int = 24          # CRISIS_HOLD_HOURS
     first_contact: bool = False   # no earlier message from this resident
+    can_text: bool = True         # an SMS resident, or a web visitor with a confirmed number
+    contact_preference: ContactPreference = ContactPreference.ANY
+    availability: Availability = field(default_factory=Availability)
 
 
 @dataclass(frozen=True)
@@ -77,8 +96,19 @@ class CreateReferral:
     category: str | None
     zip_code: str | None
     urgent: bool
-    reason: str   # "asked_person" | "crisis:<kind>" | "two_misses" | "resources" | "more_help"
+    reason: str   # "asked_person" | "crisis:<kind>" | "violence" | "two_misses" | "resources" | "more_help"
     resource_ids: tuple[str, ...] = ()
+
+    @property
+    def crisis_kind(self) -> str | None:
+        return crisis_kind(self.reason)
+
+
+@dataclass(frozen=True)
+class SetContactPreference:
+    """How the line may reach the resident: "don't text me, he checks my phone" is REPLY_ONLY."""
+
+    preference: ContactPreference
 
 
 @dataclass(frozen=True)
@@ -109,8 +139,8 @@ class RecordUnmet:
     reason: str    # "no_resource" | "declined"
 
 
-Effect = Union[OptOut, OptIn, SetProfile, CreateReferral, ScheduleFollowUp, RelayToCaseworker,
-               EndHandoff, CheckinAnswer, RecordUnmet]
+Effect = Union[OptOut, OptIn, SetProfile, CreateReferral, SetContactPreference, ScheduleFollowUp,
+               RelayToCaseworker, EndHandoff, CheckinAnswer, RecordUnmet]
 
 
 @dataclass
@@ -135,6 +165,8 @@ class _State:
     misses: int = 0
     offer: str | None = None      # a pending "want a person?" question
     last_at: datetime | None = None
+    hold: str | None = None       # the crisis kind of a crisis hold
+    hold_until: datetime | None = None
 
     @classmethod
     def load(cls, raw: Any, languages: tuple[str, ...]) -> _State | None:
@@ -147,17 +179,25 @@ class _State:
                    flow=text("flow"), step=text("step"),
                    vars=dict(raw["vars"]) if isinstance(raw.get("vars"), dict) else {},
                    misses=misses if isinstance(misses, int) and not isinstance(misses, bool) else 0,
-                   offer=text("offer"), last_at=_parse_time(text("last_at")))
+                   offer=text("offer"), last_at=_parse_time(text("last_at")),
+                   hold=text("hold"), hold_until=_parse_time(text("hold_until")))
 
     def dump(self) -> dict:
         return {"v": STATE_VERSION, "flow": self.flow, "step": self.step, "lang": self.lang,
                 "vars": self.vars, "misses": self.misses, "offer": self.offer,
-                "last_at": self.last_at.isoformat() if self.last_at else None}
+                "last_at": self.last_at.isoformat() if self.last_at else None,
+                "hold": self.hold, "hold_until": self.hold_until.isoformat() if self.hold_until else None}
 
     def fresh(self) -> _State:
-        """A new session that keeps what we know about the person (language, ZIP)."""
+        """A new session that keeps what we know about the person (language, ZIP) and a crisis hold."""
         keep = {k: v for k, v in self.vars.items() if k in ("zip", "greeted")}
-        return _State(lang=self.lang, vars=keep, last_at=self.last_at)
+        return _State(lang=self.lang, vars=keep, last_at=self.last_at, hold=self.hold, hold_until=self.hold_until)
+
+    def holding(self, now: datetime) -> bool:
+        return bool(self.hold and self.hold_until and now < self.hold_until)
+
+    def end_hold(self) -> None:
+        self.hold = self.hold_until = None
 
     def end(self) -> None:
         self.flow = self.step = self.offer = None
@@ -184,6 +224,10 @@ class _Turn:
     replies: list[str] = field(default_factory=list)
     options: list[str] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
+    preference: ContactPreference = ContactPreference.ANY   # as this turn leaves it
+
+    def __post_init__(self) -> None:
+        self.preference = self.ctx.contact_preference
 
     @property
     def lang(self) -> str:
@@ -240,6 +284,11 @@ class Engine:
             log.exception("engine.failed")
             return self._fallback(state, ctx)
 
+    def holding(self, state: dict | None, now: datetime) -> bool:
+        """The saved conversation is in a crisis hold (the service's loop guard never silences it)."""
+        saved = _State.load(state, self.languages)
+        return bool(saved and saved.holding(now))
+
     # -- the order of checks ------------------------------------------------------------
 
     def _step(self, raw: dict | None, inbound: Inbound, ctx: Context) -> Outcome:
@@ -254,18 +303,25 @@ class Engine:
         turn = _Turn(saved or _State(lang=self._language(text, None, ctx)), ctx, text)
         if saved is None and text:
             self._set_language(turn, turn.lang)
+        if turn.state.hold and not (turn.state.holding(ctx.now) and ctx.referral_open):
+            turn.state.end_hold()   # the time ran out, or a caseworker closed the case
         kind = crisis.detect(text) if text else None
         word = keywords.classify(text, opted_out=ctx.opted_out) if text and not kind else None
         if kind:
             self._crisis(turn, kind)
-        elif word == keywords.Compliance.STOP and ctx.opted_out:
+        elif word in (keywords.Compliance.STOP, keywords.Compliance.REPLY_ONLY) and ctx.opted_out:
+            if word == keywords.Compliance.REPLY_ONLY:   # kept for when they opt back in; said nothing
+                quiet.effects.append(SetContactPreference(ContactPreference.REPLY_ONLY))
             return quiet   # already out: only one confirmation, ever
         elif word:
             self._compliance(turn, word)
         elif ctx.opted_out:
             return quiet
         elif ctx.handoff_open:
+            turn.state.end_hold()   # a person has taken over
             self._in_handoff(turn)
+        elif turn.state.hold:
+            self._hold(turn)
         elif ctx.checkin_open and not self._mid_question(saved, ctx) and (answer := self._checkin_answer(text)):
             self._checkin(turn, answer)
         elif not text:   # a picture or an empty text: not a miss, and not a start either
@@ -311,24 +367,58 @@ class Engine:
     # -- crisis, compliance, hand-off, check-in -----------------------------------------
 
     def _crisis(self, turn: _Turn, kind: crisis.CrisisKind) -> None:
+        """The number to call first, what happens next, and a crisis hold: no menus or questions."""
         written = self.matcher.language(turn.text)
         if written in self.languages and written != turn.lang:   # answer in the words they used
             self._set_language(turn, written)
+        if keywords.asks_not_to_text_first(turn.text):   # "he will kill me if he sees this, don't text me"
+            self._set_preference(turn, ContactPreference.REPLY_ONLY)
         key = M.crisis(kind)
-        self._say(turn, key if key in self.flows.messages else M.CRISIS)
+        self._say(turn, key if key in self.flows.messages else M.CRISIS, promise=True)
         turn.effects.append(CreateReferral(turn.category, turn.zip, urgent=True, reason=f"crisis:{kind}"))
+        self._start_hold(turn, kind)
+
+    def _start_hold(self, turn: _Turn, kind: str) -> None:
+        turn.state.end()   # the question they were on waits: a hold asks nothing
+        turn.state.hold, turn.state.hold_until = kind, turn.ctx.now + timedelta(hours=turn.ctx.hold_hours)
+
+    def _hold(self, turn: _Turn) -> None:
+        """A text during a crisis hold: stay with the person; raise the case again; MENU ends the hold."""
+        word = self.matcher.global_word(turn.text)
+        if word == "menu":
+            turn.state.end_hold()
+            self._menu(turn, None)
+            return
+        if word and word.startswith("lang:") and word[5:] in self.languages:
+            self._set_language(turn, word[5:], always=True)
+        kind = turn.state.hold or ""
+        need = self.flows.first_need(self.matcher.categories(turn.text)) if word is None else None
+        self._say(turn, M.hold(kind) if M.hold(kind) in self.flows.messages else M.CRISIS, promise=True)
+        if need:
+            turn.replies[-1] += " " + self.text(M.HOLD_NEED_NOTED, turn.lang)
+        turn.effects.append(CreateReferral(need, turn.zip, urgent=True, reason=f"crisis:{kind}"))
 
     def _compliance(self, turn: _Turn, word: keywords.Compliance) -> None:
         if word == keywords.Compliance.STOP:
             turn.effects.append(OptOut())
             self._say(turn, M.STOP)
             turn.state.end()
+        elif word == keywords.Compliance.REPLY_ONLY:
+            self._set_preference(turn, ContactPreference.REPLY_ONLY)
+            self._say(turn, M.REPLY_ONLY_ACK)
+            turn.state.end()
         elif word == keywords.Compliance.START:
             turn.effects.append(OptIn())
             self._say(turn, M.START)
+            turn.state.end_hold()
             self._menu(turn, None)
         else:
             self._say(turn, M.HELP)
+
+    def _set_preference(self, turn: _Turn, preference: ContactPreference) -> None:
+        turn.preference = preference
+        if preference != turn.ctx.contact_preference:
+            turn.effects.append(SetContactPreference(preference))
 
     def _in_handoff(self, turn: _Turn) -> None:
         if self.matcher.global_word(turn.text) == "menu":
@@ -346,13 +436,19 @@ class Engine:
             return found
         return {True: "got_help", False: "not_yet"}.get(self.matcher.yes_no(text))
 
+    def _yes(self, text: str) -> bool | None:
+        """The answer to a yes/no question: "1" or yes is True, "2" or no is False."""
+        return {"yes": True, "no": False}.get(self.matcher.choice(text, YES_NO) or "")
+
     def _checkin(self, turn: _Turn, answer: str) -> None:
         turn.effects.append(CheckinAnswer(answer))
         turn.state = turn.state.fresh()
         if answer == "more_help":
             self._handoff(turn, "more_help")
+        elif answer == "got_help":
+            self._say(turn, M.CHECKIN_GOT_HELP)
         else:
-            self._say(turn, M.CHECKIN_GOT_HELP if answer == "got_help" else M.CHECKIN_NOT_YET)
+            self._say(turn, M.CHECKIN_NOT_YET, promise=True)
 
     def _mid_question(self, saved: _State | None, ctx: Context) -> bool:
         """A live session waits on an answer: a yes or a 1 belongs to it, not to a check-in."""
@@ -361,11 +457,21 @@ class Engine:
     # -- starting, the menu, languages --------------------------------------------------
 
     def _start(self, turn: _Turn, prefix: str | None, first: bool) -> None:
-        """A text outside any question: a named need goes straight to its flow."""
-        flow = self.flows.for_category(self.matcher.category(turn.text))
+        """A text outside any question: a named need goes straight to its flow; with two needs,
+        the one to answer first ("my son got shot and we need a lawyer"), then the other is offered."""
+        needs = self.matcher.categories(turn.text)
+        flow = self.flows.for_category(self.flows.first_need(needs))
         if flow:
-            self._say(turn, M.PRIVACY if first else prefix)
+            later = [n for n in needs if n != flow.category and self.flows.for_category(n)]
+            if flow.urgent and first:   # the greeting waits, as after a crisis answer
+                turn.state.vars.pop("greeted", None)
+            else:
+                self._say(turn, M.PRIVACY if first else prefix)
             self._begin(turn, flow)
+            if later:
+                turn.state.vars["next_need"] = later[0]
+                if turn.state.flow is None:   # the flow ended at once (no question): offer it now
+                    self._offer_next_need(turn)
         elif turn.state.vars.get("handoff") and not prefix:
             self._say(turn, M.HANDOFF_WAITING)
         elif first:
@@ -457,7 +563,7 @@ class Engine:
     def _value(self, step: Ask, text: str) -> Any:
         """The answer to a yes_no, number or free-text question; None when it is not one."""
         if step.kind == "yes_no":
-            return self.matcher.yes_no(text)
+            return self._yes(text)
         if step.kind == "number":
             number = self.matcher.number(text)
             fits = number is not None and (step.min is None or number >= step.min) \
@@ -472,7 +578,7 @@ class Engine:
             if zip_code != turn.ctx.zip_code:
                 turn.effects.append(SetProfile(zip_code=zip_code))
             return flow, step.next
-        if self.matcher.yes_no(turn.text) is False:   # "no": does not know it; rank without
+        if self.matcher.yes_no(turn.text) is False or self.matcher.unsure(turn.text):   # "no", "idk": rank without
             return flow, step.next
         return None
 
@@ -508,11 +614,13 @@ class Engine:
             self._ask(turn, step)
 
     def _answer_offer(self, turn: _Turn) -> None:
-        """The answer to "want a person to text you?"."""
+        """The answer to "want a person to text you?" (or to "you also asked about …")."""
         offer, turn.state.offer = turn.state.offer, None
-        yes = self.matcher.yes_no(turn.text)
+        yes = self._yes(turn.text)
         step = self._current_ask(turn.state)
-        if yes:
+        if offer == NEXT_NEED:
+            self._answer_next_need(turn, yes)
+        elif yes:
             self._handoff(turn, TWO_MISSES if offer == TWO_MISSES else "asked_person")
             turn.state.end()
         elif offer == TWO_MISSES and step and yes is False:
@@ -527,6 +635,31 @@ class Engine:
             turn.state.end()
             self._start(turn, None, False)
 
+    def _offer_next_need(self, turn: _Turn) -> None:
+        """After the first of two needs: offer the other one (never in a crisis hold)."""
+        need = turn.state.vars.get("next_need")
+        if not isinstance(need, str) or turn.state.hold:
+            return
+        turn.state.offer = NEXT_NEED
+        self._say(turn, M.NEXT_NEED_OFFER, need=self._need_label(need, turn.lang))
+        turn.options = self._yes_no(turn)
+
+    def _answer_next_need(self, turn: _Turn, yes: bool | None) -> None:
+        need = turn.state.vars.pop("next_need", None)
+        flow = self.flows.for_category(need if isinstance(need, str) else None)
+        if yes and flow:
+            self._begin(turn, flow)
+        elif yes is False or not flow:
+            self._say(turn, M.OFFER_DECLINED)
+        else:
+            self._start(turn, None, False)   # not a yes or no: read it as a new text
+
+    def _need_label(self, need: str, lang: str) -> str:
+        """A need as the menu names it ("A lawyer")."""
+        menu = self.intake.steps[MENU_STEP]
+        option = next((o for o in menu.options if o.value == need), None) if isinstance(menu, Ask) else None
+        return (option.label.get(lang) or option.label[self.languages[0]]) if option else need
+
     # -- walking the steps --------------------------------------------------------------
 
     def _begin(self, turn: _Turn, flow: Flow) -> None:
@@ -540,7 +673,11 @@ class Engine:
             step = flow.steps.get(step_id) if step_id else None
             if step is None:
                 turn.state.end()
+                self._offer_next_need(turn)
                 return
+            if isinstance(step, Check):
+                step_id = step.on["yes" if self._check(turn, step.condition) else "no"]
+                continue
             if isinstance(step, Go):
                 flow = self.flows.flows[step.flow]
                 if flow.category:
@@ -563,6 +700,11 @@ class Engine:
             step_id = step.next
         raise RuntimeError(f"flow {flow.name!r} loops without a question")
 
+    @staticmethod
+    def _check(turn: _Turn, condition: str) -> bool:
+        """What a `check` step asks of the resident."""
+        return {"can_text": turn.ctx.can_text and turn.preference == ContactPreference.ANY}[condition]
+
     def _known(self, turn: _Turn, step: Ask) -> bool:
         """A ZIP question we can skip: we know the ZIP already."""
         if step.kind == "zip" and step.skip_if_known and turn.zip:
@@ -584,14 +726,19 @@ class Engine:
 
     # -- what the bot says and does -----------------------------------------------------
 
-    def _say(self, turn: _Turn, key: str | None) -> None:
+    def _say(self, turn: _Turn, key: str | None, *, promise: bool = False, **values: str) -> None:
+        """Say a system text; with `promise`, its {promise} is what truly happens next."""
         if key:
-            turn.replies.append(self.text(key, turn.lang))
+            if promise:
+                values["promise"] = self._promise(turn)
+            turn.replies.append(self.text(key, turn.lang, **values))
             turn.options = []
 
     def _say_text(self, turn: _Turn, text: Text | None) -> None:
         if text:
-            turn.replies.append(text.get(turn.lang) or text[self.languages[0]])
+            template = text.get(turn.lang) or text[self.languages[0]]
+            promise = self._promise(turn) if "{promise}" in template else ""
+            turn.replies.append(template.format_map(_Blank(promise=promise)) if promise else template)
             turn.options = []
 
     def _ask(self, turn: _Turn, step: Ask, header: Text | None = None) -> None:
@@ -611,6 +758,50 @@ class Engine:
     def _yes_no(self, turn: _Turn) -> list[str]:
         return [self.text(M.OPTION_YES, turn.lang), self.text(M.OPTION_NO, turn.lang)]
 
+    # -- promises: only what someone will do -------------------------------------------
+
+    def _promise(self, turn: _Turn) -> str:
+        """What happens next, true to who is on duty or on call and to how we may reach them."""
+        lang, ctx, who = turn.lang, turn.ctx, turn.ctx.availability
+        if turn.preference != ContactPreference.ANY:
+            return self.text(M.PROMISE_REPLY_ONLY, lang, hours=self._hours(who, lang))
+        if not ctx.can_text:   # a web visitor with no number: the answer comes on the page
+            if who.on_call_told and not who.on_duty:
+                return self.text(M.PROMISE_WEB_ON_CALL, lang)
+            if who.on_duty:
+                return self.text(M.PROMISE_WEB_SOON, lang)
+            return self.text(M.PROMISE_WEB_LATER, lang, when=self._when(who, ctx.now, lang))
+        if who.on_duty:
+            return self.text(M.PROMISE_SOON, lang)
+        if who.on_call_told:
+            return self.text(M.PROMISE_ON_CALL, lang)
+        return self.text(M.PROMISE_LATER, lang, when=self._when(who, ctx.now, lang))
+
+    def _when(self, who: Availability, now: datetime, lang: str) -> str:
+        """The next working day's start, by name: "today after 9am", "tomorrow morning", "Monday morning"."""
+        if who.next_open is None:
+            return ""
+        opens = who.next_open
+        days = (opens.date() - now.astimezone(opens.tzinfo).date()).days
+        part = self.text(M.PART_MORNING if opens.hour < 12 else M.PART_AFTERNOON, lang)
+        if days <= 0:
+            return self.text(M.WHEN_TODAY, lang, time=_clock(opens.time()))
+        if days == 1:
+            return self.text(M.WHEN_TOMORROW, lang, part=part)
+        return self.text(M.WHEN_DAY, lang, day=self.text(M.DAY_NAMES, lang).split(",")[opens.weekday()], part=part)
+
+    def _hours(self, who: Availability, lang: str) -> str:
+        """Office hours as "Mon-Fri 9am-5pm"."""
+        names = self.text(M.DAY_SHORT, lang).split(",")
+        runs: list[list[int]] = []
+        for day in sorted(who.office_days):
+            if runs and runs[-1][-1] == day - 1:
+                runs[-1].append(day)
+            else:
+                runs.append([day])
+        days = ",".join(names[r[0]] if len(r) == 1 else f"{names[r[0]]}-{names[r[-1]]}" for r in runs)
+        return f"{days} {_clock(who.office_opens)}-{_clock(who.office_closes)}"
+
     def _offer(self, turn: _Turn, key: str) -> None:
         self._say(turn, key)
         turn.options = self._yes_no(turn)
@@ -620,8 +811,11 @@ class Engine:
         if text:
             self._say_text(turn, text)
         else:
-            self._say(turn, M.HANDOFF_OPEN if turn.ctx.office_open else M.HANDOFF_CLOSED)
+            self._say(turn, M.HANDOFF, promise=True)
         turn.state.vars["handoff"] = True
+        kind = crisis_kind(reason)
+        if kind:   # "are you safe?" "no": a crisis answer, so a crisis hold
+            self._start_hold(turn, kind)
 
     def _refer(self, turn: _Turn, step: Refer) -> bool:
         """Reply with up to three places; False when the directory has none."""
@@ -655,13 +849,24 @@ class Engine:
     # -- the safety net -----------------------------------------------------------------
 
     def _fallback(self, raw: Any, ctx: Context) -> Outcome:
-        """A bug must not leave a resident with no answer: apologise and show the menu."""
+        """A bug must not leave a resident with no answer: apologise and show the menu (in a crisis
+        hold, the crisis line instead: never a menu)."""
         state = _State.load(raw, self.languages)
         lang = state.lang if state else (ctx.language if ctx.language in self.languages else self.languages[0])
+        if state and state.holding(ctx.now):
+            state.last_at = ctx.now
+            return Outcome(state.dump(), [self.text(M.CRISIS, lang, promise="")], [], [])
         fresh = _State(lang=lang, flow=INTAKE_FLOW, step=MENU_STEP, last_at=ctx.now)
         menu = self.intake.steps[MENU_STEP]
         assert isinstance(menu, Ask)
         return Outcome(fresh.dump(), [self.text(M.RESTARTED, lang), render_menu(menu, lang)], [], [])
+
+
+def _clock(at: time) -> str:
+    """9am, 8:30am, 5pm."""
+    hour = at.hour % 12 or 12
+    minutes = f":{at.minute:02d}" if at.minute else ""
+    return f"{hour}{minutes}{'am' if at.hour < 12 else 'pm'}"
 
 
 def _carrier_effects(keyword: str) -> list[Effect]:

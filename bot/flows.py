@@ -18,7 +18,15 @@ MESSAGES_FILE = "messages.yaml"
 NOT_FLOW_FILES = frozenset({MESSAGES_FILE, "vocabulary.yaml"})
 INTAKE_FLOW, MENU_STEP = "intake", "menu"
 ASK_KINDS = ("menu", "zip", "yes_no", "number", "text")
-ACTIONS = ("say", "ask", "refer", "handoff", "follow_up", "set_language", "go")
+ACTIONS = ("say", "ask", "refer", "handoff", "follow_up", "set_language", "go", "check")
+# What a `check` step can ask about the resident (the engine reads them from its context).
+CHECKS = ("can_text",)
+# A numbered choice or a "reply with a number" hint: never in a crisis hold.
+_NUMBERED = re.compile(r"(?im)^\s*[1-9][.)]?\s+\S|\breply\s+(with\s+)?[1-9]|\b[1-9]\s+(yes|no|s[ií])\b"
+                       r"|\breply\s+with\s+a\s+number|\bresponda\s+(con\s+un\s+n[uú]mero|del?\s+[1-9]|[1-9])"
+                       r"|\bMEN[UÚ]\b")
+# Carrier keywords (Twilio answers them itself): a question must never ask for one.
+_RESERVED = re.compile(r"\b(YES|SI|SÍ|START|UNSTOP|STOP|HELP)\b")
 SEGMENTS_WARN, SEGMENTS_MAX = 2, 4
 CHECKIN_OUTCOMES = ("got_help", "not_yet", "more_help")
 
@@ -42,8 +50,7 @@ class M:
     PERSON_OFFER = "person_offer"
     TRY_AGAIN = "try_again"
     OFFER_DECLINED = "offer_declined"
-    HANDOFF_OPEN = "handoff_office_open"
-    HANDOFF_CLOSED = "handoff_office_closed"
+    HANDOFF = "handoff"
     HANDOFF_WAITING = "handoff_waiting"
     HANDOFF_ENDED = "handoff_ended"
     STOP = "stop_confirm"
@@ -63,7 +70,28 @@ class M:
     OPTION_NO = "option_no"
     CASEWORKER_NOTICE = "caseworker_notice"
     CASEWORKER_NOTICE_URGENT = "caseworker_notice_urgent"
+    CASEWORKER_NOTICE_BATCH = "caseworker_notice_batch"
+    REPLY_ONLY_ACK = "reply_only_ack"
+    HOLD_NEED_NOTED = "hold_need_noted"
+    NEXT_NEED_OFFER = "next_need_offer"
+    # What happens next, said only when it is true (see Engine._promise).
+    PROMISE_SOON = "promise_soon"
+    PROMISE_ON_CALL = "promise_on_call"
+    PROMISE_LATER = "promise_later"
+    PROMISE_REPLY_ONLY = "promise_reply_only"
+    PROMISE_WEB_SOON = "promise_web_soon"
+    PROMISE_WEB_ON_CALL = "promise_web_on_call"
+    PROMISE_WEB_LATER = "promise_web_later"
+    WHEN_TODAY = "when_today"
+    WHEN_TOMORROW = "when_tomorrow"
+    WHEN_DAY = "when_day"
+    PART_MORNING = "part_morning"
+    PART_AFTERNOON = "part_afternoon"
+    DAY_NAMES = "day_names"   # Monday..Sunday, comma-separated
+    DAY_SHORT = "day_short"   # Mon..Sun, comma-separated
     CRISIS_KINDS = ("self_harm", "violence", "abuse", "overdose")
+    # Questions the bot asks in system texts: checked like flow questions (no carrier keywords).
+    QUESTIONS = (TWO_MISSES, PERSON_OFFER, CHECKIN, NEXT_NEED_OFFER)
 
     @classmethod
     def crisis(cls, kind: str) -> str:
@@ -71,10 +99,21 @@ class M:
         return f"{cls.CRISIS}_{kind}"
 
     @classmethod
+    def hold(cls, kind: str) -> str:
+        """Key of the answer to each text during a crisis hold of one kind."""
+        return f"hold_{kind}"
+
+    @classmethod
+    def in_crisis_hold(cls) -> tuple[str, ...]:
+        """Texts said during a crisis hold: no menu, no numbered choice, no question."""
+        kinds = cls.CRISIS_KINDS
+        return (cls.CRISIS, *(cls.crisis(k) for k in kinds), *(cls.hold(k) for k in kinds), cls.HOLD_NEED_NOTED)
+
+    @classmethod
     def required(cls) -> tuple[str, ...]:
         """Every key the engine or the service may ask for."""
         keys = [v for k, v in vars(cls).items() if k.isupper() and isinstance(v, str)]
-        return tuple(keys + [cls.crisis(kind) for kind in cls.CRISIS_KINDS])
+        return tuple(dict.fromkeys(keys + list(cls.in_crisis_hold())))
 
 
 # ---------------------------------------------------------------- data model
@@ -147,12 +186,22 @@ class Go(Step):
 
 
 @dataclass(frozen=True)
+class Check(Step):
+    """Route on what the bot knows of the resident: `check: can_text` (a number we may text)."""
+
+    condition: str = ""
+    on: dict[str, str] = field(default_factory=dict)   # "yes"/"no" -> step (if_yes/if_no)
+
+
+@dataclass(frozen=True)
 class Flow:
     name: str
     file: Path
     start: str
     steps: dict[str, Step]
     category: str | None = None
+    priority: int = 0   # a text that names several needs is answered for the highest first
+    urgent: bool = False   # danger may be near: like a crisis answer, no greeting before it
 
 
 @dataclass(frozen=True)
@@ -170,6 +219,12 @@ class FlowSet:
     def for_category(self, category: str | None) -> Flow | None:
         """The flow that serves a need category, if any."""
         return next((f for f in self.flows.values() if category and f.category == category), None)
+
+    def first_need(self, needs: list[str]) -> str | None:
+        """Of the needs a text names (in the order named), the one to answer first: the highest
+        flow priority (safety before a lawyer), then the order named."""
+        served = [n for n in needs if self.for_category(n)]
+        return max(served, key=lambda n: self.for_category(n).priority, default=None)  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -340,6 +395,12 @@ def _load_messages(check: _Checker, file: Path) -> dict[str, Any] | None:
         if key not in messages:
             check.error(("messages",), f"missing system text {key!r}")
     _check_placeholders(check, messages)
+    for key in M.in_crisis_hold():
+        for lang, value in messages.get(key, {}).items():
+            if _NUMBERED.search(value):
+                check.error(("messages", key, lang), "a crisis-hold text offers numbered options or the menu")
+    for key in M.QUESTIONS:
+        _check_reserved(check, ("messages", key), messages.get(key))
     templates = _string_list(check, data, "followup_templates")
     words = _string_list(check, data, "sensitive_words")
     for key in templates:
@@ -432,7 +493,12 @@ def _load_flow(check: _Checker, file: Path) -> Flow | None:
     start = data.get("start")
     if start not in raw_steps:
         check.error(("start",), f"start step {start!r} does not exist")
-    return Flow(name=file.stem, file=file, start=str(start), steps=steps, category=category)
+    priority = data.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        check.error(("priority",), "priority must be a whole number")
+        priority = 0
+    return Flow(name=file.stem, file=file, start=str(start), steps=steps, category=category, priority=priority,
+                urgent=data.get("urgent") is True)
 
 
 def _load_step(check: _Checker, step_id: str, raw: Any) -> Step | None:
@@ -552,9 +618,19 @@ def _load_go(check: _Checker, path: tuple, raw: dict, base: dict) -> Step:
     return Go(flow=str(raw["go"]), **base)
 
 
+def _load_check(check: _Checker, path: tuple, raw: dict, base: dict) -> Step:
+    condition = str(raw["check"])
+    if condition not in CHECKS:
+        check.error(path + ("check",), f"unknown check {condition!r} (use {', '.join(CHECKS)})")
+    on = {answer: str(raw[f"if_{answer}"]) for answer in ("yes", "no") if raw.get(f"if_{answer}")}
+    if len(on) < 2:
+        check.error(path, "a check needs if_yes and if_no steps")
+    return Check(condition=condition, on=on, **base)
+
+
 _LOADERS = {"ask": _load_ask, "refer": _load_refer, "handoff": _load_handoff,
             "follow_up": _load_follow_up, "set_language": _load_set_language,
-            "go": _load_go}
+            "go": _load_go, "check": _load_check}
 
 
 # ---------------------------------------------------------------- the whole set
@@ -565,9 +641,10 @@ def exits(step: Step) -> Iterator[tuple[tuple, str]]:
     base = ("steps", step.id)
     if step.next:
         yield base + ("next",), step.next
-    if isinstance(step, Ask):
+    if isinstance(step, (Ask, Check)):
         for answer, target in step.on.items():
             yield base + (f"if_{answer}",), target
+    if isinstance(step, Ask):
         for n, option in enumerate(step.options):
             if option.next:
                 yield base + ("options", n, "next"), option.next
@@ -610,6 +687,44 @@ def _check_step_links(check: _Checker, flows: dict[str, Flow], flow: Flow, step:
     if isinstance(step, FollowUp) and step.template not in templates:
         check.error(("steps", step.id, "follow_up"),
                     f"template {step.template!r} is not one of followup_templates in {MESSAGES_FILE}")
+    if isinstance(step, Ask):
+        _check_reserved(check, ("steps", step.id, "text"), step.text)
+        _check_reserved(check, ("steps", step.id, "hint"), step.hint)
+    if isinstance(step, Handoff) and crisis_kind(step.reason) is not None:
+        _check_hold_step(check, flows, flow, step)
+
+
+def crisis_kind(reason: str) -> str | None:
+    """The crisis kind of a hand-off reason "crisis:<kind>", else None."""
+    kind, _, detail = reason.partition(":")
+    return detail if kind == "crisis" else None
+
+
+def _check_reserved(check: _Checker, path: tuple, text: Text | None) -> None:
+    """A question must never ask for a carrier keyword: Twilio answers YES, START, STOP and HELP itself."""
+    for lang, value in (text or {}).items():
+        found = _RESERVED.search(value)
+        if found:
+            check.error(path + (lang,), f"asks for the carrier keyword {found[0]!r}: ask for a number (\"1 yes, 2 no\")")
+
+
+def _check_hold_step(check: _Checker, flows: dict[str, Flow], flow: Flow, step: Handoff) -> None:
+    """A step that starts a crisis hold offers no numbered choice and leads to no question."""
+    path = ("steps", step.id)
+    if crisis_kind(step.reason) not in M.CRISIS_KINDS:
+        check.error(path + ("handoff",), f"unknown crisis kind in {step.reason!r} "
+                                         f"(use crisis:{', crisis:'.join(M.CRISIS_KINDS)})")
+    for lang, value in (step.text or {}).items():
+        if _NUMBERED.search(value):
+            check.error(path + ("text", lang), "a crisis-hold step offers numbered options or the menu")
+    seen, target = set(), step.next
+    while target and target not in seen and target in flow.steps:
+        seen.add(target)
+        after = flow.steps[target]
+        if isinstance(after, (Ask, Refer, Go, Check)):
+            check.error(path + ("next",), "a crisis-hold step leads to a question or a list: end the flow here")
+            return
+        target = after.next
 
 
 def _check_reachable(check: _Checker, flow: Flow) -> None:

@@ -3,6 +3,10 @@
 The words are fixed by carrier rules and the law, not by the operator, so they live here
 rather than in the vocabulary file. A message that merely contains an opt-out word is not
 an opt-out ("stop hitting me", "he won't leave me alone"): only the whole message counts.
+
+A "don't text me" that gives a safety reason ("please dont text me back he checks my phone")
+is not an opt-out either: it means do not text first (REPLY_ONLY). Nothing the line starts
+goes out, and her own texts are still answered.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ class Compliance(StrEnum):
     STOP = "stop"
     START = "start"
     HELP = "help"
+    REPLY_ONLY = "reply_only"   # "don't text me, he checks my phone": answer, but never text first
 
 
 _STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout",
@@ -72,6 +77,29 @@ _REVOCATIONS = [
 ]
 _REVOCATION = re.compile("|".join(f"(?:{r})" for r in _REVOCATIONS))
 
+# "Don't text me (back)" anywhere in the message: with a safety reason it means do not text first.
+_DONT_TEXT = re.compile(
+    r"\b(?:(?:dont|do not|never|pls dont|please dont|stop|no more) (?:text|txt|texting|message|msg|call|calling|write"
+    r"|contact|send|reply|answer)(?: (?:me|us|back|this number|here))*"
+    rf"|no (?:me |)(?:{_ES_VERBS}|contesten|conteste|respondan|responda)(?: (?:mas|aqui|a este numero))*)\b")
+_PERSON = (r"(?:he|she|they|someone|somebody|my (?:husband|boyfriend|bf|man|wife|girlfriend|gf|partner|ex|mom|dad"
+           r"|mother|father|family|parents|roommate)|him|her|el|ella|mi (?:esposo|marido|novio|pareja|esposa|novia"
+           r"|mama|papa|familia|ex)|alguien)")
+# Why texts are not safe: someone reads the phone, is with her, or would find out.
+_SAFETY_REASONS = [
+    rf"{_PERSON} (?:checks|check|checking|looks at|look at|looks through|goes through|go through|reads|read|sees|see"
+    r"|watches|watch|takes|took|grabs|uses|monitors|has|tracks|going through|looking at)(?: \w+)? "
+    r"(?:my|the|our|this) (?:phone|texts|messages|cell|cellphone|msgs)",
+    rf"{_PERSON} (?:will|might|could|would|can|gonna|is going to|may) (?:see|find out|know|read|kill me|hurt me|get mad)",
+    rf"{_PERSON} (?:is|s|are|re|esta|estan) (?:here|home|around|next to me|with me|aqui|en casa|conmigo)",
+    r"(?:its|it is|is|not|isnt|no es|no esta) (?:not )?(?:safe|seguro|segura)|not my (?:own )?phone|(?:shared|share|sharing)"
+    r" (?:a |this |the )?phone|no es mi (?:telefono|celular)|(?:compartimos|comparto) (?:el |este |)(?:telefono|celular)",
+    rf"{_PERSON} (?:revisa|revisan|ve|ven|lee|leen|mira|miran|checa|checan|agarra|usa|esculca)(?: \w+)? "
+    r"(?:mi|mis|el) (?:telefono|celular|cel|mensajes|textos)",
+    r"(?:se|me) (?:puede|pueden|va a|van a) (?:dar cuenta|ver|enterar)",
+]
+_SAFETY_REASON = re.compile("|".join(f"(?:{r})" for r in _SAFETY_REASONS))
+
 
 def classify(text: str, *, opted_out: bool = False) -> Compliance | None:
     """The compliance keyword a message is, if the whole message is one."""
@@ -80,9 +108,20 @@ def classify(text: str, *, opted_out: bool = False) -> Compliance | None:
         return Compliance.HELP
     if norm in _START_WORDS or (opted_out and norm in _OPT_IN_ANSWERS):
         return Compliance.START
+    if _asks_not_to_text_first(norm):
+        return Compliance.REPLY_ONLY
     if _is_revocation(norm):
         return Compliance.STOP
     return None
+
+
+def asks_not_to_text_first(text: str) -> bool:
+    """A "don't text me" with a safety reason ("dont text me back he checks my phone"), anywhere in the text."""
+    return _asks_not_to_text_first(normalize(text))
+
+
+def _asks_not_to_text_first(norm: str) -> bool:
+    return _DONT_TEXT.search(norm) is not None and _SAFETY_REASON.search(norm) is not None
 
 
 def _is_revocation(norm: str) -> bool:

@@ -18,7 +18,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel
 
 VOCABULARY_PATH = Path(__file__).resolve().parent.parent / "flows" / "vocabulary.yaml"
-CATEGORIES = ("housing", "food", "health", "legal", "recovery", "safety")
+CATEGORIES = ("housing", "food", "health", "legal", "recovery", "safety", "violence", "loss")
 GLOBAL_WORDS = ("menu", "lang:en", "lang:es", "person")
 LANGUAGES = ("en", "es")
 
@@ -248,6 +248,12 @@ class Matcher:
     def category(self, text: str) -> str | None:
         """The need a message names: longest known phrases first, most matched words wins,
         a tie goes to the need named first. Numbers alone are not needs."""
+        found = self.categories(text)
+        return found[0] if found else None
+
+    def categories(self, text: str) -> list[str]:
+        """Every need a message names, the strongest first (most matched words; a tie goes to the
+        need named first): "my son got shot and we need a lawyer" names violence and legal."""
         tokens = [self._speller.correct(t) for t in self._tokens(text)]
         scores: dict[str, int] = {}
         i = 0
@@ -260,7 +266,7 @@ class Matcher:
                     break
             else:
                 i += 1
-        return max(scores, key=scores.__getitem__) if scores else None
+        return sorted(scores, key=lambda c: -scores[c])   # sorted() is stable: ties keep the order named
 
     def global_word(self, text: str) -> str | None:
         """MENU, a language or a person, when that is the whole message (request words aside)."""
@@ -269,6 +275,11 @@ class Matcher:
         if found is None and key and " " not in key:
             found = self._global.get(self._global_speller.correct(key))
         return found
+
+    def unsure(self, text: str) -> bool:
+        """ "idk", "not sure", "no sé": the resident does not know."""
+        words = self._without(text, self._polite)
+        return any(words == u or words.startswith(u + " ") for u in self._unsure)
 
     def yes_no(self, text: str) -> bool | None:
         emoji = _EMOJI_DECORATION.sub("", text)

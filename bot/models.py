@@ -51,6 +51,8 @@ class Resident(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     opted_out_at: Mapped[datetime | None]
     consent_texts: Mapped[bool] = mapped_column(Boolean, default=True)
+    # contact.ContactPreference: "reply_only" when she said "don't text me, he checks my phone"
+    contact_preference: Mapped[str] = mapped_column(String(16), default="any")
     consent_recorded_at: Mapped[datetime | None]
     undeliverable_reason: Mapped[str | None] = mapped_column(String(200))
     quiet_until: Mapped[datetime | None]  # loop guard
@@ -148,6 +150,10 @@ class Referral(Base):
     closed_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
     bot_resumed_at: Mapped[datetime | None]  # resident texted MENU during the hand-off
+    crisis_kind: Mapped[str | None] = mapped_column(String(16))  # crisis.CrisisKind of a crisis referral
+    escalation_due_at: Mapped[datetime | None]  # urgent with nobody on duty: the person on call is due a text
+    notified_at: Mapped[datetime | None]  # a caseworker on duty, or the person on call, was told
+    on_call_told_at: Mapped[datetime | None]  # a text to the person on call reached Twilio
 
     resident: Mapped[Resident] = relationship()
     assigned_to: Mapped[Caseworker | None] = relationship()

@@ -17,6 +17,7 @@ from twilio.rest import Client
 from . import logs
 from .clock import Clock
 from .config import Settings
+from .contact import may_text_first
 from .db import Database
 from .models import Message, Resident
 from .phones import mask
@@ -153,13 +154,15 @@ class Outbound:
                 status = "skipped_opted_out"
             elif to is None and phone is None:
                 status = "delivered"  # a web chat visitor: picked up by GET /chat/messages
+            elif to is None and not may_text_first(resident.contact_preference, resident.last_seen_at, now):
+                status = "held_contact_preference"  # "don't text me first": only within a day of her own text
             msg = Message(resident_id=resident_id, direction="out",
                           channel=resident.channel if resident and to is None else "sms", kind=kind,
                           body=body, status=status, segments=segments(body), referral_id=referral_id,
                           caseworker_id=caseworker_id, created_at=now, updated_at=now)
             session.add(msg)
-        if status == "skipped_opted_out":
-            logs.event("sms.skipped_opted_out", message=msg.id)
+        if status in ("skipped_opted_out", "held_contact_preference"):
+            logs.event(f"sms.{status}", message=msg.id)
         return msg, phone
 
     def _record_result(self, msg: Message, resident_id: int, result: SendResult, staff: bool,
@@ -182,7 +185,8 @@ class Outbound:
 
 # Built once (statement construction costs more than running them): who a text goes to, and a
 # plain UPDATE by primary key for the outcome, bypassing the ORM's bulk-update machinery.
-_RECIPIENT = (select(Resident.channel, Resident.phone, Resident.opted_out_at)
+_RECIPIENT = (select(Resident.channel, Resident.phone, Resident.opted_out_at, Resident.contact_preference,
+                     Resident.last_seen_at)
               .where(Resident.id == bindparam("resident_id")))
 _STORE_RESULT = (update(Message.__table__).where(Message.__table__.c.id == bindparam("message_id"))
                  .values({c: bindparam(f"new_{c}") for c in

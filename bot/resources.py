@@ -27,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from bot.geo import PointSet, zip_centroid
 
-CATEGORY_KEYS = ("housing", "food", "health", "legal", "recovery", "safety")
-CategoryKey = Literal["housing", "food", "health", "legal", "recovery", "safety"]
+CATEGORY_KEYS = ("housing", "food", "health", "legal", "recovery", "safety", "violence", "loss")
+CategoryKey = Literal["housing", "food", "health", "legal", "recovery", "safety", "violence", "loss"]
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # index = date.weekday()
 NEAR_MILES = 5.0  # a line with no place (988, a hotline) ranks as if it were this far away
 DISTANCE_STEP = 0.5  # distances rank in half-mile steps, so language decides between near equals

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -15,10 +15,14 @@ from sqlalchemy.orm import Session
 from . import crisis, engine as eng, geo, keywords, logs
 from .clock import Clock
 from .config import Settings
+from .contact import ContactPreference
 from .crypto import phone_lookup
 from .db import Database
 from .models import AuditEvent, ConversationSession, FollowUp, Message, Referral, Resident
 from .outbound import Outbound
+from .segments import segments
+from .staffing import anyone_on_duty
+from .workdays import Workdays
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,17 @@ class Handled:
     options: list[str] = field(default_factory=list)
     duplicate: bool = False
     referrals: list[int] = field(default_factory=list)  # created or raised: notify after commit
+    escalate: list[int] = field(default_factory=list)  # urgent, nobody on duty: tell the person on call now
+    new_urgent: list[int] = field(default_factory=list)  # urgent referrals this text opened
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What the engine was given, to run it again once the person on call has been told."""
+
+    state: dict | None
+    inbound: eng.Inbound
+    ctx: eng.Context
 
 
 def clean(text: str | None) -> str:
@@ -69,7 +84,10 @@ class Service:
     def __init__(self, settings: Settings, db: Database, engine: eng.Engine, outbound: Outbound,
                  clock: Clock) -> None:
         self.settings, self.db, self.engine, self.outbound, self.clock = settings, db, engine, outbound, clock
+        self.workdays = Workdays.from_settings(settings)
         self.on_referral: list[Callable[[int], None]] = []  # after-commit hooks (caseworker notices)
+        # Tells the person on call about an urgent referral now; True once the text reached Twilio.
+        self.escalator: Callable[[int], bool] | None = None
 
     def handle(self, *, channel: str, address: str, text: str | None, provider_sid: str | None = None,
                media_count: int = 0, carrier_keyword: str | None = None) -> Handled:
@@ -79,8 +97,9 @@ class Service:
             resident = self.lock_resident(s, channel, address, now)
             if provider_sid and (seen := s.scalar(_SEEN, {"provider_sid": provider_sid})):
                 return Handled(self._replies_to(s, seen), duplicate=True)
-            handled = self._handle_locked(s, resident, channel, body, provider_sid, media_count,
-                                          carrier_keyword, now)
+            handled, inputs = self._handle_locked(s, resident, channel, body, provider_sid, media_count,
+                                                  carrier_keyword, now)
+        self._escalate(handled, inputs)
         for referral_id in handled.referrals:
             for hook in self.on_referral:
                 hook(referral_id)
@@ -88,7 +107,7 @@ class Service:
 
     def _handle_locked(self, s: Session, resident: Resident, channel: str, body: str,
                        provider_sid: str | None, media_count: int, carrier_keyword: str | None,
-                       now: datetime) -> Handled:
+                       now: datetime) -> tuple[Handled, _Inputs | None]:
         first_contact = resident.last_seen_at is None
         inbound = Message(resident_id=resident.id, direction="in", channel=channel, kind="inbound", body=body,
                           provider_sid=provider_sid, status="received", num_media=media_count,
@@ -96,32 +115,84 @@ class Service:
         s.add(inbound)
         s.flush()
         resident.last_seen_at = now
-        if self._loop_guarded(s, resident, body, now):
-            inbound.status = "loop_guard"
-            logs.event("sms.loop_guard", resident=resident.id)
-            return Handled([])
         conv = s.scalar(_CONVERSATION, {"resident_id": resident.id})
         if conv is None:
             conv = ConversationSession(resident_id=resident.id, state={}, last_activity_at=now)
             s.add(conv)
+        if self._loop_guarded(s, resident, body, now, holding=self.engine.holding(conv.state or None, now)):
+            inbound.status = "loop_guard"
+            logs.event("sms.loop_guard", resident=resident.id)
+            return Handled([]), None
         referral = self._open_referral(s, resident.id)
-        ctx = eng.Context(now=now, opted_out=resident.opted_out, language=resident.language,
-                          handoff_open=self._handoff_open(referral), zip_code=resident.zip_code,
-                          checkin_open=self._pending_checkin(s, resident.id, now) is not None,
-                          office_open=self._office_open(now), idle_hours=self.settings.session_idle_hours,
-                          first_contact=first_contact)
-        outcome = self.engine.step(conv.state or None, eng.Inbound(body[:MAX_ENGINE_TEXT], media_count,
-                                                                   carrier_keyword), ctx)
+        on_duty = anyone_on_duty(s, self.settings, now)
+        ctx = self._context(s, resident, referral, now, first_contact=first_contact, on_duty=on_duty)
+        inputs = _Inputs(conv.state or None, eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword), ctx)
+        outcome = self.engine.step(inputs.state, inputs.inbound, ctx)
         if referral is not None:
             inbound.referral_id = referral.id
-        raised = self._apply(s, resident, inbound, referral, outcome.effects, now)
+        handled = Handled([], outcome.options)
+        self._apply(s, resident, inbound, referral, outcome.effects, now, on_duty, handled)
         conv.state, conv.last_activity_at = outcome.state, now
         conv.flow, conv.step = outcome.state.get("flow"), outcome.state.get("step")
         replies = [self.outbound.record_reply(s, resident, text, inbound, flush=False) for text in outcome.replies]
         s.flush()  # one INSERT for all the replies (and their ids)
         logs.event("message.handled", resident=resident.id, channel=channel, replies=len(replies),
                    effects=",".join(type(e).__name__ for e in outcome.effects) or "-")
-        return Handled([Reply(r.id, r.body or "") for r in replies], outcome.options, referrals=raised)
+        handled.replies = [Reply(r.id, r.body or "") for r in replies]
+        return handled, inputs
+
+    def _context(self, s: Session, resident: Resident, referral: Referral | None, now: datetime, *,
+                 first_contact: bool, on_duty: bool) -> eng.Context:
+        """What the engine needs to know: the resident, the open case, and who can answer them."""
+        hours = self.settings.office_hours
+        availability = eng.Availability(
+            on_duty=on_duty, on_call_told=referral is not None and referral.on_call_told_at is not None,
+            next_open=None if on_duty else self.workdays.next_open(now),
+            office_days=tuple(sorted(hours.days)), office_opens=hours.opens, office_closes=hours.closes)
+        return eng.Context(now=now, opted_out=resident.opted_out, language=resident.language,
+                           handoff_open=self._handoff_open(referral), referral_open=referral is not None,
+                           zip_code=resident.zip_code,
+                           checkin_open=self._pending_checkin(s, resident.id, now) is not None,
+                           idle_hours=self.settings.session_idle_hours, hold_hours=self.settings.crisis_hold_hours,
+                           first_contact=first_contact, can_text=self.can_text(resident),
+                           contact_preference=ContactPreference(resident.contact_preference or "any"),
+                           availability=availability)
+
+    @staticmethod
+    def can_text(resident: Resident) -> bool:
+        """A number the line may text: an SMS resident, or a web visitor who gave one."""
+        return resident.channel != "web" or resident.phone is not None
+
+    def _escalate(self, handled: Handled, inputs: _Inputs | None) -> None:
+        """Urgent and nobody on duty: tell the person on call now, before the answer leaves, so that
+        the answer can say so truthfully (the engine, run again, words its promise from that)."""
+        if not handled.escalate or self.escalator is None or inputs is None:
+            self._warn_unnotified(handled.new_urgent)
+            return
+        told = [referral_id for referral_id in handled.escalate if self.escalator(referral_id)]
+        self._warn_unnotified([r for r in handled.new_urgent if r not in told])
+        if not told:
+            return
+        who = replace(inputs.ctx.availability, on_call_told=True)
+        again = self.engine.step(inputs.state, inputs.inbound, replace(inputs.ctx, availability=who))
+        if len(again.replies) != len(handled.replies):
+            return
+        changed = [(reply.id, text) for reply, text in zip(handled.replies, again.replies) if reply.body != text]
+        if changed:
+            messages = Message.__table__   # Core: the ORM's session sync would compare the encrypted body
+            with self.db.transaction() as s:
+                for message_id, text in changed:
+                    s.execute(update(messages).where(messages.c.id == message_id)
+                              .values(body=text, segments=segments(text)))
+            handled.replies = [Reply(r.id, t) for r, t in zip(handled.replies, again.replies)]
+
+    def _warn_unnotified(self, referral_ids: list[int]) -> None:
+        """An urgent referral that told nobody (no one on duty, no text reached the person on call)."""
+        with self.db.sessions() as s:
+            for referral_id in referral_ids:
+                referral = s.get(Referral, referral_id)
+                if referral is not None and referral.notified_at is None:
+                    log.warning("referral.notified_nobody referral=%s urgent=1", referral_id)
 
     # -- residents and state -------------------------------------------------------------
 
@@ -142,9 +213,10 @@ class Service:
                   .on_conflict_do_nothing(index_elements=[unique]))
         return s.scalars(found).one()
 
-    def _loop_guarded(self, s: Session, resident: Resident, body: str, now: datetime) -> bool:
-        """Too many texts in a minute (a robot, a stuck phone): store but stay quiet for a while."""
-        if resident.channel in UNGUARDED_CHANNELS:
+    def _loop_guarded(self, s: Session, resident: Resident, body: str, now: datetime, *, holding: bool) -> bool:
+        """Too many texts in a minute (a robot, a stuck phone): store but stay quiet for a while.
+        Never for a person in a crisis hold: someone in crisis may text many times a minute."""
+        if resident.channel in UNGUARDED_CHANNELS or holding:
             return False
         if resident.quiet_until is None or now >= resident.quiet_until:
             recent = s.scalar(_RECENT_INBOUND, {"resident_id": resident.id, "since": now - timedelta(minutes=1)})
@@ -155,10 +227,6 @@ class Service:
         # a person in danger is answered, and STOP works, whatever the rate.
         text = body[:MAX_ENGINE_TEXT]
         return crisis.detect(text) is None and keywords.classify(text) is not keywords.Compliance.STOP
-
-    def _office_open(self, now: datetime) -> bool:
-        local = now.astimezone(self.settings.program_timezone)
-        return self.settings.office_hours.is_open(local.weekday(), local.time())
 
     @staticmethod
     def _open_referral(s: Session, resident_id: int) -> Referral | None:
@@ -180,9 +248,9 @@ class Service:
     # -- effects ---------------------------------------------------------------------------
 
     def _apply(self, s: Session, resident: Resident, inbound: Message, referral: Referral | None,
-               effects: list[Any], now: datetime) -> list[int]:
-        """Turn the engine's effects into rows; return referrals to notify about after commit."""
-        raised: list[int] = []
+               effects: list[Any], now: datetime, on_duty: bool, handled: Handled) -> None:
+        """Turn the engine's effects into rows; note in `handled` the referrals to notify after commit."""
+        raised = handled.referrals
         for effect in effects:
             match effect:
                 case eng.OptOut():
@@ -197,9 +265,16 @@ class Service:
                         resident.zip_code = zip_code
                         resident.timezone = geo.zip_timezone(zip_code) or resident.timezone
                 case eng.CreateReferral():
-                    referral = self._raise_referral(s, resident, referral, effect, now)
+                    new = referral is None
+                    referral = self._raise_referral(s, resident, referral, effect, now, on_duty)
                     inbound.referral_id = referral.id
                     raised.append(referral.id)
+                    if effect.urgent and not on_duty and referral.on_call_told_at is None:
+                        handled.escalate.append(referral.id)
+                    if effect.urgent and new:
+                        handled.new_urgent.append(referral.id)
+                case eng.SetContactPreference(preference=preference):
+                    self._set_preference(s, resident, preference, now)
                 case eng.ScheduleFollowUp(after=after, template=template):
                     s.add(FollowUp(resident_id=resident.id, referral_id=referral.id if referral else None,
                                    template=template, due_at=now + after, created_at=now))
@@ -214,11 +289,10 @@ class Service:
                     raised += self._checkin_answer(s, resident, answer, now)
                 case eng.RecordUnmet(category=category, reason=reason):
                     self._audit(s, "need.unmet", resident, now, detail={"category": category, "reason": reason})
-        return raised
 
     def _raise_referral(self, s: Session, resident: Resident, referral: Referral | None,
-                        effect: eng.CreateReferral, now: datetime) -> Referral:
-        """Open a referral, or raise the open one (a crisis makes it urgent)."""
+                        effect: eng.CreateReferral, now: datetime, on_duty: bool) -> Referral:
+        """Open a referral, or raise the open one (a crisis makes it urgent and records its kind)."""
         if referral is None:
             referral = Referral(resident_id=resident.id, category=effect.category, reason=effect.reason,
                                 zip_code=effect.zip_code or resident.zip_code, urgent=effect.urgent,
@@ -227,13 +301,29 @@ class Service:
             s.flush()
             self._audit(s, "referral.created", resident, now, referral,
                         {"category": effect.category, "reason": effect.reason, "urgent": effect.urgent})
-            return referral
-        referral.urgent = referral.urgent or effect.urgent
-        referral.category = referral.category or effect.category
-        referral.resource_ids = list({*referral.resource_ids, *effect.resource_ids})
-        referral.unread, referral.bot_resumed_at = True, None
-        self._audit(s, "referral.raised", resident, now, referral, {"reason": effect.reason})
+        else:
+            referral.urgent = referral.urgent or effect.urgent
+            referral.category = referral.category or effect.category
+            referral.resource_ids = list({*referral.resource_ids, *effect.resource_ids})
+            referral.unread, referral.bot_resumed_at = True, None
+            self._audit(s, "referral.raised", resident, now, referral, {"reason": effect.reason})
+        referral.crisis_kind = referral.crisis_kind or effect.crisis_kind
+        if on_duty:   # a caseworker on duty sees the queue (and gets a notice after the commit)
+            referral.notified_at = referral.notified_at or now
+        elif effect.urgent:   # the person on call is due a text, now or in the next batch
+            referral.escalation_due_at = referral.escalation_due_at or now
         return referral
+
+    def _set_preference(self, s: Session, resident: Resident, preference: ContactPreference, now: datetime) -> None:
+        """Record how we may reach them; "do not text first" cancels the check-ins still waiting."""
+        resident.contact_preference = preference
+        cancelled = 0
+        if preference != ContactPreference.ANY:
+            cancelled = s.execute(update(FollowUp).where(FollowUp.resident_id == resident.id,
+                                                         FollowUp.status == "pending")
+                                  .values(status="cancelled")).rowcount or 0
+        self._audit(s, "resident.contact_preference", resident, now,
+                    detail={"preference": str(preference), "checkins_cancelled": cancelled})
 
     def _checkin_answer(self, s: Session, resident: Resident, answer: str, now: datetime) -> list[int]:
         followup = self._pending_checkin(s, resident.id, now)

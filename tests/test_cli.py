@@ -102,7 +102,7 @@ def test_serve_migrates_and_runs_web_workers_and_one_scheduler(tmp_path):
                 health = get_json(f"http://127.0.0.1:{port}/healthz")
             except OSError:
                 time.sleep(0.3)
-        assert health == {"status": "ok", "db": "ok"}
+        assert health == {"status": "ok", "db": "ok", "attention": 0}
         assert (tmp_path / "instance" / "peaceline.db").exists()
         time.sleep(1)  # the scheduler starts once the workers are ready
         family = children_of(proc.pid)

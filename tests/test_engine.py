@@ -4,7 +4,7 @@ Case format (reused by the lead's transcript tests through the real /sms webhook
 
     - name: what the case shows
       now: "2026-12-01T16:00:00+00:00"      # optional; default T0 (Tuesday 10:00 in Kansas City)
-      ctx: {office_open: false, zip_code: "64124", language: es, first_contact: false}
+      ctx: {on_duty: false, zip_code: "64124", language: es, first_contact: false}
       turns:
         - send: I need food                  # or `media: 1` with send: ""
           carrier: STOP                      # optional Twilio OptOutType
@@ -19,8 +19,10 @@ Case format (reused by the lead's transcript tests through the real /sms webhook
           session: {flow: food, step: zip}   # fields of the saved state after the turn
         - wait: 25h
 
-Between turns the runner plays the service: it remembers opt-out, language and ZIP from
-the effects and the state from the outcome, and moves the clock 20 seconds.
+Between turns the runner plays the service: it remembers opt-out, language, ZIP, contact
+preference and an open referral from the effects and the state from the outcome, and moves the
+clock 20 seconds. `on_duty` and `on_call_told` in ctx set who is available (default: a caseworker
+is on duty); with nobody on duty the next working day is worked out from the office hours.
 """
 from __future__ import annotations
 
@@ -39,7 +41,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import engine as eng
-from bot.engine import Context, Engine, Inbound, Outcome
+from bot.config import parse_office_hours
+from bot.contact import ContactPreference
+from bot.engine import Availability, Context, Engine, Inbound, Outcome
 from bot.flows import load_flows, parse_duration
 from bot.matching import Matcher
 from bot.resources import load_directory
@@ -55,7 +59,8 @@ DIRECTORY = load_directory(ROOT / "resources.yaml")
 MATCHER = Matcher.from_file(FLOWS / "vocabulary.yaml")
 FLOWSET = load_flows(FLOWS, categories=set(DIRECTORY.categories))
 TURN_GAP = timedelta(seconds=20)
-CTX_FLAGS = {f.name for f in fields(Context)} - {"now"}
+CTX_FLAGS = {f.name for f in fields(Context)} - {"now", "availability"} | {"on_duty", "on_call_told"}
+OFFICE = parse_office_hours("Mon-Fri 09:00-17:00")
 
 
 def make_engine(directory: Any = DIRECTORY, flows: Any = FLOWSET, *, strict: bool = True) -> Engine:
@@ -77,6 +82,8 @@ class Resident:
     zip_code: str | None = None
     seen: bool = False
     state: dict | None = None
+    referral_open: bool = False
+    contact_preference: ContactPreference = ContactPreference.ANY
 
     def apply(self, outcome: Outcome) -> None:
         for effect in outcome.effects:
@@ -87,7 +94,23 @@ class Resident:
             elif isinstance(effect, eng.SetProfile):
                 self.language = effect.language or self.language
                 self.zip_code = effect.zip_code or self.zip_code
+            elif isinstance(effect, eng.CreateReferral):
+                self.referral_open = True
+            elif isinstance(effect, eng.SetContactPreference):
+                self.contact_preference = effect.preference
         self.state, self.seen = outcome.state, True
+
+
+def availability(now: datetime, on_duty: bool = True, on_call_told: bool = False) -> Availability:
+    """Who is there, as the service would say: nobody on duty means the next working day's opening."""
+    local = now.astimezone(TZ)
+    day = local.date() if local.time() < OFFICE.opens else local.date() + timedelta(days=1)
+    while day.weekday() not in OFFICE.days:
+        day += timedelta(days=1)
+    opens = datetime.combine(day, OFFICE.opens, tzinfo=TZ)
+    return Availability(on_duty=on_duty, on_call_told=on_call_told, next_open=None if on_duty else opens,
+                        office_days=tuple(sorted(OFFICE.days)), office_opens=OFFICE.opens,
+                        office_closes=OFFICE.closes)
 
 
 def load_cases() -> list:
@@ -110,10 +133,12 @@ def run_case(engine: Engine, case: dict) -> list[Outcome]:
             continue
         if "state" in turn:
             resident.state = {**(resident.state or {}), **turn["state"]}
-        flags = {"first_contact": not resident.seen, **base, **turn.get("ctx", {})}
+        flags = {"first_contact": not resident.seen, "referral_open": resident.referral_open,
+                 "contact_preference": resident.contact_preference, **base, **turn.get("ctx", {})}
         assert set(flags) <= CTX_FLAGS, f"unknown ctx keys {set(flags) - CTX_FLAGS}"
+        who = availability(now, flags.pop("on_duty", True), flags.pop("on_call_told", False))
         ctx = Context(now=now, opted_out=resident.opted_out, language=resident.language,
-                      zip_code=resident.zip_code, **flags)
+                      zip_code=resident.zip_code, availability=who, **flags)
         inbound = Inbound(str(turn["send"]), turn.get("media", 0), turn.get("carrier"))
         outcome = engine.step(resident.state, inbound, ctx)
         check_turn(turn, outcome)
@@ -298,7 +323,7 @@ def test_state_is_json_and_round_trips():
     out = ENGINE.step(None, Inbound("hi"), ctx(first_contact=True))
     state = json.loads(json.dumps(out.state))
     assert state == {"v": 1, "flow": "intake", "step": "menu", "lang": "en", "vars": {"greeted": True}, "misses": 0,
-                     "offer": None, "last_at": T0.isoformat()}
+                     "offer": None, "last_at": T0.isoformat(), "hold": None, "hold_until": None}
     again = ENGINE.step(state, Inbound("2"), ctx(now=T0 + TURN_GAP))
     assert again.state["flow"] == "food" and again.state["vars"]["category"] == "food"
 
@@ -342,9 +367,10 @@ def test_the_engine_never_reads_the_clock():
 # ---------------------------------------------------------------- fuzz: never raises
 
 
-WORDS = ["hi", "hola", "I need food", "necesito comida", "1", "2", "3", "4", "5", "6", "7", "8", "0",
+WORDS = ["hi", "hola", "I need food", "necesito comida", "1", "2", "3", "4", "5", "6", "7", "8", "9", "0",
          "yes", "no", "sí", "64124", "99999", "MENU", "ESPAÑOL", "english", "talk to a person", "STOP",
          "START", "HELP", "stop texting me", "I want to kill myself", "he is hitting me", "overdose",
+         "dont text me he checks my phone", "my son got shot and we need a lawyer", "my cousin was killed",
          "", "   ", "🙂", "rent", "court", "body", "feelings", "abogado", "no sé", "\x00", "a" * 2000]
 texts = st.one_of(st.sampled_from(WORDS), st.text(max_size=200))
 contexts = st.builds(
@@ -352,19 +378,24 @@ contexts = st.builds(
                               timezones=st.just(timezone.utc)),
     opted_out=st.booleans(), handoff_open=st.booleans(), checkin_open=st.booleans(),
     language=st.sampled_from([None, "en", "es", "fr"]), zip_code=st.sampled_from([None, "64124", "00000"]),
-    office_open=st.booleans(), idle_hours=st.integers(0, 48), first_contact=st.booleans())
+    idle_hours=st.integers(0, 48), first_contact=st.booleans(), referral_open=st.booleans(),
+    can_text=st.booleans(), contact_preference=st.sampled_from(list(ContactPreference)),
+    availability=st.builds(Availability, on_duty=st.booleans(), on_call_told=st.booleans(),
+                           next_open=st.sampled_from([None, datetime(2026, 12, 7, 9, 0, tzinfo=TZ)])))
 inbounds = st.builds(Inbound, text=texts, media_count=st.integers(0, 3),
                      carrier_keyword=st.sampled_from([None, None, None, "STOP", "START", "HELP", "bogus"]))
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
                            max_leaves=8)
 junk_states = st.one_of(
-    st.none(), st.dictionaries(st.sampled_from(["v", "flow", "step", "lang", "vars", "misses", "offer", "last_at"]),
-                               json_values, max_size=8),
+    st.none(), st.dictionaries(st.sampled_from(["v", "flow", "step", "lang", "vars", "misses", "offer", "last_at",
+                                                "hold", "hold_until"]), json_values, max_size=8),
     st.fixed_dictionaries({"flow": st.sampled_from(["intake", "food", "safety", "gone"]),
                            "step": st.sampled_from(["menu", "zip", "safe_now", "person", "gone"]),
-                           "offer": st.sampled_from([None, "two_misses", "no_resource", "other"]),
-                           "last_at": st.sampled_from([None, "2026-12-01T10:00:00", "garbage"])}))
+                           "offer": st.sampled_from([None, "two_misses", "no_resource", "next_need", "other"]),
+                           "last_at": st.sampled_from([None, "2026-12-01T10:00:00", "garbage"]),
+                           "hold": st.sampled_from([None, "self_harm", "abuse", "nonsense"]),
+                           "hold_until": st.sampled_from([None, "2030-01-01T00:00:00+00:00", "garbage"])}))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,7 +5,7 @@ from bot.config import load_settings
 
 def test_healthy(client):
     resp = client.get("/healthz")
-    assert resp.status_code == 200 and resp.get_json() == {"status": "ok", "db": "ok"}
+    assert resp.status_code == 200 and resp.get_json() == {"status": "ok", "db": "ok", "attention": 0}
 
 
 def test_database_down_gives_503(env, clock):

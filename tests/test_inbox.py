@@ -147,7 +147,7 @@ def test_the_thread_shows_the_full_phone_and_every_view_is_audited_and_marks_it_
     rid = open_referral(phone, rt)
     html = page(staff.get(f"/inbox/referrals/{rid}"))
     assert RESIDENT in html and "talk to a person" in html
-    assert "A caseworker will text you" in html  # the bot's replies are in the thread too
+    assert "A person from our team will text you" in html  # the bot's replies are in the thread too
     page(staff.get(f"/inbox/referrals/{rid}"))
     views = rows(rt, AuditEvent, AuditEvent.action == "thread.viewed")
     resident_id = referral(rt, rid).resident_id

@@ -396,7 +396,7 @@ def test_no_secret_full_number_or_body_in_any_log_line(env, clock, caplog, capfd
     secrets_ = {"SECRET_KEY": SECRET_KEY, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "DATA_KEY": data_key,
                 "Authorization": auth}
     numbers = [RESIDENT, CASEWORKER_PHONE, VISITOR_PHONE]
-    reply_words = ["Places with", "checking in", "A caseworker will text you"]
+    reply_words = ["Places with", "checking in", "A person from our team will text you"]
     leaks = []
     for line in lines:
         for name, value in secrets_.items():

@@ -3,7 +3,9 @@
 Runs every case in tests/transcripts/ and every engine case (tests/engine_cases/) that needs no
 hand-made context, so each flow path is proven end to end: signature, storage, locking, engine,
 effects turned into rows, TwiML. Transcript-only turns drive the rest of the product:
-`dispatch: true|<status>` (the follow-up sender runs), `claim` (a caseworker claims the open referral).
+`dispatch: true|<status>` (the follow-up sender runs), `claim` (a caseworker claims the open referral),
+`close` (a caseworker closes it). As in the engine cases, a caseworker is on duty unless the case
+says `ctx: {on_duty: false}`, and then nobody is (no caseworker account at all).
 """
 from __future__ import annotations
 
@@ -19,17 +21,16 @@ from bot.flows import parse_duration
 from bot.models import FollowUp, Referral, Resident
 from cases import check_replies
 from conftest import Phone
+from staff_helpers import add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 
 HERE = Path(__file__).parent
-# A Saturday noon in Kansas City: outside office hours, inside the sending window.
-WEEKEND = datetime.fromisoformat("2026-12-05T18:00:00+00:00")
 TURN_GAP = timedelta(seconds=20)
 
 
 def needs_hand_made_context(case: dict) -> bool:
     """Engine cases that set flags the webhook cannot (a DB-backed transcript covers those)."""
     flags = dict(case.get("ctx", {}))
-    flags.pop("office_open", None)
+    flags.pop("on_duty", None)
     return bool(flags) or any("ctx" in t or "state" in t for t in case["turns"])
 
 
@@ -71,6 +72,12 @@ def claim(rt) -> None:
         referral.status, referral.claimed_at = "claimed", rt.clock.now()
 
 
+def close(rt) -> None:
+    with rt.db.transaction() as s:
+        referral = s.scalars(select(Referral).where(Referral.status != "closed")).one()
+        referral.status, referral.closed_at, referral.outcome = "closed", rt.clock.now(), "got_help"
+
+
 def send_due(rt, status: str, expect: list[str]) -> None:
     """Run the follow-up sender; each due follow-up must end with `status` (true means sent)."""
     done = dispatch_due(rt)
@@ -88,14 +95,16 @@ def send_due(rt, status: str, expect: list[str]) -> None:
 def test_transcript(case, client, rt, clock):
     if "now" in case:
         clock.set(datetime.fromisoformat(case["now"]))
-    elif case.get("ctx", {}).get("office_open") is False:
-        clock.set(WEEKEND)
+    if case.get("ctx", {}).get("on_duty", True):
+        add_caseworker(rt)   # office hours: on duty on weekdays 9 to 5
     phone = Phone(client)
     for turn in case["turns"]:
         if "wait" in turn:
             clock.set(clock.now() + parse_duration(turn["wait"]))
         elif "claim" in turn:
             claim(rt)
+        elif "close" in turn:
+            close(rt)
         elif "dispatch" in turn:
             send_due(rt, turn["dispatch"], turn.get("expect", []))
         else:

@@ -25,7 +25,7 @@ OUTCOMES = {
 }
 MAX_REPLY = 1600  # Twilio's limit for one message
 MAX_NOTE = 5000
-NOT_SENT = ("skipped_opted_out", "failed")
+NOT_SENT = ("skipped_opted_out", "failed", "held_contact_preference")
 UNCERTAIN = ("unknown",)  # Twilio timed out or failed: the text may or may not have gone out
 QUEUE_LIMIT = 200
 Show = Literal["open", "mine", "closed"]

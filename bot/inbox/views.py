@@ -26,7 +26,9 @@ REASONS = {"asked_person": "Asked for a person", "two_misses": "The bot did not 
 DELIVERY = {"queued": "sending", "accepted": "sending", "sending": "sending", "sent": "sent",
             "delivered": "delivered", "read": "read", "logged": "logged only (no Twilio account)",
             "failed": "not sent", "undelivered": "not delivered", "unknown": "may not have gone out",
-            "skipped_opted_out": "not sent: opted out", "loop_guard": "ignored: too many texts at once"}
+            "skipped_opted_out": "not sent: opted out", "loop_guard": "ignored: too many texts at once",
+            "held_contact_preference": ("not sent: they asked us not to text first. You can answer within "
+                                        "24 hours of their own last text")}
 
 
 @bp.before_request
