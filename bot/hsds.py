@@ -62,6 +62,10 @@ SYNONYMS = {
                  "substance abuse treatment", "addiction", "addiction and recovery", "detoxification"),
     "safety": ("domestic violence", "domestic violence hotlines", "domestic violence shelters", "family violence",
                "intimate partner violence", "sexual assault", "sexual assault services"),
+    "violence": ("violence prevention", "violence interruption", "community violence intervention",
+                 "hospital based violence intervention", "gang intervention", "mediation", "conflict resolution"),
+    "loss": ("victim services", "crime victim support", "crime victim compensation", "grief counseling",
+             "bereavement support", "bereavement support groups", "homicide survivor support", "funeral assistance"),
 }
 # A warning only, never a category: these words make an operator check that an address may be texted.
 _SHELTER_WORDS = re.compile(r"\b(shelter|domestic|abuse|violence|refuge|safe ?house)", re.IGNORECASE)

@@ -39,7 +39,7 @@ MAX_DAYS = 3 * 366  # a longer range is a mistake, and its week-by-week page wou
 SENT = ("sent", "logged")  # follow-ups that left (logged: no Twilio account, as in a trial run)
 
 NEEDS = {"housing": "Housing", "food": "Food", "health": "Health", "legal": "Legal",
-         "recovery": "Recovery", "safety": "Safety"}
+         "recovery": "Recovery", "safety": "Safety", "violence": "Violence", "loss": "Loss"}
 NO_NEED = "Other"  # asked for a person, or a crisis, before naming a need
 OUTCOMES = {"got_help": "Got help", "could_not_get_help": "Could not get help",
             "no_longer_needed": "No longer needed", "could_not_reach": "Could not reach them",

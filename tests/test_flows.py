@@ -316,3 +316,49 @@ def test_load_flows_raises_with_every_error(flows_copy):
     assert "flows/food.yaml:" in text and "missing step 'nowhere'" in text
     assert "flows/legal.yaml:" in text and "unknown category 'lawyers'" in text
     assert len(raised.value.issues) == 2
+
+
+# -- the crisis hold and carrier keywords --------------------------------------------------------------
+
+def test_a_crisis_hold_step_that_offers_numbered_options_fails_the_check(flows_copy):
+    safety = flows_copy / "safety.yaml"
+    edit(safety, 'or text START to 88788. {promise}"', 'or text START to 88788. {promise} Reply 1 yes, 2 no"')
+    issue = only_error(flows_copy, "crisis-hold step offers numbered options")
+    assert (issue.file, issue.line, issue.step) == ("flows/safety.yaml", line_of(safety, "{promise} Reply 1 yes"), "danger")
+
+
+def test_a_crisis_hold_step_that_leads_to_a_question_fails_the_check(flows_copy):
+    safety = flows_copy / "safety.yaml"
+    edit(safety, '    handoff: {reason: "crisis:abuse", urgent: true}\n',
+         '    handoff: {reason: "crisis:abuse", urgent: true}\n    next: zip\n')
+    issue = only_error(flows_copy, "leads to a question")
+    assert issue.step == "danger"
+
+
+def test_a_crisis_hold_text_with_the_menu_fails_the_check(flows_copy):
+    messages = flows_copy / "messages.yaml"
+    edit(messages, 'en: "We are here. Keep texting us if you want. You can also text 988',
+         'en: "Text MENU to start over. We are here. Keep texting us if you want. You can also text 988')
+    issue = only_error(flows_copy, "crisis-hold text")
+    assert issue.line == line_of(messages, "Text MENU to start over. We are here.")
+
+
+def test_a_question_that_asks_for_a_carrier_keyword_fails_the_check(flows_copy):
+    housing = flows_copy / "housing.yaml"
+    edit(housing, "Do you have a court date for an eviction? Reply 1 yes, 2 no",
+         "Do you have a court date for an eviction? Reply YES or NO")
+    issue = only_error(flows_copy, "carrier keyword 'YES'")
+    assert (issue.line, issue.step) == (line_of(housing, "Reply YES or NO"), "court")
+
+
+def test_a_system_question_that_asks_for_a_carrier_keyword_fails_the_check(flows_copy):
+    messages = flows_copy / "messages.yaml"
+    edit(messages, "Want to talk with a person from our team? Reply 1 yes, 2 no\"\n    es: \"¿Quiere",
+         "Want to talk with a person from our team? Reply START\"\n    es: \"¿Quiere")
+    issue = only_error(flows_copy, "carrier keyword 'START'")
+    assert issue.line == line_of(messages, "Reply START")
+
+
+def test_a_flow_priority_must_be_a_number(flows_copy):
+    edit(flows_copy / "loss.yaml", "priority: 1", "priority: high")
+    assert "priority must be a whole number" in str(only_error(flows_copy, "priority"))

@@ -133,17 +133,17 @@ def header(report, key: str) -> list[str]:
 def test_requests_by_need_and_week_hide_small_cells_and_their_complements(rt, dataset):
     got = table(report_of(rt), "requests_by_need_and_week")
     assert header(report_of(rt), "requests_by_need_and_week") == [
-        "Week", "Housing", "Food", "Health", "Legal", "Recovery", "Safety", "Total"]
+        "Week", "Housing", "Food", "Health", "Legal", "Recovery", "Safety", "Violence", "Loss", "Total"]
     # Housing has 2 and 3 people: "<5". Food (6 and 7 people) is hidden as the complement in each
     # week, since the week's total would otherwise give housing away. Health (9, 10) is exact.
     # The one safety request makes week 4's total "<5", so the totals column hides week 2's
     # total too, and the need totals hide housing (5 people, the smallest) beside safety.
     assert got == {
-        "Week of 2026-11-02": ["0", "0", "0", "0", "0", "0", "0"],
-        "Week of 2026-11-09": [SMALL, HIDDEN, "9", "0", "0", "0", HIDDEN],
-        "Week of 2026-11-16": [SMALL, HIDDEN, "10", "0", "0", "0", "20"],
-        "Week of 2026-11-23": ["0", "0", "0", "0", "0", SMALL, SMALL],
-        "Total": [HIDDEN, "13", "19", "0", "0", SMALL, "38"],
+        "Week of 2026-11-02": ["0", "0", "0", "0", "0", "0", "0", "0", "0"],
+        "Week of 2026-11-09": [SMALL, HIDDEN, "9", "0", "0", "0", "0", "0", HIDDEN],
+        "Week of 2026-11-16": [SMALL, HIDDEN, "10", "0", "0", "0", "0", "0", "20"],
+        "Week of 2026-11-23": ["0", "0", "0", "0", "0", SMALL, "0", "0", SMALL],
+        "Total": [HIDDEN, "13", "19", "0", "0", SMALL, "0", "0", "38"],
     }
 
 
@@ -244,7 +244,7 @@ def test_a_need_asked_through_the_bot_is_counted(client, clock, rt):
     with rt.db.sessions() as s:
         assert s.scalar(select(Referral.category)) == "food"
     got = table(report_of(rt, "2026-11-01", "2026-12-01"), "requests_by_need_and_week")
-    assert got["Total"] == ["0", SMALL, "0", "0", "0", "0", SMALL]
+    assert got["Total"] == ["0", SMALL, "0", "0", "0", "0", "0", "0", SMALL]
 
 
 # -- suppression on its own -------------------------------------------------------------------
