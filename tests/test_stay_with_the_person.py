@@ -282,3 +282,16 @@ def test_a_web_visitor_without_a_number_is_offered_the_page_or_a_number(app, rt,
     assert bye == ["OK. Text MENU any time you need help. In danger, call 911."]
     with rt.db.sessions() as s:
         assert s.scalars(select(FollowUp)).all() == []
+
+
+def test_the_inbox_shows_the_crisis_kind_and_do_not_text_first(app, rt, phone, clock):
+    from staff_helpers import Staff
+
+    add_caseworker(rt)
+    texts(phone, "he hits me", "please dont text me back he checks my phone")
+    staff = Staff(app.test_client())
+    staff.login()
+    queue = staff.get("/inbox/").get_data(as_text=True)
+    assert "Abuse" in queue and "Do not text first" in queue
+    thread = staff.get(f"/inbox/referrals/{referral(rt).id}").get_data(as_text=True)
+    assert "Do not text first" in thread and "24 hours of their own last text" in thread
