@@ -3,6 +3,21 @@
 Pure: no web framework, database, Twilio or clock. Time comes in `Context.now`; what
 should happen in the world comes back as plain-data effects that the service applies.
 Every word a resident reads lives in flows/*.yaml.
+
+The order of checks on every inbound text (Engine._step; tests/test_engine.py checks it):
+ 1. Twilio already answered a carrier keyword (OptOutType): record it, say nothing; except a
+    START ("yes") from someone not opted out while a yes/no question is open: that is the answer.
+ 2. Danger (crisis.detect): the crisis answer and a crisis hold, from any step, even opted out.
+ 3. STOP and plain-language revocations; "don't text me" with a safety reason (do not text
+    first); START; HELP.
+ 4. Opted out: silence.
+ 5. A caseworker has the conversation: the text is theirs (MENU takes it back).
+ 6. A crisis hold: stay with the person (MENU ends it).
+ 7. The newest question owns a bare answer: a check-in sent after the bot's last question takes
+    a bare 1/2/3, yes/no or its words.
+ 8. A picture or an empty text.
+ 9. The conversation: idle expiry, the greeting, the global words (MENU, a language, a person,
+    thanks), an open offer, then the current step.
 """
 from __future__ import annotations
 
@@ -64,7 +79,7 @@ class Context:
     opted_out: bool = False
     handoff_open: bool = False    # a caseworker has claimed an open referral for this resident
     referral_open: bool = False   # the resident has an open referral (a crisis hold ends with it)
-    checkin_open: bool = False    # a check-in follow-up was sent and awaits its answer
+    checkin_sent_at: datetime | None = None   # a check-in awaits its answer: when it was sent
     language: str | None = None   # known from the resident row
     zip_code: str | None = None
     idle_hours: int = 24
@@ -297,9 +312,9 @@ class Engine:
         text = inbound.text.strip() if isinstance(inbound.text, str) else ""
         saved = _State.load(raw, self.languages)
         quiet = Outcome(saved.dump() if saved else {}, [], [], [])
-        if inbound.carrier_keyword:   # Twilio already answered: record, never reply twice
-            quiet.effects.extend(_carrier_effects(inbound.carrier_keyword))
-            return quiet
+        if inbound.carrier_keyword and not self._answers_yes_no(inbound, saved, ctx):
+            quiet.effects.extend(_carrier_effects(inbound.carrier_keyword))   # Twilio already answered:
+            return quiet                                                      # never reply twice
         turn = _Turn(saved or _State(lang=self._language(text, None, ctx)), ctx, text)
         if saved is None and text:
             self._set_language(turn, turn.lang)
@@ -322,7 +337,7 @@ class Engine:
             self._in_handoff(turn)
         elif turn.state.hold:
             self._hold(turn)
-        elif ctx.checkin_open and not self._mid_question(saved, ctx) and (answer := self._checkin_answer(text)):
+        elif self._checkin_is_newest(saved, ctx) and (answer := self._checkin_answer(text)):
             self._checkin(turn, answer)
         elif not text:   # a picture or an empty text: not a miss, and not a start either
             self._say(turn, M.TEXT_ONLY)
@@ -342,19 +357,22 @@ class Engine:
             self._set_language(turn, self._language(turn.text, saved, ctx))
         if saved is None or self._idle(saved, ctx):
             prefix = None if first else M.WELCOME_BACK
-        if first:
-            turn.state.vars["greeted"] = True
+        turn.state.vars["greeted"] = True   # now, or before this session (an urgent flow may let it wait)
         word = self.matcher.global_word(turn.text)
         if word == "menu" and first:
-            self._begin(turn, self.intake)
+            self._menu(turn, M.GREETING)
         elif word == "menu":
             self._menu(turn, prefix)
         elif word and word.startswith("lang:") and word[5:] in self.languages:
             self._switch_language(turn, word[5:], prefix, first)
         elif word == "person":
-            self._say(turn, M.PRIVACY if first else prefix)
+            self._say(turn, M.GREETING if first else prefix)
             self._handoff(turn, "asked_person")
             turn.state.end()
+        elif word == "thanks" and not first:   # never the whole menu for a "thank you"
+            if turn.state.flow is None:   # "gracias": answer in the words they used
+                self._set_language(turn, self.matcher.language(turn.text) or turn.lang)
+            self._say(turn, M.HANDOFF_WAITING if turn.state.vars.get("handoff") else M.THANKS)
         elif turn.state.offer:
             self._answer_offer(turn)
         elif turn.state.flow is None:
@@ -387,7 +405,9 @@ class Engine:
         word = self.matcher.global_word(turn.text)
         if word == "menu":
             turn.state.end_hold()
-            self._menu(turn, None)
+            first = not turn.state.vars.get("greeted")   # a first text in crisis: the greeting waited
+            turn.state.vars["greeted"] = True
+            self._menu(turn, M.GREETING if first else None)
             return
         if word and word.startswith("lang:") and word[5:] in self.languages:
             self._set_language(turn, word[5:], always=True)
@@ -450,9 +470,21 @@ class Engine:
         else:
             self._say(turn, M.CHECKIN_NOT_YET, promise=True)
 
-    def _mid_question(self, saved: _State | None, ctx: Context) -> bool:
-        """A live session waits on an answer: a yes or a 1 belongs to it, not to a check-in."""
-        return bool(saved and (saved.flow or saved.offer) and not self._idle(saved, ctx))
+    def _checkin_is_newest(self, saved: _State | None, ctx: Context) -> bool:
+        """A check-in awaits its answer and the bot asked nothing since it went out: a bare 1, 2, 3
+        or yes belongs to it, even inside a live session ("thank you", a check-in, then "2")."""
+        if ctx.checkin_sent_at is None:
+            return False
+        asking = saved is not None and bool(saved.flow or saved.offer) and not self._idle(saved, ctx)
+        return not asking or saved is None or saved.last_at is None or ctx.checkin_sent_at > saved.last_at
+
+    def _answers_yes_no(self, inbound: Inbound, saved: _State | None, ctx: Context) -> bool:
+        """Twilio's START for a "yes" from someone who never opted out, while a yes/no question is
+        open: the resident answered us, so the bot answers and records it (Twilio's own reply aside)."""
+        if (inbound.carrier_keyword or "").strip().upper() != "START" or ctx.opted_out or saved is None:
+            return False
+        step = self._current_ask(saved)
+        return bool(saved.offer or (step and step.kind == "yes_no") or self._checkin_is_newest(saved, ctx))
 
     # -- starting, the menu, languages --------------------------------------------------
 
@@ -466,7 +498,7 @@ class Engine:
             if flow.urgent and first:   # the greeting waits, as after a crisis answer
                 turn.state.vars.pop("greeted", None)
             else:
-                self._say(turn, M.PRIVACY if first else prefix)
+                self._say(turn, M.GREETING if first else prefix)
             self._begin(turn, flow)
             if later:
                 turn.state.vars["next_need"] = later[0]
@@ -475,7 +507,7 @@ class Engine:
         elif turn.state.vars.get("handoff") and not prefix:
             self._say(turn, M.HANDOFF_WAITING)
         elif first:
-            self._begin(turn, self.intake)
+            self._menu(turn, M.GREETING)
         else:
             self._menu(turn, prefix)
 

@@ -41,7 +41,8 @@ Text = dict[str, str]  # language code -> text
 class M:
     """Keys of the system texts in messages.yaml that the engine uses."""
 
-    PRIVACY = "privacy"
+    GREETING = "greeting"   # the first text: who we are, privacy, how to stop, the other language
+    THANKS = "thanks"
     WELCOME_BACK = "welcome_back"
     RESTARTED = "restarted"
     NOT_UNDERSTOOD = "not_understood"

@@ -19,7 +19,7 @@ from rapidfuzz.distance import OSA, Indel
 
 VOCABULARY_PATH = Path(__file__).resolve().parent.parent / "flows" / "vocabulary.yaml"
 CATEGORIES = ("housing", "food", "health", "legal", "recovery", "safety", "violence", "loss")
-GLOBAL_WORDS = ("menu", "lang:en", "lang:es", "person")
+GLOBAL_WORDS = ("menu", "lang:en", "lang:es", "person", "thanks")
 LANGUAGES = ("en", "es")
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -224,7 +224,8 @@ class Matcher:
         for word, phrases in entries.items():
             for entry in strings(phrases, f"{source}: global.{word}"):
                 for spelling in expand(entry):
-                    key = self._without(spelling, self._fillers)
+                    # a phrase made only of request words ("thank you") is kept whole
+                    key = self._without(spelling, self._fillers) or normalize(spelling)
                     if key and found.setdefault(key, word) != word:
                         raise VocabularyError(f"{source}: global.{word}: {spelling!r} is already {found[key]}")
         return found
@@ -271,7 +272,7 @@ class Matcher:
     def global_word(self, text: str) -> str | None:
         """MENU, a language or a person, when that is the whole message (request words aside)."""
         key = self._without(text, self._fillers)
-        found = self._global.get(key)
+        found = self._global.get(key) if key else self._global.get(normalize(text))
         if found is None and key and " " not in key:
             found = self._global.get(self._global_speller.correct(key))
         return found

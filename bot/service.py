@@ -145,6 +145,7 @@ class Service:
                  first_contact: bool, on_duty: bool) -> eng.Context:
         """What the engine needs to know: the resident, the open case, and who can answer them."""
         hours = self.settings.office_hours
+        checkin = self._pending_checkin(s, resident.id, now)
         availability = eng.Availability(
             on_duty=on_duty, on_call_told=referral is not None and referral.on_call_told_at is not None,
             next_open=None if on_duty else self.workdays.next_open(now),
@@ -152,7 +153,7 @@ class Service:
         return eng.Context(now=now, opted_out=resident.opted_out, language=resident.language,
                            handoff_open=self._handoff_open(referral), referral_open=referral is not None,
                            zip_code=resident.zip_code,
-                           checkin_open=self._pending_checkin(s, resident.id, now) is not None,
+                           checkin_sent_at=checkin.sent_at if checkin is not None else None,
                            idle_hours=self.settings.session_idle_hours, hold_hours=self.settings.crisis_hold_hours,
                            first_contact=first_contact, can_text=self.can_text(resident),
                            contact_preference=ContactPreference(resident.contact_preference or "any"),
