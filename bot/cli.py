@@ -263,6 +263,26 @@ def create_caseworker(email: str, name: str, role: str, phone: str | None, duty_
     click.echo(f"caseworker #{caseworker_id} created ({role})")
 
 
+@main.command()
+@click.argument("email")
+def unlock(email: str) -> None:
+    """Clear the wrong-password counts against an account (audited), so nobody waits to log in to it."""
+    from .auth import AccountError, unlock as clear
+    from .clock import Clock
+    from .db import Database
+
+    settings = _settings()
+    _migrate(settings)
+    db = Database(settings.database_url)
+    try:
+        cleared = clear(db, settings.secret_key, Clock().now(), email)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+    click.echo(f"{email.strip()}: unlocked ({cleared} place(s) had wrong tries)")
+
+
 def _stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 

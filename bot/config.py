@@ -58,6 +58,7 @@ class Settings:
     data_key: str | None = None
     loop_guard_per_minute: int = 8
     loop_guard_quiet_minutes: int = 10
+    web_referrals_per_hour: int = 5  # per client address; more still open, one tier lower (bot/triage.py)
 
     @property
     def sender_name(self) -> str:
@@ -218,6 +219,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         data_key=env.get("DATA_KEY") or None,
         loop_guard_per_minute=_int(env, "LOOP_GUARD_PER_MINUTE", 8, minimum=1),
         loop_guard_quiet_minutes=_int(env, "LOOP_GUARD_QUIET_MINUTES", 10, minimum=1),
+        web_referrals_per_hour=_int(env, "WEB_REFERRALS_PER_HOUR", 5, minimum=1),
         **_twilio(env),
     )
 

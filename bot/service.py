@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from . import crisis, engine as eng, geo, keywords, logs
+from . import crisis, engine as eng, geo, keywords, logs, triage
 from .clock import Clock
 from .config import Settings
 from .crypto import phone_lookup
@@ -72,15 +72,19 @@ class Service:
         self.on_referral: list[Callable[[int], None]] = []  # after-commit hooks (caseworker notices)
 
     def handle(self, *, channel: str, address: str, text: str | None, provider_sid: str | None = None,
-               media_count: int = 0, carrier_keyword: str | None = None) -> Handled:
-        """Handle one inbound message exactly once; a repeated provider id returns the first answer."""
+               media_count: int = 0, carrier_keyword: str | None = None, client: str | None = None) -> Handled:
+        """Handle one inbound message exactly once; a repeated provider id returns the first answer.
+
+        `client` is a web visitor's network address (as ProxyFix sees it), for the per-address
+        cap on new web referrals.
+        """
         body, now = clean(text), self.clock.now()
         with self.db.transaction() as s:
             resident = self.lock_resident(s, channel, address, now)
             if provider_sid and (seen := s.scalar(_SEEN, {"provider_sid": provider_sid})):
                 return Handled(self._replies_to(s, seen), duplicate=True)
             handled = self._handle_locked(s, resident, channel, body, provider_sid, media_count,
-                                          carrier_keyword, now)
+                                          carrier_keyword, now, client)
         for referral_id in handled.referrals:
             for hook in self.on_referral:
                 hook(referral_id)
@@ -88,7 +92,7 @@ class Service:
 
     def _handle_locked(self, s: Session, resident: Resident, channel: str, body: str,
                        provider_sid: str | None, media_count: int, carrier_keyword: str | None,
-                       now: datetime) -> Handled:
+                       now: datetime, client: str | None = None) -> Handled:
         first_contact = resident.last_seen_at is None
         inbound = Message(resident_id=resident.id, direction="in", channel=channel, kind="inbound", body=body,
                           provider_sid=provider_sid, status="received", num_media=media_count,
@@ -114,7 +118,7 @@ class Service:
                                                                    carrier_keyword), ctx)
         if referral is not None:
             inbound.referral_id = referral.id
-        raised = self._apply(s, resident, inbound, referral, outcome.effects, now)
+        raised = self._apply(s, resident, inbound, referral, outcome.effects, now, client)
         conv.state, conv.last_activity_at = outcome.state, now
         conv.flow, conv.step = outcome.state.get("flow"), outcome.state.get("step")
         replies = [self.outbound.record_reply(s, resident, text, inbound, flush=False) for text in outcome.replies]
@@ -180,7 +184,7 @@ class Service:
     # -- effects ---------------------------------------------------------------------------
 
     def _apply(self, s: Session, resident: Resident, inbound: Message, referral: Referral | None,
-               effects: list[Any], now: datetime) -> list[int]:
+               effects: list[Any], now: datetime, client: str | None = None) -> list[int]:
         """Turn the engine's effects into rows; return referrals to notify about after commit."""
         raised: list[int] = []
         for effect in effects:
@@ -197,7 +201,7 @@ class Service:
                         resident.zip_code = zip_code
                         resident.timezone = geo.zip_timezone(zip_code) or resident.timezone
                 case eng.CreateReferral():
-                    referral = self._raise_referral(s, resident, referral, effect, now)
+                    referral = self._raise_referral(s, resident, referral, effect, now, client)
                     inbound.referral_id = referral.id
                     raised.append(referral.id)
                 case eng.ScheduleFollowUp(after=after, template=template):
@@ -217,12 +221,13 @@ class Service:
         return raised
 
     def _raise_referral(self, s: Session, resident: Resident, referral: Referral | None,
-                        effect: eng.CreateReferral, now: datetime) -> Referral:
+                        effect: eng.CreateReferral, now: datetime, client: str | None = None) -> Referral:
         """Open a referral, or raise the open one (a crisis makes it urgent)."""
         if referral is None:
             referral = Referral(resident_id=resident.id, category=effect.category, reason=effect.reason,
                                 zip_code=effect.zip_code or resident.zip_code, urgent=effect.urgent,
-                                resource_ids=list(effect.resource_ids), created_at=now)
+                                resource_ids=list(effect.resource_ids), created_at=now,
+                                tier=triage.new_referral_tier(s, self.settings, resident.channel, client, now))
             s.add(referral)
             s.flush()
             self._audit(s, "referral.created", resident, now, referral,
