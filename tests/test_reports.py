@@ -427,6 +427,7 @@ def test_a_month_still_running_is_not_detailed_until_it_ends(logged_in, rt, cloc
         s.add_all(Referral(resident_id=people[p], category="food", zip_code="64124", reason="resources",
                            created_at=kc(2, month=12)) for p in range(1, 7))
     clock.set(kc(15, month=12))
+    assert Staff(logged_in).login("lead@example.org").status_code == 302  # a new shift
     for query in ("month=2026-12", "since=2026-12-01&until=2026-12-31"):  # read on the 15th, then the 16th…
         assert fine_cells(csv_cells(logged_in, query)) == {}
     clock.set(kc(1, 0, 5, month=12) + timedelta(days=31))  # Jan 1, just after midnight in Kansas City
