@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from bot.cli import main
 from bot.config import ROOT
-from bot.hsds import (NAMESPACE, HSDSError, export_services, hsds_id, import_file, import_services, read_hsds, write_directory,
-                      write_export)
+from bot.hsds import (NAMESPACE, HSDSError, export_services, hsds_id, import_file, import_services, read_hsds,
+                      write_directory, write_export)
 from bot.resources import Directory, DirectoryFile, TaxonomyTerm, XBot, load_directory
 
 KC = ZoneInfo("America/Chicago")
