@@ -196,7 +196,7 @@ class Grid:
         return lines
 
 
-def count(facts: Iterable[tuple[Hashable, Any, Any]], rows: Sequence[tuple[Any, str]],
+def grid_of(facts: Iterable[tuple[Hashable, Any, Any]], rows: Sequence[tuple[Any, str]],
           columns: Sequence[tuple[Any, str]]) -> Grid:
     """Count (person, row key, column key) facts into a grid, not yet suppressed."""
     cells = {(r, c): Cell() for r, _ in rows for c, _ in columns}
@@ -215,7 +215,7 @@ def count(facts: Iterable[tuple[Hashable, Any, Any]], rows: Sequence[tuple[Any, 
 def tally(facts: Iterable[tuple[Hashable, Any, Any]], rows: Sequence[tuple[Any, str]],
           columns: Sequence[tuple[Any, str]]) -> Grid:
     """Count (person, row key, column key) facts into a suppressed grid."""
-    grid = count(facts, rows, columns)
+    grid = grid_of(facts, rows, columns)
     suppress(grid)
     return grid
 
@@ -379,7 +379,7 @@ def build_report(s: Session, period: Period) -> Report:
     """Every section, from one session (one snapshot of the database)."""
     referrals, unmet = _referrals(s, period), _unmet_events(s, period)
     asked = need_requests(referrals, unmet, period)
-    by_week = count(((r.person, period.week(r.day), r.need) for r in asked), _weeks(period), _needs(asked))
+    by_week = grid_of(((r.person, period.week(r.day), r.need) for r in asked), _weeks(period), _needs(asked))
     by_zip = zip_grid(asked, by_week) if period.detailed else None
     suppress(*(grid for grid in (by_week, by_zip) if grid is not None))  # together: they share the need totals
     return Report(period, [
@@ -444,7 +444,7 @@ def requests_by_week(grid: Grid, period: Period) -> Section:
 def zip_grid(asked: list[Request], by_week: Grid) -> Grid:
     """Requests by ZIP code and need; its need totals are the week table's own cells."""
     rows = _keys({}, (r.zip_code or None for r in asked), "Not given")
-    grid = count(((r.person, r.zip_code or None, r.need) for r in asked), rows, by_week.columns)
+    grid = grid_of(((r.person, r.zip_code or None, r.need) for r in asked), rows, by_week.columns)
     share_margins(grid, by_week)
     return grid
 
