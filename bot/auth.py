@@ -1,7 +1,8 @@
 """Caseworker accounts: argon2 passwords, Flask-Login sessions, CSRF, and a lockout kept in the database.
 
-The lockout counts failures on the caseworker's row, so it holds across worker
-processes; the per-address rate limit (Flask-Limiter) slows guessing on top of it.
+The lockout (bot/lockout.py) counts wrong passwords per account and per client in the database,
+so it holds across worker processes, and holds back only the clients that failed; the
+per-address rate limit (Flask-Limiter) slows guessing on top of it.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import TooManyRequests
 
-from . import audit, logs
+from . import audit, lockout, logs
 from .config import ConfigError, parse_office_hours
 from .db import Database
 from .limits import limiter
@@ -32,14 +33,13 @@ from .runtime import Runtime, runtime
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 256  # argon2 takes any length; this only bounds the work one request can ask for
-MAX_FAILURES = 5
-LOCK_FOR = timedelta(minutes=15)
 SESSION_MAX_AGE = timedelta(hours=12)  # one shift; a shared phone does not stay logged in for days
 LOGIN_RATE = "10 per minute"
 ROLES = ("caseworker", "admin")
 
+# Unknown, turned-off and waiting accounts get these same words and status, after the same work.
 WRONG = "Wrong email or password."
-TURNED_OFF = "This account is turned off. Ask an admin."
+WAIT = "Too many wrong tries from here. Try again in {minutes} min, or ask an admin to unlock the account."
 
 # Staff pages hold residents' words: no caching, no framing, only this site's own scripts.
 SECURITY_HEADERS = {
@@ -132,7 +132,7 @@ def create_caseworker(db: Database, now: datetime, *, email: str, name: str, pas
         raise AccountError("Give the caseworker's name.")
     row = Caseworker(email=normalize_email(email), name=name.strip()[:120], role=role,
                      phone=normalize_phone(phone), duty_hours=normalize_duty_hours(duty_hours),
-                     password_hash=hash_password(password), active=True, failed_logins=0, created_at=now)
+                     password_hash=hash_password(password), active=True, created_at=now)
     try:
         with db.transaction() as s:
             s.add(row)
@@ -143,13 +143,39 @@ def create_caseworker(db: Database, now: datetime, *, email: str, name: str, pas
     return row.id
 
 
-def set_password(db: Database, now: datetime, caseworker_id: int, password: str, actor_id: int) -> None:
-    """A new password; it also lifts a lockout and ends the account's other sessions."""
+def set_password(db: Database, now: datetime, caseworker_id: int, password: str, actor_id: int,
+                 secret: str) -> None:
+    """A new password; it also clears the wrong-password counts and ends the account's other sessions."""
     new_hash = hash_password(password)
     with db.transaction() as s:
         row = _account(s, caseworker_id)
-        row.password_hash, row.failed_logins, row.locked_until = new_hash, 0, None
+        row.password_hash = new_hash
+        lockout.clear_account(s, account_key(secret, row.email))
         audit.record(s, "caseworker.password_reset", now, actor_id=actor_id, caseworker=caseworker_id)
+
+
+def unlock(db: Database, secret: str, now: datetime, email: str, actor_id: int | None = None,
+           via: str = "cli") -> int:
+    """Clear every wrong-password count against the account; returns how many clients had some."""
+    with db.transaction() as s:
+        row = s.scalar(select(Caseworker).where(Caseworker.email == normalize_email(email)))
+        if row is None:
+            raise AccountError(f"There is no account for {email.strip()}.")
+        cleared = lockout.clear_account(s, account_key(secret, row.email))
+        audit.record(s, "auth.unlocked", now, actor_id=actor_id, caseworker=row.id, via=via, clients=cleared)
+    logs.event("auth.unlocked", caseworker=row.id, clients=cleared)
+    return cleared
+
+
+def account_key(secret: str, email: str) -> str:
+    return lockout.keys(secret, email, "").account
+
+
+def accounts_held(db: Database, secret: str, now: datetime, rows: list[Caseworker]) -> set[int]:
+    """The accounts whose wrong-password count now makes failing clients wait (for the staff page)."""
+    with db.sessions() as s:
+        return {row.id for row in rows
+                if lockout.account_failures(s, account_key(secret, row.email), now) >= lockout.FREE_TRIES}
 
 
 def set_active(db: Database, now: datetime, caseworker_id: int, active: bool, actor_id: int) -> None:
@@ -191,56 +217,51 @@ class StaffUser(UserMixin):
 class Login:
     user: StaffUser | None
     error: str | None = None
+    retry_after: timedelta | None = None  # set when the attempt was not checked: wait this long
 
 
-def authenticate(rt: Runtime, email: str, password: str) -> Login:
-    """Check a password against the account, counting failures on the row (the lockout)."""
+def authenticate(rt: Runtime, email: str, password: str, client: str) -> Login:
+    """Check a password; count a wrong one against the account and the client (bot/lockout.py).
+
+    Every attempt runs argon2 exactly once, against the account's hash or a dummy one, and an
+    unknown, turned-off or waiting account answers with the same words and status as a real one
+    with the same history: neither the answer nor its timing tells them apart.
+    """
     now = rt.clock.now()
     try:
-        address = normalize_email(email)
+        address: str | None = normalize_email(email)
     except AccountError:
         address = None
+    k = lockout.keys(rt.settings.secret_key, address or email.strip().lower()[:254], client)
     with rt.db.sessions() as s:
         row = s.scalar(select(Caseworker).where(Caseworker.email == address)) if address else None
-    if row is None:
-        _verify(_dummy_hash(), password)  # an unknown address takes as long as a wrong password
+        wait = lockout.retry_after(lockout.failures(s, k, now), now)
+    checked = row is not None and wait is None and len(password) <= MAX_PASSWORD
+    right = _verify(row.password_hash if checked else _dummy_hash(), password[:MAX_PASSWORD]) and checked
+    if wait is not None:
+        logs.event("auth.waiting", seconds=math.ceil(wait.total_seconds()))
+        return Login(None, WAIT.format(minutes=max(1, math.ceil(wait.total_seconds() / 60))), wait)
+    if row is None or not right or not row.active:
+        reason = "unknown" if row is None else "wrong" if not right else "turned_off"
+        _count_failure(rt, k, row.id if row else None, reason, now)
         return Login(None, WRONG)
-    if row.locked_until is not None and row.locked_until > now:
-        return Login(None, _locked_message(row.locked_until, now))
-    if len(password) > MAX_PASSWORD or not _verify(row.password_hash, password):
-        return Login(None, _count_failure(rt, row.id, now))
-    if not row.active:
-        with rt.db.transaction() as s:
-            audit.record(s, "auth.refused", now, caseworker=row.id, reason="turned_off")
-        return Login(None, TURNED_OFF)
-    return Login(_logged_in(rt, row.id, password, now))
+    return Login(_logged_in(rt, row.id, password, k, now))
 
 
-def _locked_message(until: datetime, now: datetime) -> str:
-    minutes = max(1, math.ceil((until - now).total_seconds() / 60))
-    return f"Too many wrong tries. Try again in {minutes} min, or ask an admin to unlock the account."
-
-
-def _count_failure(rt: Runtime, caseworker_id: int, now: datetime) -> str:
-    """One more failure, counted under a row lock so two processes cannot both miss the fifth."""
+def _count_failure(rt: Runtime, k: lockout.Keys, caseworker_id: int | None, reason: str, now: datetime) -> None:
     with rt.db.transaction() as s:
-        row = s.get(Caseworker, caseworker_id, with_for_update=True)
-        row.failed_logins += 1
-        locked = row.failed_logins >= MAX_FAILURES
-        if locked:
-            # Counting starts again after the lock, so a locked-out caseworker gets 5 new tries.
-            row.failed_logins, row.locked_until = 0, now + LOCK_FOR
-        audit.record(s, "auth.failed", now, caseworker=caseworker_id, locked=locked)  # actor unknown
-    logs.event("auth.failed", caseworker=caseworker_id, locked=locked)
-    return _locked_message(now + LOCK_FOR, now) if locked else WRONG
+        lockout.record_failure(s, k, now)
+        audit.record(s, "auth.failed", now, caseworker=caseworker_id, reason=reason)  # actor unknown
+    logs.event("auth.failed", caseworker=caseworker_id or "-", reason=reason)
 
 
-def _logged_in(rt: Runtime, caseworker_id: int, password: str, now: datetime) -> StaffUser:
+def _logged_in(rt: Runtime, caseworker_id: int, password: str, k: lockout.Keys, now: datetime) -> StaffUser:
     with rt.db.transaction() as s:
         row = s.get(Caseworker, caseworker_id, with_for_update=True)
         if hasher.check_needs_rehash(row.password_hash):
             row.password_hash = hasher.hash(password)
-        row.failed_logins, row.locked_until, row.last_login_at = 0, None, now
+        row.last_login_at = now
+        lockout.clear_client(s, k)
         audit.record(s, "auth.login", now, actor_id=caseworker_id)
         return StaffUser(row.id, row.name, row.role, session_key(row))
 
@@ -275,17 +296,21 @@ def safe_next(target: str | None) -> str | None:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(LOGIN_RATE, methods=["POST"])
-def login() -> Response | str | tuple[str, int]:
+def login() -> Response | str | tuple[str, int] | tuple[str, int, dict[str, str]]:
     target = safe_next(request.values.get("next"))
     if request.method == "GET":
         if current_user.is_authenticated:
             return redirect(target or url_for("inbox.queue"))
         return render_template("inbox/login.html", next=target)
     rt = runtime()
-    result = authenticate(rt, request.form.get("email", ""), request.form.get("password", ""))
+    result = authenticate(rt, request.form.get("email", ""), request.form.get("password", ""),
+                          request.remote_addr or "unknown")
     if result.user is None:
-        return render_template("inbox/login.html", next=target, error=result.error,
-                               email=request.form.get("email", "")[:254]), 401
+        page = render_template("inbox/login.html", next=target, error=result.error,
+                               email=request.form.get("email", "")[:254])
+        if result.retry_after is None:
+            return page, 401
+        return page, 429, {"Retry-After": str(math.ceil(result.retry_after.total_seconds()))}
     session.clear()  # a brand-new session at login: nothing planted before it survives (no fixation)
     login_user(result.user)
     session["login_at"] = rt.clock.now().timestamp()

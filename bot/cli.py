@@ -212,16 +212,20 @@ def chat(lang: str | None, phone: str) -> None:
 @main.command()
 @click.option("--since", default=None, help="first day, YYYY-MM-DD (default: 89 days before --until)")
 @click.option("--until", default=None, help="last day, YYYY-MM-DD (default: today in PROGRAM_TIMEZONE)")
+@click.option("--month", default=None, help="a calendar month, YYYY-MM, instead of --since/--until: once it has "
+              "ended, the only range counts by ZIP code and crisis kind are printed for")
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text", show_default=True)
-def report(since: str | None, until: str | None, fmt: str) -> None:
+def report(since: str | None, until: str | None, month: str | None, fmt: str) -> None:
     """Print the program report; small counts are hidden exactly as on the /reports page."""
     from .clock import Clock
     from .db import Database
     from .reports import PeriodError, build_report, parse_period, to_csv, to_json, to_text
 
+    if month and (since or until):
+        raise click.UsageError("give --month or --since/--until, not both")
     settings = _settings()
     try:
-        period = parse_period(since, until, Clock().now(), settings.program_timezone)
+        period = parse_period(since, until, Clock().now(), settings.program_timezone, month)
     except PeriodError as exc:
         raise click.BadParameter(str(exc), param_hint=f"--{exc.field}") from None
     _migrate(settings)
@@ -261,6 +265,26 @@ def create_caseworker(email: str, name: str, role: str, phone: str | None, duty_
     finally:
         db.dispose()
     click.echo(f"caseworker #{caseworker_id} created ({role})")
+
+
+@main.command()
+@click.argument("email")
+def unlock(email: str) -> None:
+    """Clear the wrong-password counts against an account (audited), so nobody waits to log in to it."""
+    from .auth import AccountError, unlock as clear
+    from .clock import Clock
+    from .db import Database
+
+    settings = _settings()
+    _migrate(settings)
+    db = Database(settings.database_url)
+    try:
+        cleared = clear(db, settings.secret_key, Clock().now(), email)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+    click.echo(f"{email.strip()}: unlocked ({cleared} place(s) had wrong tries)")
 
 
 def _stdin_is_terminal() -> bool:

@@ -61,6 +61,7 @@ class Settings:
     crisis_hold_hours: int = 24
     holidays: frozenset[date] = frozenset()   # not working days (HOLIDAYS)
     escalation_batch_minutes: int = 5   # at most one text to each on-call phone this often
+    web_referrals_per_hour: int = 5  # per client address; more still open, one tier lower (bot/triage.py)
 
     @property
     def sender_name(self) -> str:
@@ -241,6 +242,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         crisis_hold_hours=_int(env, "CRISIS_HOLD_HOURS", 24, minimum=1),
         holidays=parse_holidays(env.get("HOLIDAYS") or ""),
         escalation_batch_minutes=_int(env, "ESCALATION_BATCH_MINUTES", 5, minimum=1),
+        web_referrals_per_hour=_int(env, "WEB_REFERRALS_PER_HOUR", 5, minimum=1),
         **_twilio(env),
     )
 

@@ -252,10 +252,20 @@ def _table_files(folder: Path) -> dict[str, Path]:
     resources = descriptor.get("resources") if isinstance(descriptor, dict) else None
     for resource in resources if isinstance(resources, list) else []:
         if isinstance(resource, dict) and isinstance(resource.get("path"), str):
-            files.setdefault(Path(resource["path"]).stem, folder / resource["path"])
+            files.setdefault(Path(resource["path"]).stem, _inside(folder, resource["path"]))
     if "services" not in files:
         raise HSDSError(f"{folder}: no services.csv in this datapackage")
     return files
+
+
+def _inside(folder: Path, raw: str) -> Path:
+    """A resource path from datapackage.json, refused unless it stays inside the datapackage's folder
+    (no absolute path, no "..", no link out): an import reads only the files it was given."""
+    path = Path(raw)
+    if path.is_absolute() or ".." in path.parts or not (folder / path).resolve().is_relative_to(folder.resolve()):
+        raise HSDSError(f"{folder / 'datapackage.json'}: resource path {raw!r} is outside the datapackage's "
+                        "folder; only files inside it are read")
+    return folder / path
 
 
 def _csv_rows(path: Path) -> list[dict]:

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (JSON, Boolean, ColumnElement, DateTime, ForeignKey, Index, Integer, String, Text,
-                        TypeDecorator, event)
+                        TypeDecorator, UniqueConstraint, event)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .crypto import SecretText, phone_lookup, phone_lookups
@@ -121,8 +121,6 @@ class Caseworker(Base):
     password_hash: Mapped[str] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     duty_hours: Mapped[str | None] = mapped_column(String(64))  # like OFFICE_HOURS; none = office hours
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
     # Part of every session id: logging out bumps it, ending the account's sessions (a copied cookie too).
@@ -131,13 +129,15 @@ class Caseworker(Base):
 
 class Referral(Base):
     __tablename__ = "referrals"
-    __table_args__ = (Index("ix_referrals_status_created", "status", "created_at"),)
+    __table_args__ = (Index("ix_referrals_status_created", "status", "created_at"),
+                      Index("ix_referrals_status_tier", "status", "tier", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
     category: Mapped[str | None] = mapped_column(String(32))
     zip_code: Mapped[str | None] = mapped_column(String(10))
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    tier: Mapped[int] = mapped_column(Integer, default=0)  # triage.Tier: who can stand behind it; 0 first
     reason: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="new")  # new|claimed|contacted|closed
     outcome: Mapped[str | None] = mapped_column(String(32))
@@ -201,3 +201,31 @@ class AuditEvent(Base):
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="SET NULL"))
     referral_id: Mapped[int | None] = mapped_column(ForeignKey("referrals.id", ondelete="SET NULL"))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LoginFailure(Base):
+    """Wrong passwords from one client (address) against one account (email), kept across processes.
+
+    Both are keyed hashes (auth.throttle_key), so the table holds no address and no email.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (UniqueConstraint("account_key", "client_key", name="uq_login_failures_pair"),
+                      Index("ix_login_failures_client", "client_key"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_key: Mapped[str] = mapped_column(String(64))
+    client_key: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_at: Mapped[datetime]
+
+
+class RateCount(Base):
+    """How many times something happened for one key in one window (new web referrals per address per hour)."""
+
+    __tablename__ = "rate_counts"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # a keyed hash, never the address itself
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 from . import audit, logs, staffing
 from .config import Settings
 from .flows import M
-from .models import Caseworker, Message, Referral, Resident
+from .models import Caseworker, Message, Referral
 from .runtime import Runtime
+from .triage import Tier
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def notify_referral(rt: Runtime, referral_id: int) -> list[Message]:
         referral = s.get(Referral, referral_id)
         if referral is None or referral.status == "closed":
             return []
-        if not trusted(s.get(Resident, referral.resident_id)):
+        if referral.tier != Tier.TRUSTED:
             return []   # an unconfirmed web visitor: the queue shows it; phones are not texted for it
         staff = _on_duty_staff(s, rt.settings, referral, now)
         body = notice_text(rt, referral.id, referral.urgent)
@@ -96,9 +97,6 @@ def notify_referral(rt: Runtime, referral_id: int) -> list[Message]:
     return sent
 
 
-def trusted(resident: Resident | None) -> bool:
-    """An SMS resident, or a web visitor whose number is confirmed: may set off texts to staff at once."""
-    return resident is not None and (resident.channel != "web" or resident.phone is not None)
 
 
 def _on_duty_staff(s: Session, settings: Settings, referral: Referral, now: datetime) -> list[tuple[int, str]]:
@@ -129,7 +127,7 @@ def escalate_now(rt: Runtime, referral_id: int) -> bool:
     with rt.db.transaction() as s:
         referral = s.get(Referral, referral_id, with_for_update=True)
         if (referral is None or referral.escalated_at is not None or referral.status != "new"
-                or not trusted(s.get(Resident, referral.resident_id)) or _in_batch_window(rt, s, now)):
+                or referral.tier != Tier.TRUSTED or _in_batch_window(rt, s, now)):
             return False
         _claim(s, [referral], now)
     return _send_escalation(rt, [referral], now)

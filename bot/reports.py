@@ -11,6 +11,14 @@ need twice in a day counts once, so "no place found, then handed to a person" is
 Every count here is about people, so every cell, total and rate goes through small-cell
 suppression (see `suppress`) before anyone sees it: the page, the CSV and the CLI all print the
 strings this module makes and nothing else.
+
+Suppression alone does not survive differencing: two ranges a day apart, each with "<5" in a
+cell, can show 6 and 7 in a bigger cell beside it, and the difference is one person's need on one
+day. So a table that breaks counts down finely enough to single out a few people (by ZIP code, by
+need within a ZIP code, by crisis kind; later a map, a campaign, listening answers) is built only
+for a whole calendar month that has ended (`Period.detailed`), and calendar months never overlap.
+For any other range such a table shows its total only, with `DETAIL_NOTE` saying why. Every such
+table goes through `detailed_only`, the one place the rule is kept.
 """
 from __future__ import annotations
 
@@ -18,7 +26,8 @@ import csv
 import io
 import json
 import statistics
-from collections.abc import Hashable, Iterable, Sequence
+from calendar import monthrange
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -28,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .charts import Bar
+from .crisis import CrisisKind
 from .models import AuditEvent, FollowUp, Message, Referral, Resident
 from .resources import Directory
 
@@ -46,8 +56,13 @@ OUTCOMES = {"got_help": "Got help", "could_not_get_help": "Could not get help",
             "referred_elsewhere": "Sent to another program"}
 UNMET = {"no_resource": "No place to send them", "declined": "Said no thanks",
          "could_not_reach": "Could not reach them"}
+CRISES = {CrisisKind.VIOLENCE: "Violence", CrisisKind.ABUSE: "Abuse", CrisisKind.SELF_HARM: "Self-harm or suicide",
+          CrisisKind.OVERDOSE: "Overdose"}
 LEGEND = (f"{SMALL} means fewer than 5 people, hidden to protect privacy. {HIDDEN} means a number "
           f"hidden so that a {SMALL} cannot be worked out from a total.")
+DETAIL_NOTE = ("Only the total for these dates. Counts by ZIP code and by crisis kind are shown for one "
+               "whole calendar month that has ended (pick a month above), never for dates you choose: "
+               "comparing two ranges a day apart would show one person's need by subtraction.")
 
 
 # -- the date range ------------------------------------------------------------------------
@@ -65,6 +80,7 @@ class Period:
     since: date
     until: date
     tz: ZoneInfo
+    detailed: bool = False  # a whole calendar month that has ended: the only range fine tables come for
 
     @property
     def start(self) -> datetime:
@@ -89,15 +105,33 @@ class Period:
         return [max(first + timedelta(weeks=i), self.since) for i in range(count)]
 
 
-def parse_period(since: str | None, until: str | None, now: datetime, tz: ZoneInfo) -> Period:
-    """Dates as YYYY-MM-DD; by default the last 90 days up to today, today included."""
-    last = _date("until", until) or now.astimezone(tz).date()
-    first = _date("since", since) or last - timedelta(days=DEFAULT_DAYS - 1)
+def parse_period(since: str | None, until: str | None, now: datetime, tz: ZoneInfo,
+                 month: str | None = None) -> Period:
+    """Dates as YYYY-MM-DD, or a month as YYYY-MM; by default the last 90 days up to today, today included."""
+    today = now.astimezone(tz).date()
+    if month:
+        first = _month(month)
+        last = first.replace(day=monthrange(first.year, first.month)[1])
+    else:
+        last = _date("until", until) or today
+        first = _date("since", since) or last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
         raise PeriodError("since", f"the first day ({first}) is after the last day ({last})")
     if (last - first).days >= MAX_DAYS:
         raise PeriodError("since", "a report covers at most 3 years")
-    return Period(first, last, tz)
+    return Period(first, last, tz, detailed=is_closed_month(first, last, today))
+
+
+def is_closed_month(first: date, last: date, today: date) -> bool:
+    """One whole calendar month, over before today: its counts no longer grow day by day."""
+    return first.day == 1 and last == first.replace(day=monthrange(first.year, first.month)[1]) and last < today
+
+
+def _month(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw.strip() + "-01")
+    except ValueError:
+        raise PeriodError("month", f"{raw.strip()[:20]!r} is not a month like 2026-09") from None
 
 
 def _date(name: str, raw: str | None) -> date | None:
@@ -143,56 +177,76 @@ class Grid:
     rows: list[tuple[Any, str]]      # (key, label)
     columns: list[tuple[Any, str]]
     cells: dict[tuple[Any, Any], Cell]
-    row_totals: dict[Any, Cell]      # empty when there is one column (the row total would repeat it)
+    row_totals: dict[Any, Cell]      # none when there is one column (the row total would repeat it)
     column_totals: dict[Any, Cell]
     total: Cell
+
+    @property
+    def has_row_totals(self) -> bool:
+        return len(self.columns) > 1
 
     def sums(self) -> list[list[Cell]]:
         """Every "these add up to that" relation a reader could subtract along, total last."""
         rows, cols = [k for k, _ in self.rows], [k for k, _ in self.columns]
         lines = [[self.cells[r, c] for r in rows] + [self.column_totals[c]] for c in cols]
-        if self.row_totals:
+        if self.has_row_totals:
             lines += [[self.cells[r, c] for c in cols] + [self.row_totals[r]] for r in rows]
             lines += [[self.row_totals[r] for r in rows] + [self.total],
                       [self.column_totals[c] for c in cols] + [self.total]]
         return lines
 
 
-def tally(facts: Iterable[tuple[Hashable, Any, Any]], rows: Sequence[tuple[Any, str]],
+def grid_of(facts: Iterable[tuple[Hashable, Any, Any]], rows: Sequence[tuple[Any, str]],
           columns: Sequence[tuple[Any, str]]) -> Grid:
-    """Count (person, row key, column key) facts into a suppressed grid."""
+    """Count (person, row key, column key) facts into a grid, not yet suppressed."""
     cells = {(r, c): Cell() for r, _ in rows for c, _ in columns}
     row_totals = {r: Cell() for r, _ in rows} if len(columns) > 1 else {}
     column_totals = {c: Cell() for c, _ in columns}
-    total = Cell() if row_totals else column_totals[columns[0][0]]
+    total = Cell() if len(columns) > 1 else column_totals[columns[0][0]]
     for person, row, column in facts:
         cells[row, column].add(person)
         column_totals[column].add(person)
         if row_totals:
             row_totals[row].add(person)
             total.add(person)
-    grid = Grid(list(rows), list(columns), cells, row_totals, column_totals, total)
+    return Grid(list(rows), list(columns), cells, row_totals, column_totals, total)
+
+
+def tally(facts: Iterable[tuple[Hashable, Any, Any]], rows: Sequence[tuple[Any, str]],
+          columns: Sequence[tuple[Any, str]]) -> Grid:
+    """Count (person, row key, column key) facts into a suppressed grid."""
+    grid = grid_of(facts, rows, columns)
     suppress(grid)
     return grid
 
 
-def suppress(grid: Grid) -> None:
-    """Small-cell suppression, the rule public-health tables use.
+def share_margins(grid: Grid, source: Grid) -> None:
+    """Make `grid`'s column totals and grand total the very cells of `source`, which count the same
+    facts: suppressed together, a total hidden in one table is hidden in the other too, so one table
+    cannot be used to undo the other's hiding."""
+    assert [k for k, _ in grid.columns] == [k for k, _ in source.columns], "the same columns"
+    assert grid.total.n == source.total.n, "the same facts"
+    grid.column_totals, grid.total = source.column_totals, source.total
+
+
+def suppress(*grids: Grid) -> None:
+    """Small-cell suppression, the rule public-health tables use, over grids published together.
 
     1. Primary: any cell or total that counts 1 to 4 distinct people shows "<5".
     2. Complementary: a row and its total, a column and its total, and the totals and the grand
        total each add up. When exactly one member of such a sum is hidden, the others give it
        away by subtraction, so the smallest other non-zero member is hidden too ("*"). This
-       repeats until no sum has exactly one hidden member (hiding one can expose another).
+       repeats until no sum, in any of the grids, has exactly one hidden member (hiding one can
+       expose another; grids that share totals, see `share_margins`, are solved as one).
 
     Limits: "<5" itself says 1 to 4, so shown totals still bound the hidden cells. This is the
     standard complementary rule, not a full linear-programming audit of every table.
     """
-    everything = [*grid.cells.values(), *grid.row_totals.values(), *grid.column_totals.values(), grid.total]
-    for cell in everything:
-        if cell.small:
-            cell.mark = SMALL
-    lines = grid.sums()
+    for grid in grids:
+        for cell in [*grid.cells.values(), *grid.row_totals.values(), *grid.column_totals.values(), grid.total]:
+            if cell.small:
+                cell.mark = SMALL
+    lines = [line for grid in grids for line in grid.sums()]
     while any(_protect(line) for line in lines):
         pass
 
@@ -312,6 +366,7 @@ class Section:
     header: list[str]
     rows: list[list[str]]   # first item: the row's label
     charts: list[Chart] = field(default_factory=list)
+    withheld: bool = False  # a fine table shown as its total only (see `detailed_only`)
 
 
 @dataclass(frozen=True)
@@ -324,14 +379,28 @@ def build_report(s: Session, period: Period) -> Report:
     """Every section, from one session (one snapshot of the database)."""
     referrals, unmet = _referrals(s, period), _unmet_events(s, period)
     asked = need_requests(referrals, unmet, period)
+    by_week = grid_of(((r.person, period.week(r.day), r.need) for r in asked), _weeks(period), _needs(asked))
+    by_zip = zip_grid(asked, by_week) if period.detailed else None
+    suppress(*(grid for grid in (by_week, by_zip) if grid is not None))  # together: they share the need totals
     return Report(period, [
-        requests_by_week(asked, period),
-        requests_by_zip(asked),
+        requests_by_week(by_week, period),
+        detailed_only(period, "requests_by_zip", "Requests by ZIP code and need", "Requests", by_week.total,
+                      lambda: requests_by_zip(by_zip)),
+        crises_by_kind(referrals, period),
         needs_not_met(unmet_needs(referrals, unmet, period)),
         referral_outcomes(referrals),
         closing_the_loop(referrals, _followups_sent(s, period), _texted_in(s, period), _opted_out(s, period)),
         time_to_contact(referrals),
     ])
+
+
+def detailed_only(period: Period, key: str, title: str, counted: str, total: Cell,
+                  build: Callable[[], Section]) -> Section:
+    """The one gate for tables fine enough to single out a few people (see the module's docstring):
+    the table itself for a closed calendar month, its total alone for any other range."""
+    if period.detailed:
+        return build()
+    return Section(key, title, DETAIL_NOTE, ["", counted], [["Total", total.shown]], withheld=True)
 
 
 def _keys(fixed: dict[str, str], seen: Iterable[str | None], none_label: str) -> list[tuple[str | None, str]]:
@@ -344,36 +413,63 @@ def _keys(fixed: dict[str, str], seen: Iterable[str | None], none_label: str) ->
 
 def _grid_rows(grid: Grid) -> list[list[str]]:
     rows = [[label, *(grid.cells[r, c].shown for c, _ in grid.columns),
-             *([grid.row_totals[r].shown] if grid.row_totals else [])] for r, label in grid.rows]
+             *([grid.row_totals[r].shown] if grid.has_row_totals else [])] for r, label in grid.rows]
     total = [grid.column_totals[c].shown for c, _ in grid.columns]
-    return rows + [["Total", *total, *([grid.total.shown] if grid.row_totals else [])]]
+    return rows + [["Total", *total, *([grid.total.shown] if grid.has_row_totals else [])]]
 
 
 def _header(first: str, grid: Grid) -> list[str]:
-    return [first, *(label for _, label in grid.columns), *(["Total"] if grid.row_totals else [])]
+    return [first, *(label for _, label in grid.columns), *(["Total"] if grid.has_row_totals else [])]
 
 
-def requests_by_week(asked: list[Request], period: Period) -> Section:
-    weeks = [(w, f"Week of {w.isoformat()}") for w in period.weeks()]
-    needs = _keys(NEEDS, (r.need for r in asked), NO_NEED)
-    grid = tally(((r.person, period.week(r.day), r.need) for r in asked), weeks, needs)
+def _weeks(period: Period) -> list[tuple[date, str]]:
+    return [(w, f"Week of {w.isoformat()}") for w in period.weeks()]
+
+
+def _needs(asked: list[Request]) -> list[tuple[str | None, str]]:
+    return _keys(NEEDS, (r.need for r in asked), NO_NEED)
+
+
+def requests_by_week(grid: Grid, period: Period) -> Section:
     return Section(
         "requests_by_need_and_week", "Requests by need and week",
         "A request is one person asking about one need on one day. Other: asked for a person, or a "
         "crisis, before naming a need. Housing includes rent, utilities and shelter; Safety is "
         "safety at home.",
         _header("Week", grid), _grid_rows(grid),
-        [Chart("Requests by need", [grid.column_totals[k].bar(label) for k, label in needs]),
-         Chart("Requests by week", [grid.row_totals[k].bar(label) for k, label in weeks])])
+        [Chart("Requests by need", [grid.column_totals[k].bar(label) for k, label in grid.columns]),
+         Chart("Requests by week", [grid.row_totals[k].bar(label) for k, label in grid.rows])])
 
 
-def requests_by_zip(asked: list[Request]) -> Section:
+def zip_grid(asked: list[Request], by_week: Grid) -> Grid:
+    """Requests by ZIP code and need; its need totals are the week table's own cells."""
     rows = _keys({}, (r.zip_code or None for r in asked), "Not given")
-    grid = tally(((r.person, r.zip_code or None, "n") for r in asked), rows, [("n", "Requests")])
-    return Section("requests_by_zip", "Requests by ZIP code",
+    grid = grid_of(((r.person, r.zip_code or None, r.need) for r in asked), rows, by_week.columns)
+    share_margins(grid, by_week)
+    return grid
+
+
+def requests_by_zip(grid: Grid | None) -> Section:
+    assert grid is not None, "built for a closed month only"
+    return Section("requests_by_zip", "Requests by ZIP code and need",
                    "The ZIP code the person gave for that need.",
                    _header("ZIP code", grid), _grid_rows(grid),
-                   [Chart("Requests by ZIP code", [grid.cells[k, "n"].bar(label) for k, label in rows])])
+                   [Chart("Requests by ZIP code", [grid.row_totals[k].bar(label) for k, label in grid.rows])])
+
+
+def crises_by_kind(referrals: list[Referral], period: Period) -> Section:
+    """Referrals the bot opened for a crisis, by what kind of danger it read in the text."""
+    crises = [(r.resident_id, r.reason.partition(":")[2]) for r in referrals if r.reason.startswith("crisis:")]
+    rows = _keys(dict(CRISES), (kind for _, kind in crises), "Not known")
+    grid = tally(((person, kind, "n") for person, kind in crises), rows, [("n", "Crises")])
+
+    def table() -> Section:
+        return Section("crises_by_kind", "Crises by kind",
+                       "Texts the bot read as immediate danger and answered with 911, 988 or the hotline, "
+                       "by kind. Violence: someone threatening or hurting them; Abuse: by someone at home.",
+                       ["Kind", "Crises"], _grid_rows(grid),
+                       [Chart("Crises by kind", [grid.cells[k, "n"].bar(label) for k, label in rows])])
+    return detailed_only(period, "crises_by_kind", "Crises by kind", "Crises", grid.total, table)
 
 
 def needs_not_met(unmet: list[Unmet]) -> Section:
@@ -475,6 +571,8 @@ def to_csv(report: Report) -> str:
         for row in section.rows:
             writer.writerows([_safe(section.title), _safe(row[0]), _safe(column), _safe(value)]
                              for column, value in zip(section.header[1:], row[1:]))
+        if section.withheld:
+            writer.writerow([_safe(section.title), "Why only the total", "note", section.note])
     return out.getvalue()
 
 
@@ -487,8 +585,9 @@ def to_json(report: Report) -> str:
     return json.dumps({
         "since": report.period.since.isoformat(), "until": report.period.until.isoformat(),
         "legend": LEGEND,
-        "sections": [{"key": s.key, "title": s.title, "note": s.note, "header": s.header, "rows": s.rows}
-                     for s in report.sections],
+        "detailed": report.period.detailed,
+        "sections": [{"key": s.key, "title": s.title, "note": s.note, "header": s.header, "rows": s.rows,
+                      "withheld": s.withheld} for s in report.sections],
     }, ensure_ascii=False, indent=2) + "\n"
 
 
@@ -499,6 +598,8 @@ def to_text(report: Report) -> str:
         widths = [max(len(row[i]) for row in table) for i in range(len(section.header))]
         lines += ["", section.title, "-" * len(section.title)]
         lines += [_text_row(row, widths) for row in table]
+        if section.withheld:
+            lines.append(section.note)
     return "\n".join(lines) + "\n"
 
 

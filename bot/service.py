@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from . import crisis, engine as eng, geo, keywords, logs
+from . import crisis, engine as eng, geo, keywords, logs, triage
 from .clock import Clock
 from .config import Settings
 from .contact import ContactPreference
@@ -90,15 +90,19 @@ class Service:
         self.escalator: Callable[[int], bool] | None = None
 
     def handle(self, *, channel: str, address: str, text: str | None, provider_sid: str | None = None,
-               media_count: int = 0, carrier_keyword: str | None = None) -> Handled:
-        """Handle one inbound message exactly once; a repeated provider id returns the first answer."""
+               media_count: int = 0, carrier_keyword: str | None = None, client: str | None = None) -> Handled:
+        """Handle one inbound message exactly once; a repeated provider id returns the first answer.
+
+        `client` is a web visitor's network address (as ProxyFix sees it), for the per-address
+        cap on new web referrals.
+        """
         body, now = clean(text), self.clock.now()
         with self.db.transaction() as s:
             resident = self.lock_resident(s, channel, address, now)
             if provider_sid and (seen := s.scalar(_SEEN, {"provider_sid": provider_sid})):
                 return Handled(self._replies_to(s, seen), duplicate=True)
             handled, inputs = self._handle_locked(s, resident, channel, body, provider_sid, media_count,
-                                                  carrier_keyword, now)
+                                                  carrier_keyword, now, client)
         self._escalate(handled, inputs)
         for referral_id in handled.referrals:
             for hook in self.on_referral:
@@ -107,7 +111,7 @@ class Service:
 
     def _handle_locked(self, s: Session, resident: Resident, channel: str, body: str,
                        provider_sid: str | None, media_count: int, carrier_keyword: str | None,
-                       now: datetime) -> tuple[Handled, _Inputs | None]:
+                       now: datetime, client: str | None = None) -> tuple[Handled, _Inputs | None]:
         first_contact = resident.last_seen_at is None
         inbound = Message(resident_id=resident.id, direction="in", channel=channel, kind="inbound", body=body,
                           provider_sid=provider_sid, status="received", num_media=media_count,
@@ -131,7 +135,7 @@ class Service:
         if referral is not None:
             inbound.referral_id = referral.id
         handled = Handled([], outcome.options)
-        self._apply(s, resident, inbound, referral, outcome.effects, now, on_duty, handled)
+        self._apply(s, resident, inbound, referral, outcome.effects, now, on_duty, handled, client)
         conv.state, conv.last_activity_at = outcome.state, now
         conv.flow, conv.step = outcome.state.get("flow"), outcome.state.get("step")
         replies = [self.outbound.record_reply(s, resident, text, inbound, flush=False) for text in outcome.replies]
@@ -249,7 +253,8 @@ class Service:
     # -- effects ---------------------------------------------------------------------------
 
     def _apply(self, s: Session, resident: Resident, inbound: Message, referral: Referral | None,
-               effects: list[Any], now: datetime, on_duty: bool, handled: Handled) -> None:
+               effects: list[Any], now: datetime, on_duty: bool, handled: Handled,
+               client: str | None = None) -> None:
         """Turn the engine's effects into rows; note in `handled` the referrals to notify after commit."""
         raised = handled.referrals
         for effect in effects:
@@ -267,7 +272,7 @@ class Service:
                         resident.timezone = geo.zip_timezone(zip_code) or resident.timezone
                 case eng.CreateReferral():
                     new = referral is None
-                    referral = self._raise_referral(s, resident, referral, effect, now, on_duty)
+                    referral = self._raise_referral(s, resident, referral, effect, now, on_duty, client)
                     inbound.referral_id = referral.id
                     raised.append(referral.id)
                     if effect.urgent and not on_duty and referral.on_call_told_at is None:
@@ -292,12 +297,14 @@ class Service:
                     self._audit(s, "need.unmet", resident, now, detail={"category": category, "reason": reason})
 
     def _raise_referral(self, s: Session, resident: Resident, referral: Referral | None,
-                        effect: eng.CreateReferral, now: datetime, on_duty: bool) -> Referral:
+                        effect: eng.CreateReferral, now: datetime, on_duty: bool,
+                        client: str | None = None) -> Referral:
         """Open a referral, or raise the open one (a crisis makes it urgent and records its kind)."""
         if referral is None:
             referral = Referral(resident_id=resident.id, category=effect.category, reason=effect.reason,
                                 zip_code=effect.zip_code or resident.zip_code, urgent=effect.urgent,
-                                resource_ids=list(effect.resource_ids), created_at=now)
+                                resource_ids=list(effect.resource_ids), created_at=now,
+                                tier=triage.new_referral_tier(s, self.settings, resident.channel, client, now))
             s.add(referral)
             s.flush()
             self._audit(s, "referral.created", resident, now, referral,

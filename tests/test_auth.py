@@ -1,16 +1,17 @@
 """Caseworker accounts: the CLI, argon2 hashes, login and lockout, sessions, CSRF, admin pages."""
 from __future__ import annotations
 
+import re
+import time
 from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from bot import auth, create_app
-from bot.auth import LOCK_FOR, MAX_FAILURES
+from bot import auth, create_app, lockout
 from bot.cli import main
-from bot.models import AuditEvent, Caseworker
+from bot.models import AuditEvent, Caseworker, LoginFailure
 from staff_helpers import PASSWORD, Staff, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 
 
@@ -88,25 +89,6 @@ def test_the_right_password_logs_in_and_the_wrong_one_is_refused(rt, staff):
     assert account(rt).last_login_at == rt.clock.now()
 
 
-def test_five_failures_lock_the_account_across_two_app_instances_sharing_the_database(settings, clock, rt, app):
-    add_caseworker(rt)
-    other = create_app(settings, clock=clock)  # a second worker process, in effect
-    try:
-        first, second = Staff(app.test_client()), Staff(other.test_client())
-        for i in range(MAX_FAILURES):
-            (first if i % 2 else second).login(password=f"wrong password number {i}")
-        refused = first.login()
-        assert refused.status_code == 401 and "Too many wrong tries" in refused.get_data(as_text=True)
-        assert "Too many wrong tries" in second.login().get_data(as_text=True)
-        assert account(rt).locked_until == clock.now() + LOCK_FOR
-        assert [e.detail["locked"] for e in audits(rt, "auth.failed")] == [False] * (MAX_FAILURES - 1) + [True]
-        clock.set(clock.now() + LOCK_FOR + timedelta(seconds=1))
-        assert second.login().status_code == 302
-        assert (account(rt).failed_logins, account(rt).locked_until) == (0, None)
-    finally:
-        other.extensions["peaceline"].db.dispose()
-
-
 def test_a_deactivated_account_cannot_log_in_and_its_open_session_ends(rt, staff, client, app):
     ana = add_caseworker(rt)
     assert staff.login().status_code == 302
@@ -114,12 +96,13 @@ def test_a_deactivated_account_cannot_log_in_and_its_open_session_ends(rt, staff
         s.get(Caseworker, ana).active = False
     assert staff.get("/inbox/").status_code == 302  # the session no longer counts
     refused = staff.login()
-    assert refused.status_code == 401 and "turned off" in refused.get_data(as_text=True)
+    assert refused.status_code == 401 and auth.WRONG in refused.get_data(as_text=True)
+    assert audits(rt, "auth.failed")[-1].detail == {"caseworker": ana, "reason": "turned_off"}
 
 
 def test_the_login_form_is_rate_limited_per_client(rt, staff):
-    for _ in range(10):
-        assert staff.login(email="nobody@example.org").status_code == 401
+    for i in range(10):
+        assert staff.login(email=f"nobody{i}@example.org").status_code == 401
     limited = staff.login(email="nobody@example.org")
     assert limited.status_code == 429 and "Wait a minute" in limited.get_data(as_text=True)
 
@@ -221,17 +204,20 @@ def test_an_admin_creates_turns_off_and_resets_accounts(rt, client):
     assert actions == {"caseworker.created", "caseworker.deactivated", "caseworker.password_reset"}
 
 
-def test_a_password_reset_unlocks_and_ends_the_other_sessions(rt, app):
+def test_a_password_reset_clears_the_wrong_tries_and_ends_the_other_sessions(rt, app):
     ana = add_caseworker(rt)
     add_caseworker(rt, email="boss@example.org", name="Boss", role="admin")
     caseworker, admin = Staff(app.test_client()), Staff(app.test_client())
     caseworker.login()
-    with rt.db.transaction() as s:
-        s.get(Caseworker, ana).locked_until = rt.clock.now() + LOCK_FOR
+    for i in range(lockout.FREE_TRIES):
+        Staff(from_address(app, "198.51.100.7")).login(password=f"forgotten password {i}")
     admin.login("boss@example.org")
+    assert "Many wrong passwords" in admin.get("/inbox/admin/").get_data(as_text=True)
     admin.post(f"/inbox/admin/caseworkers/{ana}/password", password="a brand new password")
     assert caseworker.get("/inbox/").status_code == 302  # the old session is gone
-    assert caseworker.login(password="a brand new password").status_code == 302
+    assert "Many wrong passwords" not in admin.get("/inbox/admin/").get_data(as_text=True)
+    # the phone that kept failing waits no longer
+    assert Staff(from_address(app, "198.51.100.7")).login(password="a brand new password").status_code == 302
 
 
 def test_a_caseworker_cannot_use_the_admin_pages(rt, staff):
@@ -249,3 +235,156 @@ def test_an_admin_cannot_turn_off_their_own_account(rt, staff):
     staff.post(f"/inbox/admin/caseworkers/{boss}/active", active="0")
     assert account(rt).active is True
     assert "cannot turn off your own" in staff.get("/inbox/admin/").get_data(as_text=True)
+
+
+# -- the lockout: counted per account and per client, never turned on staff ---------------------------------
+
+ATTACKER, ANA_PHONE = "203.0.113.66", "198.51.100.23"
+
+
+def from_address(app, address: str):
+    """A browser at one network address (each its own cookies and its own login rate limit)."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+@pytest.fixture
+def no_sleep(monkeypatch):
+    """A worker that sleeps stalls every request behind it (/sms too): waiting must be answered, never slept."""
+    def refuse(seconds: float) -> None:
+        raise AssertionError(f"slept {seconds} s in a request")
+    monkeypatch.setattr(time, "sleep", refuse)
+
+
+def test_wrong_passwords_from_a_stranger_never_lock_the_caseworker_out(rt, app, clock, no_sleep):
+    """The replay: five wrong passwords used to lock the account for 15 minutes, for everyone, again and again."""
+    add_caseworker(rt)
+    attacker = Staff(from_address(app, ATTACKER))
+    assert [attacker.login(password=f"guess {i}").status_code for i in range(5)] == [401] * 5
+    assert Staff(from_address(app, ANA_PHONE)).login().status_code == 302, "the right password from her phone"
+    waiting = attacker.login()
+    # Retry-After is the lockout's 30 s, or the login form's own per-minute limit if that ends later
+    assert waiting.status_code == 429 and 29 <= int(waiting.headers["Retry-After"]) <= 60
+    for _ in range(6):  # the attacker keeps at it as each wait ends
+        clock.set(clock.now() + timedelta(hours=1))
+        attacker.login(password="another guess")
+    assert Staff(from_address(app, ANA_PHONE)).login().status_code == 302
+    assert Staff(from_address(app, "192.0.2.5")).login().status_code == 302, "or from anywhere new"
+
+
+def test_the_wait_grows_and_holds_across_processes(settings, clock, rt, app, no_sleep):
+    add_caseworker(rt)
+    other = create_app(settings, clock=clock)  # a second worker process, in effect, on the same database
+    try:
+        here, there = rt, other.extensions["peaceline"]
+
+        def attempt(runtime, password: str = PASSWORD) -> auth.Login:
+            return auth.authenticate(runtime, "ana@example.org", password, ATTACKER)
+
+        for i in range(lockout.FREE_TRIES):
+            assert attempt(here if i % 2 else there, f"wrong password number {i}").error == auth.WRONG
+        waits = []
+        for _ in range(4):
+            refused = attempt(here)  # even the right password is not checked while this client waits
+            assert refused.user is None and refused.retry_after is not None
+            assert attempt(there).retry_after == refused.retry_after, "the other process agrees"
+            waits.append(int(refused.retry_after.total_seconds()))
+            clock.set(clock.now() + refused.retry_after)
+            assert attempt(there, "one more wrong guess").error == auth.WRONG
+        assert waits == [30, 60, 120, 240]
+        clock.set(clock.now() + timedelta(seconds=10))
+        assert attempt(here).retry_after == timedelta(seconds=470)  # 480 after the last failure, 10 s gone
+        assert "Try again in 8 min" in (attempt(here).error or "")
+        clock.set(clock.now() + timedelta(seconds=470))
+        assert attempt(here).user is not None, "once the wait is over the right password works"
+    finally:
+        other.extensions["peaceline"].db.dispose()
+
+
+def test_the_wait_stops_growing_at_an_hour_and_old_failures_are_forgotten(rt, app, clock):
+    add_caseworker(rt)
+    attacker = Staff(from_address(app, ATTACKER))
+    for i in range(lockout.FREE_TRIES + 30):
+        with rt.db.transaction() as s:
+            lockout.record_failure(s, lockout.keys(rt.settings.secret_key, "ana@example.org", ATTACKER), clock.now())
+    assert auth.authenticate(rt, "ana@example.org", PASSWORD, ATTACKER).retry_after == lockout.MAX_WAIT
+    assert 3599 <= int(attacker.login().headers["Retry-After"]) <= 3600  # whole seconds, as the limiter rounds
+    clock.set(clock.now() + lockout.FORGET_AFTER + timedelta(seconds=1))
+    assert attacker.login().status_code == 302
+
+
+def test_a_client_failing_on_many_accounts_waits_on_every_account(rt, app, no_sleep):
+    add_caseworker(rt)
+    stuffer = Staff(from_address(app, ATTACKER))
+    for i in range(lockout.CLIENT_FREE_TRIES):
+        with rt.db.transaction() as s:  # one wrong password on each of 20 addresses (the form's rate limit aside)
+            lockout.record_failure(s, lockout.keys(rt.settings.secret_key, f"user{i}@example.org", ATTACKER),
+                                   rt.clock.now())
+    refused = stuffer.login()
+    assert refused.status_code == 429 and 29 <= int(refused.headers["Retry-After"]) <= 60
+    assert Staff(from_address(app, ANA_PHONE)).login().status_code == 302
+
+
+class CountingHasher:
+    """The app's hasher, counting how often a password is checked against a hash."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.verified = inner, 0
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        self.verified += 1
+        return self.inner.verify(password_hash, password)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def test_unknown_waiting_and_turned_off_accounts_answer_alike_after_the_same_work(rt, app, monkeypatch):
+    add_caseworker(rt)
+    add_caseworker(rt, email="off@example.org", name="Off")
+    with rt.db.transaction() as s:
+        s.scalar(select(Caseworker).where(Caseworker.email == "off@example.org")).active = False
+    counting = CountingHasher(auth.hasher)
+    monkeypatch.setattr(auth, "hasher", counting)
+
+    def replay(email: str, address: str) -> list[tuple[int, str]]:
+        """The right password (for real accounts), five wrong ones, then two more tries while waiting."""
+        staff, answers = Staff(from_address(app, address)), []
+        for password in [PASSWORD if email != "ana@example.org" else "wrong", *(f"wrong {i}" for i in range(7))]:
+            before = counting.verified
+            resp = staff.login(email=email, password=password)
+            assert counting.verified - before == 1, f"argon2 ran once for {email}"
+            page = resp.get_data(as_text=True)
+            answers.append((resp.status_code, re.search(r'role="alert">([^<]*)<', page).group(1)))
+        return answers
+
+    unknown = replay("nobody@example.org", "192.0.2.1")
+    turned_off = replay("off@example.org", "192.0.2.2")
+    real = replay("ana@example.org", "192.0.2.3")  # locked by its own failures, like the others
+    assert unknown == turned_off == real
+    assert [status for status, _ in real] == [401] * 5 + [429] * 3
+    assert all(auth.WRONG in words for _, words in real[:5]) and "Too many wrong tries" in real[5][1]
+
+
+def test_peaceline_unlock_clears_the_counts_and_is_audited(env, rt, app):
+    ana = add_caseworker(rt)
+    for i in range(lockout.FREE_TRIES):
+        Staff(from_address(app, ATTACKER)).login(password=f"wrong {i}")
+    assert Staff(from_address(app, ATTACKER)).login().status_code == 429
+    result = CliRunner().invoke(main, ["unlock", "ANA@example.org"], env=env)
+    assert result.exit_code == 0 and "unlocked (1 place(s) had wrong tries)" in result.output
+    with rt.db.sessions() as s:
+        assert s.scalar(select(func.count(LoginFailure.id))) == 0
+    assert audits(rt, "auth.unlocked")[-1].detail == {"caseworker": ana, "via": "cli", "clients": 1}
+    assert Staff(from_address(app, ATTACKER)).login().status_code == 302
+    missing = CliRunner().invoke(main, ["unlock", "nobody@example.org"], env=env)
+    assert missing.exit_code == 1 and "no account for nobody@example.org" in missing.output
+
+
+def test_the_lockout_table_holds_no_email_and_no_address(rt, app):
+    add_caseworker(rt)
+    Staff(from_address(app, ATTACKER)).login(password="wrong password")
+    with rt.db.sessions() as s:
+        (row,) = s.scalars(select(LoginFailure))
+    assert "ana" not in row.account_key and ATTACKER not in row.client_key and len(row.account_key) == 64

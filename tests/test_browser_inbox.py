@@ -114,3 +114,36 @@ def test_a_caseworker_works_a_new_referral_from_a_phone(rt, base_url, page):
         closed = s.get(Referral, rid)
     assert (closed.status, closed.outcome) == ("closed", "got_help")
     assert [p for p in problems if "401" not in p] == []  # the login page's refusal is a 401 by design
+
+
+def test_the_totals_follow_the_queue_without_a_reload(rt, base_url, page, clock):
+    """60 calm referrals wait; an urgent SMS arrives: it shows first and the totals move, by the poll alone."""
+    from datetime import timedelta
+
+    from bot.models import Resident
+
+    add_caseworker(rt)
+    with rt.db.transaction() as s:
+        someone = Resident(phone="+18165550142", channel="sms", created_at=clock.now())
+        s.add(someone)
+        s.flush()
+        s.add_all(Referral(resident_id=someone.id, reason="asked_person", created_at=clock.now() - timedelta(hours=1))
+                  for _ in range(60))
+    page.goto(f"{base_url}/login")
+    page.fill("input[name=email]", "ana@example.org")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Log in')")
+    page.wait_for_url(f"{base_url}/inbox/")
+    summary = page.locator("#queue-summary .summary")
+    assert summary.inner_text() == "50 of 60 open, 0 urgent · showing 1–50, page 1 of 2"
+
+    text_the_program(base_url, "he is going to kill me")
+    page.locator("#queue-summary .summary:has-text('of 61 open, 1 urgent')").wait_for()  # by the poll
+    with rt.db.sessions() as s:
+        urgent = s.scalars(select(Referral.id).where(Referral.urgent)).one()
+    assert page.locator("#queue li").first.get_attribute("data-referral") == str(urgent)
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "inbox-queue-totals-phone.png"))
+    page.click("a:has-text('Next page')")
+    page.wait_for_url(f"{base_url}/inbox/?show=open&page=2")
+    assert summary.inner_text() == "11 of 61 open, 1 urgent · showing 51–61, page 2 of 2"

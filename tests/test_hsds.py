@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from bot.cli import main
 from bot.config import ROOT
-from bot.hsds import (NAMESPACE, export_services, hsds_id, import_file, import_services, read_hsds, write_directory,
-                      write_export)
+from bot.hsds import (NAMESPACE, HSDSError, export_services, hsds_id, import_file, import_services, read_hsds,
+                      write_directory, write_export)
 from bot.resources import Directory, DirectoryFile, TaxonomyTerm, XBot, load_directory
 
 KC = ZoneInfo("America/Chicago")
@@ -352,3 +352,37 @@ def test_a_virtual_only_place_stays_confidential_and_ids_are_unique(shipped):
     first, second = result.directory.services
     assert first.x_bot.confidential and not first.locations and not second.x_bot.confidential
     assert (first.id, second.id) == ("safe-house", "safe-house-2")
+
+
+# -- the import stays inside its folder ---------------------------------------------------------------------
+
+SERVICES_CSV = "id,organization_id,name,status\ns1,o1,Pantry,active\n"
+
+
+@pytest.mark.parametrize("where", ["../secret/services.csv", "{outside}/services.csv", "sub/../../secret/services.csv",
+                                   "link/services.csv"])
+def test_a_datapackage_path_outside_its_folder_is_refused(env, tmp_path, where):
+    """The replay: datapackage.json pointed import-hsds at files elsewhere on the machine."""
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (outside / "services.csv").write_text(SERVICES_CSV, encoding="utf-8")
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "link").symlink_to(outside, target_is_directory=True)
+    path = where.format(outside=outside)
+    (package / "datapackage.json").write_text(json.dumps({"resources": [{"name": "services", "path": path}]}),
+                                              encoding="utf-8")
+    with pytest.raises(HSDSError, match="outside the datapackage's folder"):
+        read_hsds(package)
+    result = run(env, "import-hsds", str(package), "--out", str(tmp_path / "resources.yaml"))
+    assert result.exit_code == 1 and f"resource path {path!r} is outside" in result.output
+    assert not (tmp_path / "resources.yaml").exists()
+
+
+def test_a_datapackage_path_inside_its_folder_is_read(tmp_path):
+    package = tmp_path / "package"
+    (package / "tables").mkdir(parents=True)
+    (package / "tables" / "services.csv").write_text(SERVICES_CSV, encoding="utf-8")
+    (package / "datapackage.json").write_text(
+        json.dumps({"resources": [{"name": "services", "path": "tables/./services.csv"}]}), encoding="utf-8")
+    assert [r["name"] for r in read_hsds(package)] == ["Pantry"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,7 @@ from sqlalchemy import select
 
 from bot.cli import main
 from bot.models import AuditEvent, FollowUp, Referral, Resident
-from bot.reports import HIDDEN, SMALL, build_report, parse_period, tally, to_csv, to_json
+from bot.reports import HIDDEN, SMALL, PeriodError, build_report, parse_period, tally, to_csv, to_json
 from conftest import T0, Phone
 from staff_helpers import Staff, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 
@@ -113,8 +114,8 @@ def _followups(people: dict[int, int]) -> list[FollowUp]:
                             sent_at=kc(20, month=10))]
 
 
-def report_of(rt, since: str = SINCE, until: str = UNTIL):
-    period = parse_period(since, until, rt.clock.now(), KC)
+def report_of(rt, since: str | None = SINCE, until: str | None = UNTIL, month: str | None = None):
+    period = parse_period(since, until, rt.clock.now(), KC, month)
     with rt.db.sessions() as s:
         return build_report(s, period)
 
@@ -147,17 +148,28 @@ def test_requests_by_need_and_week_hide_small_cells_and_their_complements(rt, da
     }
 
 
-def test_requests_by_zip_are_exact_from_five_people(rt, dataset):
-    # 64124: P1..P5, 25 requests (exactly 5 people: shown). 64123 and 64125: 3 people each.
-    assert table(report_of(rt), "requests_by_zip") == {
-        "64123": [SMALL], "64124": ["25"], "64125": [SMALL], "Total": ["38"]}
+def test_requests_by_zip_and_need_for_a_closed_month(rt, dataset):
+    # November whole (T0 is Dec 1): the two legal requests of P1 (Nov 1 and Nov 30) count too.
+    # 64124: P1..P5, 27 requests (exactly 5 people: shown). 64123 and 64125: 3 people each.
+    report = report_of(rt, month="2026-11")
+    assert header(report, "requests_by_zip") == [
+        "ZIP code", "Housing", "Food", "Health", "Legal", "Recovery", "Safety", "Violence", "Loss", "Total"]
+    assert table(report, "requests_by_zip") == {
+        "64123": ["0", "0", SMALL, "0", "0", "0", "0", "0", SMALL],
+        "64124": ["5", HIDDEN, "10", SMALL, "0", "0", "0", "0", "27"],  # food hidden: 27 - 5 - 10 would give legal away
+        "64125": ["0", SMALL, SMALL, "0", "0", SMALL, "0", "0", SMALL],
+        "Total": ["5", "13", "19", SMALL, "0", SMALL, "0", "0", "40"]}
+    assert table(report, "requests_by_zip")["Total"] == table(report, "requests_by_need_and_week")["Total"], \
+        "the need totals are the same cells in both tables, hidden alike"
 
 
-def test_a_single_small_cell_gets_a_complement_even_in_one_column(rt, people):
+def test_a_small_zip_gets_its_complements_in_the_month(rt, people):
     with rt.db.transaction() as s:
         s.add_all(Referral(resident_id=people[p], category="food", zip_code="64124" if p <= 6 else "64123",
                            reason="resources", created_at=kc(10)) for p in range(1, 9))
-    assert table(report_of(rt), "requests_by_zip") == {"64123": [SMALL], "64124": [HIDDEN], "Total": ["8"]}
+    got = table(report_of(rt, month="2026-11"), "requests_by_zip")
+    assert got["64123"][1] == SMALL and got["64124"][1] == HIDDEN and got["64124"][-1] == HIDDEN
+    assert got["Total"][-1] == "8"
 
 
 def test_needs_not_met(rt, dataset):
@@ -293,11 +305,11 @@ def test_reports_need_a_login(client):
 
 
 def test_page_shows_charts_and_tables_with_the_suppressed_numbers(logged_in, rt, dataset):
-    resp = logged_in.get(f"/reports?since={SINCE}&until={UNTIL}")
+    resp = logged_in.get("/reports?month=2026-11")
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
-    assert html.count('role="img"') == 5 and "<title id=" in html
-    assert "<td>&lt;5</td>" in html and "<td>*</td>" in html and "<td>25</td>" in html
+    assert html.count('role="img"') == 6 and "<title id=" in html
+    assert "<td>&lt;5</td>" in html and "<td>*</td>" in html and "<td>27</td>" in html
     assert "64123: &lt;5" in html, "the chart's description carries the suppressed value"
     assert "src=" not in html and "https://" not in html, "no external assets"
     assert resp.headers["Cache-Control"] == "no-store"
@@ -315,29 +327,30 @@ def test_page_defaults_to_90_days_and_explains_a_bad_date(logged_in):
 
 
 def test_csv_and_cli_print_the_same_suppressed_numbers(logged_in, rt, dataset, env):
-    resp = logged_in.get(f"/reports.csv?since={SINCE}&until={UNTIL}")
+    resp = logged_in.get("/reports.csv?month=2026-11")
     assert resp.status_code == 200 and resp.mimetype == "text/csv"
     assert resp.headers["Content-Disposition"] == (
-        f'attachment; filename="peaceline-report-{SINCE}-to-{UNTIL}.csv"')
+        'attachment; filename="peaceline-report-2026-11-01-to-2026-11-30.csv"')
     body = resp.get_data(as_text=True)
-    assert body == to_csv(report_of(rt))
+    assert body == to_csv(report_of(rt, month="2026-11"))
+    assert logged_in.get("/reports.csv?since=2026-11-01&until=2026-11-30").get_data(as_text=True) == body
     cells = {(r["section"], r["row"], r["column"]): r["value"] for r in csv.DictReader(io.StringIO(body))}
-    assert cells["Requests by ZIP code", "64123", "Requests"] == SMALL
-    assert cells["Requests by ZIP code", "64124", "Requests"] == "25"
+    assert cells["Requests by ZIP code and need", "64123", "Total"] == SMALL
+    assert cells["Requests by ZIP code and need", "64124", "Total"] == "27"
     assert cells["Requests by need and week", "Week of 2026-11-09", "Food"] == HIDDEN
     assert cells["Time from hand-off to first contact", "Median hours", "Value"] == "4.0"
 
     runner = CliRunner()
-    args = ["report", "--since", SINCE, "--until", UNTIL]
+    args = ["report", "--month", "2026-11"]
     cli_csv = runner.invoke(main, [*args, "--format", "csv"], env=env, catch_exceptions=False)
     assert cli_csv.exit_code == 0 and cli_csv.stdout_bytes.decode() == body
     cli_json = json.loads(runner.invoke(main, [*args, "--format", "json"], env=env).output)
-    assert cli_json == json.loads(to_json(report_of(rt)))
+    assert cli_json == json.loads(to_json(report_of(rt, month="2026-11"))) and cli_json["detailed"] is True
     zips = next(s for s in cli_json["sections"] if s["key"] == "requests_by_zip")["rows"]
-    assert zips == [["64123", SMALL], ["64124", "25"], ["64125", SMALL], ["Total", "38"]]
+    assert [row[0] for row in zips] == ["64123", "64124", "64125", "Total"] and zips[0][-1] == SMALL
     text = runner.invoke(main, args, env=env).output
-    assert "Requests by ZIP code" in text and "64123" in text
-    assert [line.split() for line in text.splitlines() if line.startswith("64123")] == [["64123", SMALL]]
+    assert "Requests by ZIP code and need" in text
+    assert [line.split()[-1] for line in text.splitlines() if line.startswith("64123")] == [SMALL]
 
 
 def test_cli_names_a_bad_date(env):
@@ -348,5 +361,105 @@ def test_cli_names_a_bad_date(env):
 def test_an_empty_range_reads_plainly(rt):
     report = report_of(rt)
     assert table(report, "requests_by_zip") == {"Total": ["0"]}
+    assert table(report_of(rt, month="2026-11"), "requests_by_zip") == {
+        "Total": ["0", "0", "0", "0", "0", "0", "0", "0", "0"]}
     assert table(report, "referral_outcomes")["Total"] == ["0", SMALL]
     assert table(report, "closing_the_loop")["Referrals closed, of referrals opened"] == ["0", "0", SMALL]
+
+
+# -- differencing: fine tables only for closed calendar months ----------------------------------------------
+
+ZIP_ROW = re.compile(r"^\d{5}$")
+
+
+def csv_cells(client, query: str) -> dict[tuple[str, str, str], str]:
+    resp = client.get(f"/reports.csv?{query}")
+    assert resp.status_code == 200
+    return {(r["section"], r["row"], r["column"]): r["value"]
+            for r in csv.DictReader(io.StringIO(resp.get_data(as_text=True)))}
+
+
+def fine_cells(cells: dict[tuple[str, str, str], str]) -> dict[tuple[str, str, str], str]:
+    """Every number that names a ZIP code or a crisis kind: what differencing could single a person out in."""
+    return {k: v for k, v in cells.items()
+            if ZIP_ROW.match(k[1]) or k[0] == "Crises by kind" and k[1] != "Total" and k[2] != "note"}
+
+
+@pytest.fixture
+def safety_in_64124(rt, people) -> None:
+    """The issue's case: six people in 64124 ask about safety on Nov 10, a seventh on Nov 11."""
+    rows = [Referral(resident_id=people[p], category="safety", zip_code="64124", reason="crisis:abuse",
+                     urgent=True, created_at=kc(10 if p <= 6 else 11, 14)) for p in range(1, 8)]
+    rows += [Referral(resident_id=people[p], category="food", zip_code="64125", reason="resources",
+                      created_at=kc(10, 15)) for p in range(8, 13)]
+    with rt.db.transaction() as s:
+        s.add_all(rows)
+
+
+def test_two_ranges_a_day_apart_cannot_give_away_one_persons_need_in_a_zip(logged_in, rt, safety_in_64124):
+    """The replay: /reports.csv for Nov 10 alone, then Nov 10-11, used to show 6 and 7 for 64124."""
+    one_day = csv_cells(logged_in, "since=2026-11-10&until=2026-11-10")
+    two_days = csv_cells(logged_in, "since=2026-11-10&until=2026-11-11")
+    assert fine_cells(one_day) == fine_cells(two_days) == {}, "no ZIP code or crisis kind for chosen dates"
+    for cells in (one_day, two_days):
+        assert {k[1] for k in cells if k[0] == "Requests by ZIP code and need"} == {"Total", "Why only the total"}
+        assert "calendar month" in cells["Requests by ZIP code and need", "Why only the total", "note"]
+    # What is left differs by one person on one day, with no place and no crisis kind attached.
+    assert (one_day["Requests by ZIP code and need", "Total", "Requests"],
+            two_days["Requests by ZIP code and need", "Total", "Requests"]) == ("11", "12")
+    month = csv_cells(logged_in, "month=2026-11")
+    assert month["Requests by ZIP code and need", "64124", "Safety"] == "7", "the month as a whole"
+    assert month["Crises by kind", "Abuse", "Crises"] == "7"
+
+
+def test_four_weeks_against_five_weeks_give_no_zip_either(logged_in, rt, people, safety_in_64124):
+    with rt.db.transaction() as s:  # one more, in the fifth week
+        s.add(Referral(resident_id=people[8], category="safety", zip_code="64124", reason="crisis:abuse",
+                       urgent=True, created_at=kc(1, 9, month=12)))
+    four = csv_cells(logged_in, "since=2026-11-02&until=2026-11-29")
+    five = csv_cells(logged_in, "since=2026-11-02&until=2026-12-06")
+    assert fine_cells(four) == fine_cells(five) == {}
+    assert four["Crises by kind", "Total", "Crises"] == "7" and five["Crises by kind", "Total", "Crises"] == "8"
+
+
+def test_a_month_still_running_is_not_detailed_until_it_ends(logged_in, rt, clock, people):
+    with rt.db.transaction() as s:
+        s.add_all(Referral(resident_id=people[p], category="food", zip_code="64124", reason="resources",
+                           created_at=kc(2, month=12)) for p in range(1, 7))
+    clock.set(kc(15, month=12))
+    assert Staff(logged_in).login("lead@example.org").status_code == 302  # a new shift
+    for query in ("month=2026-12", "since=2026-12-01&until=2026-12-31"):  # read on the 15th, then the 16th…
+        assert fine_cells(csv_cells(logged_in, query)) == {}
+    clock.set(kc(1, 0, 5, month=12) + timedelta(days=31))  # Jan 1, just after midnight in Kansas City
+    assert Staff(logged_in).login("lead@example.org").status_code == 302  # a new shift
+    assert csv_cells(logged_in, "month=2026-12")["Requests by ZIP code and need", "64124", "Food"] == "6"
+
+
+def test_only_whole_months_are_detailed(rt):
+    now = kc(1, month=12)
+    assert parse_period(None, None, now, KC, "2026-11").detailed
+    assert parse_period("2026-11-01", "2026-11-30", now, KC).detailed
+    assert parse_period("2026-10-01", "2026-10-31", now, KC).detailed
+    for since, until in [("2026-11-01", "2026-11-29"), ("2026-11-02", "2026-11-30"), ("2026-10-01", "2026-11-30"),
+                         ("2026-11-10", "2026-11-10"), ("2026-12-01", "2026-12-31")]:
+        assert not parse_period(since, until, now, KC).detailed, (since, until)
+    with pytest.raises(PeriodError, match="not a month"):
+        parse_period(None, None, now, KC, "2026-13")
+
+
+def test_the_page_explains_why_it_shows_only_totals(logged_in, rt, safety_in_64124):
+    html = logged_in.get("/reports?since=2026-11-10&until=2026-11-11").get_data(as_text=True)
+    assert html.count('class="note withheld"') == 2 and "64124" not in html
+    month = logged_in.get("/reports?month=2026-11").get_data(as_text=True)
+    assert "withheld" not in month and "<th scope=\"row\">64124</th>" in month
+    assert '<option value="2026-11" selected>November 2026</option>' in month
+    assert logged_in.get("/reports?month=soon").status_code == 400
+
+
+def test_the_cli_takes_a_month_or_dates_not_both(env, rt, safety_in_64124):
+    runner = CliRunner()
+    both = runner.invoke(main, ["report", "--month", "2026-11", "--since", "2026-11-01"], env=env)
+    assert both.exit_code == 2 and "not both" in both.output
+    days = runner.invoke(main, ["report", "--since", "2026-11-10", "--until", "2026-11-11"], env=env).output
+    assert "64124" not in days and "calendar month" in days
+    assert "64124" in runner.invoke(main, ["report", "--month", "2026-11"], env=env).output

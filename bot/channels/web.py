@@ -169,7 +169,8 @@ def page() -> str:
 @limiter.limit(PER_ADDRESS)
 def post_message() -> Response:
     text = _text_field(_json_object(), "text", MAX_TEXT)
-    handled = runtime().service.handle(channel="web", address=_chat_key(create=True), text=text)
+    handled = runtime().service.handle(channel="web", address=_chat_key(create=True), text=text,
+                                       client=request.remote_addr)
     return jsonify(replies=[r.body for r in handled.replies], options=list(handled.options))
 
 

@@ -33,7 +33,8 @@ def staff() -> str:
     rt = runtime()
     with rt.db.sessions() as s:
         people = list(s.scalars(select(Caseworker).order_by(Caseworker.active.desc(), Caseworker.name)))
-    return render_template("inbox/staff.html", people=people, roles=auth.ROLES, now=rt.clock.now(),
+    held = auth.accounts_held(rt.db, rt.settings.secret_key, rt.clock.now(), people)
+    return render_template("inbox/staff.html", people=people, roles=auth.ROLES, held=held,
                            min_password=auth.MIN_PASSWORD)
 
 
@@ -60,8 +61,9 @@ def set_active(caseworker_id: int) -> Response:
 @bp.post("/caseworkers/<int:caseworker_id>/password")
 def reset_password(caseworker_id: int) -> Response:
     rt = runtime()
-    auth.set_password(rt.db, rt.clock.now(), caseworker_id, request.form.get("password", ""), current_user.id)
-    flash("Password set. The account is unlocked; tell the caseworker the new password in person.", "ok")
+    auth.set_password(rt.db, rt.clock.now(), caseworker_id, request.form.get("password", ""), current_user.id,
+                      rt.settings.secret_key)
+    flash("Password set. Its wrong tries are cleared; tell the caseworker the new password in person.", "ok")
     return redirect(url_for(".staff"))
 
 

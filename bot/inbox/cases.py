@@ -4,17 +4,19 @@ Each change commits with its audit row. Errors are CaseError with words for the 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from .. import audit
 from ..models import Caseworker, FollowUp, Message, Note, Referral
 from ..runtime import Runtime
 from ..service import OPEN_REFERRAL, clean
+from ..triage import QUEUE_ORDER
 
 OUTCOMES = {
     "got_help": "Got help",
@@ -27,7 +29,7 @@ MAX_REPLY = 1600  # Twilio's limit for one message
 MAX_NOTE = 5000
 NOT_SENT = ("skipped_opted_out", "failed", "held_contact_preference")
 UNCERTAIN = ("unknown",)  # Twilio timed out or failed: the text may or may not have gone out
-QUEUE_LIMIT = 200
+PAGE_SIZE = 50
 Show = Literal["open", "mine", "closed"]
 
 
@@ -48,18 +50,41 @@ class Thread:
 
 # -- reading -----------------------------------------------------------------------------------
 
-def queue(rt: Runtime, show: Show, me: int) -> list[Referral]:
-    """Open referrals, urgent first then oldest first; or mine; or the latest closed."""
-    query = select(Referral).options(joinedload(Referral.resident), joinedload(Referral.assigned_to))
+@dataclass(frozen=True)
+class Queue:
+    """One page of a tab, with the tab's totals: nothing in the tab can be out of sight unnoticed."""
+
+    referrals: list[Referral]
+    page: int       # from 1
+    pages: int
+    total: int      # every referral in the tab, on any page
+    urgent: int
+    unread: int
+
+    @property
+    def first(self) -> int:
+        """The position of this page's first row in the whole tab, from 1."""
+        return (self.page - 1) * PAGE_SIZE + 1 if self.referrals else 0
+
+
+def queue(rt: Runtime, show: Show, me: int, page: int = 1) -> Queue:
+    """A page of open referrals in triage order (tier, urgent, oldest); or mine; or the latest closed."""
+    where: list[ColumnElement[bool]]
     if show == "closed":
-        query = query.where(Referral.status == "closed").order_by(Referral.closed_at.desc())
+        where, order = [Referral.status == "closed"], (Referral.closed_at.desc(), Referral.id.desc())
     else:
-        query = query.where(Referral.status.in_(OPEN_REFERRAL)).order_by(
-            Referral.urgent.desc(), Referral.created_at, Referral.id)
+        where, order = [Referral.status.in_(OPEN_REFERRAL)], QUEUE_ORDER
         if show == "mine":
-            query = query.where(Referral.assigned_to_id == me)
+            where.append(Referral.assigned_to_id == me)
+    totals = select(func.count(Referral.id), func.coalesce(func.sum(case((Referral.urgent, 1), else_=0)), 0),
+                    func.coalesce(func.sum(case((Referral.unread, 1), else_=0)), 0)).where(*where)
     with rt.db.sessions() as s:
-        return list(s.scalars(query.limit(QUEUE_LIMIT)))
+        total, urgent, unread = s.execute(totals).one()
+        pages = max(1, math.ceil(total / PAGE_SIZE))
+        page = min(max(page, 1), pages)  # past the end (the tab shrank since): the last page
+        rows = s.scalars(select(Referral).options(joinedload(Referral.resident), joinedload(Referral.assigned_to))
+                         .where(*where).order_by(*order).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE))
+        return Queue(list(rows), page, pages, total, urgent, unread)
 
 
 def open_thread(rt: Runtime, referral_id: int, me: int) -> Thread:

@@ -1,6 +1,7 @@
 """The caseworker inbox: the queue, a referral's whole thread, and what can be done to it."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
@@ -9,6 +10,7 @@ from flask_login import current_user
 from ..auth import staff_headers
 from ..phones import mask
 from ..runtime import runtime
+from ..triage import Tier
 from . import admin, cases
 from .cases import CaseError
 
@@ -19,6 +21,7 @@ bp.after_request(staff_headers)
 
 POLL_SECONDS = 10  # app.config["INBOX_POLL_SECONDS"] overrides (the browser test polls faster)
 SHOWS = ("open", "mine", "closed")
+PAGE_NUMBER = re.compile(r"[0-9]{1,6}")
 STATUS_LABELS = {"new": "New", "claimed": "Claimed", "contacted": "Contacted", "closed": "Closed"}
 REASONS = {"asked_person": "Asked for a person", "two_misses": "The bot did not understand them twice",
            "resources": "Got a list of places", "more_help": "Asked for more help"}
@@ -89,6 +92,7 @@ def reason_label(reason: str) -> str:
 bp.add_app_template_filter(mask, "mask")
 bp.add_app_template_filter(lambda status: STATUS_LABELS.get(status, status), "status_label")
 bp.add_app_template_filter(lambda status: DELIVERY.get(status, status), "delivery")
+bp.add_app_template_global(Tier, "Tier")
 
 
 def _show() -> cases.Show:
@@ -106,19 +110,34 @@ def _back(referral_id: int) -> Response:
 
 # -- the queue ---------------------------------------------------------------------------------------
 
+def _page() -> int | None:
+    """?page=N, from 1; None when it is not a page number."""
+    raw = request.args.get("page", "1")
+    return int(raw) if PAGE_NUMBER.fullmatch(raw) else None
+
+
+BAD_PAGE = "The page must be a number, like ?page=2."
+
+
 @bp.get("/", strict_slashes=False)
-def queue() -> str:
-    show = _show()
-    return render_template("inbox/queue.html", show=show, referrals=cases.queue(runtime(), show, _me()),
+def queue() -> str | tuple[str, int]:
+    show, page = _show(), _page()
+    if page is None:
+        return render_template("inbox/error.html", message=BAD_PAGE), 400
+    return render_template("inbox/queue.html", show=show, q=cases.queue(runtime(), show, _me(), page),
                            poll_seconds=current_app.config.get("INBOX_POLL_SECONDS", POLL_SECONDS))
 
 
 @bp.get("/queue.json")
-def queue_json() -> dict:
-    """The queue's rows, rendered on the server, for the page's poll."""
-    referrals = cases.queue(runtime(), _show(), _me())
-    return {"html": render_template("inbox/_queue.html", referrals=referrals),
-            "count": len(referrals), "unread": sum(r.unread for r in referrals)}
+def queue_json() -> dict | tuple[dict, int]:
+    """The queue's rows and totals, rendered on the server, for the page's poll."""
+    show, page = _show(), _page()
+    if page is None:
+        return {"error": BAD_PAGE}, 400
+    q = cases.queue(runtime(), show, _me(), page)
+    return {"html": render_template("inbox/_queue.html", referrals=q.referrals),
+            "summary": render_template("inbox/_summary.html", q=q, show=show),
+            "count": q.total, "unread": q.unread}
 
 
 # -- one referral ------------------------------------------------------------------------------------------

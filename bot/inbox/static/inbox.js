@@ -3,6 +3,7 @@
 (function () {
   "use strict";
   var list = document.getElementById("queue");
+  var summary = document.getElementById("queue-summary");
   if (!list || !window.fetch) return;
   var every = Math.max(1, Number(list.dataset.every) || 10) * 1000;
   var title = document.title;
@@ -18,6 +19,7 @@
       .then(function (data) {
         if (!data) return;
         if (data.html !== last) { list.innerHTML = data.html; last = data.html; }
+        if (summary && data.summary) summary.innerHTML = data.summary;  // the totals move as cases come and go
         document.title = data.unread ? "(" + data.unread + ") " + title : title;
       })
       .catch(function () { /* offline for a moment: the next tick tries again */ });
