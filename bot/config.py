@@ -13,6 +13,8 @@ import phonenumbers
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.resources import SERVICE_AREA_MILES
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = ROOT / "instance"
 # The legal window for unsolicited texts (TCPA): never before 8 am or after 9 pm local time.
@@ -58,6 +60,7 @@ class Settings:
     data_key: str | None = None
     loop_guard_per_minute: int = 8
     loop_guard_quiet_minutes: int = 10
+    service_area_miles: int = SERVICE_AREA_MILES
 
     @property
     def sender_name(self) -> str:
@@ -218,6 +221,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         data_key=env.get("DATA_KEY") or None,
         loop_guard_per_minute=_int(env, "LOOP_GUARD_PER_MINUTE", 8, minimum=1),
         loop_guard_quiet_minutes=_int(env, "LOOP_GUARD_QUIET_MINUTES", 10, minimum=1),
+        service_area_miles=_int(env, "SERVICE_AREA_MILES", SERVICE_AREA_MILES, minimum=1),
         **_twilio(env),
     )
 

@@ -53,8 +53,14 @@ class M:
     RESOURCES_INTRO = "resources_intro"
     RESOURCE_LINE = "resource_line"
     RESOURCE_HOTLINE = "resource_line_confidential"
-    OPEN_TODAY = "resource_open_today"
-    CLOSED_TODAY = "resource_closed_today"
+    OPEN_UNTIL = "resource_open_until"
+    OPEN_ALL_DAY = "resource_open_all_day"
+    OPENS_TODAY = "resource_opens_today"
+    OPENS_LATER = "resource_opens_later"
+    DAY_NAMES = "resource_day_names"
+    DATE = "resource_date"
+    OUT_OF_AREA = "out_of_area"
+    BY_PHONE = "resources_by_phone"
     NO_RESOURCES = "no_resources"
     CHECKIN = "checkin"
     CHECKIN_GOT_HELP = "checkin_got_help"
@@ -340,6 +346,7 @@ def _load_messages(check: _Checker, file: Path) -> dict[str, Any] | None:
         if key not in messages:
             check.error(("messages",), f"missing system text {key!r}")
     _check_placeholders(check, messages)
+    _check_day_names(check, messages.get(M.DAY_NAMES) or {})
     templates = _string_list(check, data, "followup_templates")
     words = _string_list(check, data, "sensitive_words")
     for key in templates:
@@ -369,6 +376,13 @@ def _check_placeholders(check: _Checker, messages: dict[str, Text]) -> None:
             if found != first:
                 check.error(("messages", key, lang),
                             f"{lang} uses placeholders {sorted(found)}, {check.languages[0]} uses {sorted(first)}")
+
+
+def _check_day_names(check: _Checker, texts: Text) -> None:
+    """The day names a resource's next opening is told in: Monday to Sunday, seven words."""
+    for lang, value in texts.items():
+        if len(value.split()) != 7:
+            check.error(("messages", M.DAY_NAMES, lang), "needs seven day names, Monday first, apart by spaces")
 
 
 def _placeholders(value: str) -> set[str] | None:
