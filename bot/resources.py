@@ -295,9 +295,29 @@ def _day_keys(day: date) -> frozenset[tuple[int, int]]:
     return frozenset({(weekday, 0), (weekday, (day.day - 1) // 7 + 1), (weekday, -((last - day.day) // 7 + 1))})
 
 
+@lru_cache(maxsize=16384)  # (schedule, day): a directory has a few dozen schedules, queries a few days
+def _spans(hours: _Hours, day: date) -> tuple[tuple[int, int], ...]:
+    """Openings from the day before `day` through the first later day that has any, in minutes from
+    `day`'s midnight, sorted, with overlapping and back-to-back ones (24:00 then 00:00) joined."""
+    found: list[tuple[int, int]] = []
+    for offset in range(-1, HORIZON_DAYS + 1):
+        keys, base = _day_keys(day + timedelta(days=offset)), offset * 1440
+        that_day = [(base + opens, base + closes) for days, opens, closes in hours if days & keys]
+        found += that_day
+        if offset > 0 and that_day:
+            break
+    joined: list[tuple[int, int]] = []
+    for opens, closes in sorted(found):
+        if joined and opens <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(closes, joined[-1][1]))
+        else:
+            joined.append((opens, closes))
+    return tuple(joined)
+
+
 @dataclass(frozen=True, slots=True)
 class _Moment:
-    """The query's local date and minute of the day; times below count minutes from today's midnight."""
+    """The query's local date and minute of the day; times count minutes from today's midnight."""
 
     day: date
     minute: int
@@ -309,42 +329,22 @@ class _Moment:
         local = now.astimezone(tz)
         return cls(local.date(), local.hour * 60 + local.minute)
 
-    def intervals(self, hours: _Hours, offset: int) -> list[tuple[int, int]]:
-        """The openings of the day `offset` days from today (a closing may run into the next day)."""
-        keys, base = _day_keys(self.day + timedelta(days=offset)), offset * 1440
-        return [(base + opens, base + closes) for days, opens, closes in hours if days & keys]
-
-    def next_opening(self, hours: _Hours) -> int | None:
-        """When it is next open: now when it is open now; None when it does not open within the horizon."""
-        spans = self.intervals(hours, -1) + self.intervals(hours, 0)  # yesterday's may run past midnight
-        later = [opens for opens, closes in spans if closes > self.minute]
-        if later:
-            return max(self.minute, min(later))
-        for offset in range(1, HORIZON_DAYS + 1):
-            found = self.intervals(hours, offset)
-            if found:
-                return min(opens for opens, _closes in found)
-        return None
-
     def standing(self, hours: _Hours) -> tuple[int, int]:
         """(hours rank, minutes until it opens) at this moment."""
         if not hours:
             return HOURS_UNKNOWN, 0
-        opens = self.next_opening(hours)
-        if opens is None:
-            return NEVER, 0
-        wait, days = opens - self.minute, opens // 1440
-        if wait == 0:
-            return OPEN_NOW, 0
-        return (OPENS_TODAY if days == 0 else HOURS_UNKNOWN + days), wait
+        minute = self.minute
+        for opens, closes in _spans(hours, self.day):
+            if closes > minute:
+                if opens <= minute:
+                    return OPEN_NOW, 0
+                days = opens // 1440
+                return (OPENS_TODAY if days == 0 else HOURS_UNKNOWN + days), opens - minute
+        return NEVER, 0
 
     def open_until(self, hours: _Hours) -> int:
-        """When the opening that holds now ends, following openings that start as one ends (24:00, 00:00)."""
-        end = self.minute
-        for opens, closes in sorted(i for offset in (-1, 0, 1) for i in self.intervals(hours, offset)):
-            if opens <= end < closes:
-                end = closes
-        return end
+        """When the opening that holds now ends (for a place open now)."""
+        return next(closes for opens, closes in _spans(hours, self.day) if opens <= self.minute < closes)
 
 
 def _clock(minute: int) -> str:
