@@ -5,6 +5,7 @@ test (tests/test_resources.py helpers) or the shipped one. Time is fixed in each
 """
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,7 +16,7 @@ from test_resources import directory, service
 from bot import engine as eng
 from bot.config import load_settings
 from bot.engine import Context, Engine, Inbound
-from bot.flows import Refer, load_flows
+from bot.flows import Refer, check_flows, load_flows
 from bot.matching import Matcher
 from bot.resources import load_directory
 from bot.runtime import Runtime
@@ -29,15 +30,15 @@ MATCHER = Matcher.from_file(ROOT / "flows" / "vocabulary.yaml")
 FIRST_TEXT = {"en": "I need food", "es": "necesito comida"}
 
 
-def places(found, now: datetime, lang: str = "en", zip_code: str = "64124") -> list[str]:
-    """What a resident with a known ZIP reads after asking for food at `now` (local time)."""
+def places(found, now: datetime, lang: str = "en") -> list[str]:
+    """What a resident in 64124 reads after asking for food at `now` (local time)."""
     engine = Engine(FLOWS, MATCHER, found, KC, strict=True)
-    out = engine.step(None, Inbound(FIRST_TEXT[lang]), Context(now=now, zip_code=zip_code))
+    out = engine.step(None, Inbound(FIRST_TEXT[lang]), Context(now=now, zip_code="64124"))
     return out.replies
 
 
-def said(found, now: datetime, lang: str = "en", zip_code: str = "64124") -> str:
-    return "\n".join(places(found, now, lang, zip_code))
+def said(found, now: datetime, lang: str = "en") -> str:
+    return "\n".join(places(found, now, lang))
 
 
 # -- hours as they are now ----------------------------------------------------------------------
@@ -141,3 +142,14 @@ def test_service_area_miles_reaches_the_directory(env, miles, serves):
         assert rt.directory.serves("90210") is serves
     finally:
         rt.db.dispose()
+
+
+def test_day_names_must_be_seven(tmp_path):
+    flows_dir = tmp_path / "flows"
+    shutil.copytree(ROOT / "flows", flows_dir)
+    messages = flows_dir / "messages.yaml"
+    messages.write_text(messages.read_text(encoding="utf-8").replace('"lun mar mié jue vie sáb dom"', '"lun mar"'),
+                        encoding="utf-8")
+    errors = [i for i in check_flows(flows_dir, set(SHIPPED.categories)) if i.level == "error"]
+    line = next(n for n, text in enumerate(messages.read_text(encoding="utf-8").splitlines(), 1) if '"lun mar"' in text)
+    assert [(e.line, e.message) for e in errors] == [(line, "needs seven day names, Monday first, apart by spaces")]
