@@ -13,6 +13,8 @@ import phonenumbers
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.resources import SERVICE_AREA_MILES
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = ROOT / "instance"
 # The legal window for unsolicited texts (TCPA): never before 8 am or after 9 pm local time.
@@ -62,6 +64,7 @@ class Settings:
     holidays: frozenset[date] = frozenset()   # not working days (HOLIDAYS)
     escalation_batch_minutes: int = 5   # at most one text to each on-call phone this often
     web_referrals_per_hour: int = 5  # per client address; more still open, one tier lower (bot/triage.py)
+    service_area_miles: int = SERVICE_AREA_MILES
 
     @property
     def sender_name(self) -> str:
@@ -243,6 +246,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         holidays=parse_holidays(env.get("HOLIDAYS") or ""),
         escalation_batch_minutes=_int(env, "ESCALATION_BATCH_MINUTES", 5, minimum=1),
         web_referrals_per_hour=_int(env, "WEB_REFERRALS_PER_HOUR", 5, minimum=1),
+        service_area_miles=_int(env, "SERVICE_AREA_MILES", SERVICE_AREA_MILES, minimum=1),
         **_twilio(env),
     )
 

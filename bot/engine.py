@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from bot import crisis, keywords
 from bot.contact import ContactPreference
+from bot.resources import clock_label
 from bot.flows import (INTAKE_FLOW, MENU_STEP, Ask, Check, Flow, FlowSet, FollowUp, Go, Handoff, M, Option,
                        Refer, Say, SetLanguage, Step, Text, crisis_kind, render_menu)
 from bot.segments import segments
@@ -46,6 +47,7 @@ MAX_HOPS = 50            # steps entered in one turn; the checker forbids loops,
 MAX_SAVED_TEXT = 500     # a free-text answer kept in the state
 MAX_FIELD_CHARS = 80     # a resource name or address from the directory
 RESOURCE_LIMIT = 3
+DAY_NAMES_AHEAD = 7      # a next opening a week or more away is told by its date, not a day name
 TWO_MISSES, NO_RESOURCE = "two_misses", "no_resource"   # the yes/no "want a person?" offers
 NEXT_NEED = "next_need"   # the yes/no "you also asked about …" offer
 YES_NO = (("yes", ()), ("no", ()))   # a yes/no question's choices: "1" is yes, "2" is no
@@ -796,7 +798,7 @@ class Engine:
         """What happens next, true to who is on duty or on call and to how we may reach them."""
         lang, ctx, who = turn.lang, turn.ctx, turn.ctx.availability
         if turn.preference != ContactPreference.ANY:
-            return self.text(M.PROMISE_REPLY_ONLY, lang, hours=self._hours(who, lang))
+            return self.text(M.PROMISE_REPLY_ONLY, lang, hours=self._office_hours(who, lang))
         if not ctx.can_text:   # a web visitor with no number: the answer comes on the page
             if who.on_call_told and not who.on_duty:
                 return self.text(M.PROMISE_WEB_ON_CALL, lang)
@@ -820,11 +822,11 @@ class Engine:
             return self.text(M.WHEN_TODAY, lang, time=_clock(opens.time()))
         if days == 1:
             return self.text(M.WHEN_TOMORROW, lang, part=part)
-        return self.text(M.WHEN_DAY, lang, day=self.text(M.DAY_NAMES, lang).split(",")[opens.weekday()], part=part)
+        return self.text(M.WHEN_DAY, lang, day=self.text(M.DAY_NAMES, lang).split()[opens.weekday()], part=part)
 
-    def _hours(self, who: Availability, lang: str) -> str:
+    def _office_hours(self, who: Availability, lang: str) -> str:
         """Office hours as "Mon-Fri 9am-5pm"."""
-        names = self.text(M.DAY_SHORT, lang).split(",")
+        names = self.text(M.DAY_SHORT, lang).split()
         runs: list[list[int]] = []
         for day in sorted(who.office_days):
             if runs and runs[-1][-1] == day - 1:
@@ -850,16 +852,25 @@ class Engine:
             self._start_hold(turn, kind)
 
     def _refer(self, turn: _Turn, step: Refer) -> bool:
-        """Reply with up to three places; False when the directory has none."""
+        """Reply with up to three places; False when the directory has none.
+
+        A ZIP outside the service area is told so plainly and gets only lines to call.
+        """
         turn.state.vars["category"] = step.category
+        away = not self.directory.serves(turn.zip)
         matches = self.directory.rank(step.category, zip_code=turn.zip, now=turn.ctx.now, tz=self.tz,
-                                      lang=turn.lang, limit=RESOURCE_LIMIT, tags=step.tags)
+                                      lang=turn.lang, limit=RESOURCE_LIMIT, tags=step.tags, phone_only=away)
+        lead = [self.text(M.OUT_OF_AREA, turn.lang, zip=turn.zip or "")] if away else []
         if not matches:
+            turn.replies.extend(lead)
             self._say(turn, M.NO_RESOURCES)
             turn.effects.append(RecordUnmet(step.category, "no_resource"))
             return False
-        intro = (step.text or {}).get(turn.lang) or self.text(M.RESOURCES_INTRO, turn.lang)
-        turn.replies.extend(_pack([intro] + [self._resource(m, turn.lang) for m in matches]))
+        if away:
+            intro = self.text(M.BY_PHONE, turn.lang)
+        else:
+            intro = (step.text or {}).get(turn.lang) or self.text(M.RESOURCES_INTRO, turn.lang)
+        turn.replies.extend(_pack(lead + [intro] + [self._resource(m, turn.lang) for m in matches]))
         turn.options = []
         turn.effects.append(CreateReferral(step.category, turn.zip, urgent=False, reason="resources",
                                            resource_ids=tuple(m.service_id for m in matches)))
@@ -867,16 +878,27 @@ class Engine:
 
     def _resource(self, match: Match, lang: str) -> str:
         """One place: name and phone, then its address (never for a confidential one) and hours."""
-        if match.open_today is False:
-            hours = self.text(M.CLOSED_TODAY, lang)
-        elif match.open_today and match.hours_today:
-            hours = self.text(M.OPEN_TODAY, lang, hours=match.hours_today)
-        else:
-            hours = ""
         key = M.RESOURCE_LINE if match.address and not match.confidential else M.RESOURCE_HOTLINE
         block = self.text(key, lang, name=match.name[:MAX_FIELD_CHARS], phone=match.phone,
-                          address=(match.address or "")[:MAX_FIELD_CHARS], open=hours)
+                          address=(match.address or "")[:MAX_FIELD_CHARS], open=self._hours(match, lang))
         return "\n".join(line.strip() for line in block.splitlines() if line.strip())
+
+    def _hours(self, match: Match, lang: str) -> str:
+        """Open now and until when, or closed now and when it opens: never hours that are over."""
+        if match.open_now:
+            if match.open_until:
+                return self.text(M.OPEN_UNTIL, lang, time=match.open_until)
+            return self.text(M.OPEN_ALL_DAY, lang)
+        opening = match.opens
+        if opening is None:   # hours unknown
+            return ""
+        if opening.days == 0:
+            return self.text(M.OPENS_TODAY, lang, time=opening.at)
+        if opening.days < DAY_NAMES_AHEAD:
+            day = self.text(M.DAY_SHORT, lang).split()[opening.on.weekday()]
+        else:
+            day = self.text(M.DATE, lang, month=str(opening.on.month), day=str(opening.on.day))
+        return self.text(M.OPENS_LATER, lang, day=day, time=opening.at)
 
     # -- the safety net -----------------------------------------------------------------
 
@@ -896,9 +918,7 @@ class Engine:
 
 def _clock(at: time) -> str:
     """9am, 8:30am, 5pm."""
-    hour = at.hour % 12 or 12
-    minutes = f":{at.minute:02d}" if at.minute else ""
-    return f"{hour}{minutes}{'am' if at.hour < 12 else 'pm'}"
+    return clock_label(at.hour * 60 + at.minute)
 
 
 def _carrier_effects(keyword: str) -> list[Effect]:

@@ -61,8 +61,13 @@ class M:
     RESOURCES_INTRO = "resources_intro"
     RESOURCE_LINE = "resource_line"
     RESOURCE_HOTLINE = "resource_line_confidential"
-    OPEN_TODAY = "resource_open_today"
-    CLOSED_TODAY = "resource_closed_today"
+    OPEN_UNTIL = "resource_open_until"
+    OPEN_ALL_DAY = "resource_open_all_day"
+    OPENS_TODAY = "resource_opens_today"
+    OPENS_LATER = "resource_opens_later"
+    DATE = "resource_date"
+    OUT_OF_AREA = "out_of_area"
+    BY_PHONE = "resources_by_phone"
     NO_RESOURCES = "no_resources"
     CHECKIN = "checkin"
     CHECKIN_GOT_HELP = "checkin_got_help"
@@ -88,8 +93,8 @@ class M:
     WHEN_DAY = "when_day"
     PART_MORNING = "part_morning"
     PART_AFTERNOON = "part_afternoon"
-    DAY_NAMES = "day_names"   # Monday..Sunday, comma-separated
-    DAY_SHORT = "day_short"   # Mon..Sun, comma-separated
+    DAY_NAMES = "day_names"   # Monday..Sunday, apart by spaces
+    DAY_SHORT = "day_short"   # Mon..Sun, apart by spaces
     CRISIS_KINDS = ("self_harm", "violence", "abuse", "overdose")
     # Questions the bot asks in system texts: checked like flow questions (no carrier keywords).
     QUESTIONS = (TWO_MISSES, PERSON_OFFER, CHECKIN, NEXT_NEED_OFFER)
@@ -402,6 +407,8 @@ def _load_messages(check: _Checker, file: Path) -> dict[str, Any] | None:
                 check.error(("messages", key, lang), "a crisis-hold text offers numbered options or the menu")
     for key in M.QUESTIONS:
         _check_reserved(check, ("messages", key), messages.get(key))
+    for key in (M.DAY_NAMES, M.DAY_SHORT):
+        _check_day_names(check, key, messages.get(key) or {})
     templates = _string_list(check, data, "followup_templates")
     words = _string_list(check, data, "sensitive_words")
     for key in templates:
@@ -431,6 +438,13 @@ def _check_placeholders(check: _Checker, messages: dict[str, Text]) -> None:
             if found != first:
                 check.error(("messages", key, lang),
                             f"{lang} uses placeholders {sorted(found)}, {check.languages[0]} uses {sorted(first)}")
+
+
+def _check_day_names(check: _Checker, key: str, texts: Text) -> None:
+    """Day names (an opening, the office hours, the next working day): Monday to Sunday, seven words."""
+    for lang, value in texts.items():
+        if len(value.split()) != 7:
+            check.error(("messages", key, lang), "needs seven day names, Monday first, apart by spaces")
 
 
 def _placeholders(value: str) -> set[str] | None:

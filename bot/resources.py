@@ -25,7 +25,7 @@ import yaml_rs
 from phonenumbers import shortnumberinfo
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
-from bot.geo import PointSet, zip_centroid
+from bot.geo import PointSet, miles_between, zip_centroid
 
 CATEGORY_KEYS = ("housing", "food", "health", "legal", "recovery", "safety", "violence", "loss")
 CategoryKey = Literal["housing", "food", "health", "legal", "recovery", "safety", "violence", "loss"]
@@ -34,9 +34,14 @@ NEAR_MILES = 5.0  # a line with no place (988, a hotline) ranks as if it were th
 DISTANCE_STEP = 0.5  # distances rank in half-mile steps, so language decides between near equals
 MAX_REPORTED = 20  # error lines shown before "... and N more"
 ORDERS_CACHED = 512  # (category, origin ZIP) rankings kept; a 10,000-service directory needs ~70 KB each
+SERVICE_AREA_MILES = 15  # the setting's default: a ZIP farther from the centre of the directory's own ZIPs is away
+HORIZON_DAYS = 366  # how far ahead the next opening is looked for (a "5SA" rule may skip months)
 
-# ranking states of a service's hours at the moment of the query, best first
-OPEN_NOW, OPENS_LATER, HOURS_UNKNOWN, CLOSED = 3, 2, 1, 0
+# A service's hours at the moment of a query, as a rank, lowest first: open now, opens later
+# today, hours unknown (it may be open), then by the day it opens next (HOURS_UNKNOWN + days
+# ahead: the sooner the better), and last NEVER (no opening within the horizon).
+OPEN_NOW, OPENS_TODAY, HOURS_UNKNOWN = 0, 1, 2
+NEVER = HOURS_UNKNOWN + HORIZON_DAYS + 1
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
@@ -240,14 +245,23 @@ class DirectoryFile(_Model):
 
 
 @dataclass(frozen=True)
+class Opening:
+    """When a service that is closed now opens next, in the program's time zone."""
+
+    days: int  # days from today: 0 later today, 1 tomorrow
+    on: date
+    at: str  # "8:30am"
+
+
+@dataclass(frozen=True)
 class Match:
     service_id: str
     name: str
     phone: str
     address: str | None  # None for a confidential service or one without a location
-    open_today: bool | None  # None: no hours listed
-    open_now: bool | None
-    hours_today: str | None  # "9am-5pm", "8:30am-12pm, 1pm-5pm", "24 hours"; None when closed or unknown
+    open_now: bool | None  # None: no hours listed
+    open_until: str | None  # while open: "5pm" (back-to-back hours joined); None when open around the clock
+    opens: Opening | None  # while closed: the next opening; None when open or hours unknown
     distance_miles: float | None
     confidential: bool
 
@@ -273,6 +287,7 @@ def _rule(byday: str, opens_at: str, closes_at: str) -> _Rule:
     return frozenset(days), opens, closes if closes > opens else closes + 1440
 
 
+@lru_cache(maxsize=1024)  # queries ask about the same few days
 def _day_keys(day: date) -> frozenset[tuple[int, int]]:
     """The (weekday, ordinal) pairs a rule may name for this date: weekly, nth and nth-from-last."""
     last = calendar.monthrange(day.year, day.month)[1]
@@ -280,12 +295,31 @@ def _day_keys(day: date) -> frozenset[tuple[int, int]]:
     return frozenset({(weekday, 0), (weekday, (day.day - 1) // 7 + 1), (weekday, -((last - day.day) // 7 + 1))})
 
 
+@lru_cache(maxsize=16384)  # (schedule, day): a directory has a few dozen schedules, queries a few days
+def _spans(hours: _Hours, day: date) -> tuple[tuple[int, int], ...]:
+    """Openings from the day before `day` through the first later day that has any, in minutes from
+    `day`'s midnight, sorted, with overlapping and back-to-back ones (24:00 then 00:00) joined."""
+    found: list[tuple[int, int]] = []
+    for offset in range(-1, HORIZON_DAYS + 1):
+        keys, base = _day_keys(day + timedelta(days=offset)), offset * 1440
+        that_day = [(base + opens, base + closes) for days, opens, closes in hours if days & keys]
+        found += that_day
+        if offset > 0 and that_day:
+            break
+    joined: list[tuple[int, int]] = []
+    for opens, closes in sorted(found):
+        if joined and opens <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(closes, joined[-1][1]))
+        else:
+            joined.append((opens, closes))
+    return tuple(joined)
+
+
 @dataclass(frozen=True, slots=True)
 class _Moment:
-    """The query's local time, reduced to what rules are matched against."""
+    """The query's local date and minute of the day; times count minutes from today's midnight."""
 
-    today: frozenset[tuple[int, int]]
-    yesterday: frozenset[tuple[int, int]]
+    day: date
     minute: int
 
     @classmethod
@@ -293,43 +327,32 @@ class _Moment:
         if now.tzinfo is None:
             raise ValueError("now must be an aware datetime")
         local = now.astimezone(tz)
-        day = local.date()
-        return cls(_day_keys(day), _day_keys(day - timedelta(days=1)), local.hour * 60 + local.minute)
+        return cls(local.date(), local.hour * 60 + local.minute)
 
-    def intervals(self, hours: _Hours) -> tuple[list[tuple[int, int]], list[int]]:
-        """Today's opening intervals (closing may pass 1440) and the closing minutes of last night's spill-over."""
-        own = [(opens, closes) for days, opens, closes in hours if days & self.today]
-        spill = [closes - 1440 for days, _opens, closes in hours if closes > 1440 and days & self.yesterday]
-        return own, spill
-
-    def state(self, hours: _Hours) -> int:
+    def standing(self, hours: _Hours) -> tuple[int, int]:
+        """(hours rank, minutes until it opens) at this moment."""
         if not hours:
-            return HOURS_UNKNOWN
-        own, spill = self.intervals(hours)
+            return HOURS_UNKNOWN, 0
         minute = self.minute
-        if any(minute < closes for closes in spill) or any(opens <= minute < closes for opens, closes in own):
-            return OPEN_NOW
-        return OPENS_LATER if any(opens > minute for opens, _closes in own) else CLOSED
+        for opens, closes in _spans(hours, self.day):
+            if closes > minute:
+                if opens <= minute:
+                    return OPEN_NOW, 0
+                days = opens // 1440
+                return (OPENS_TODAY if days == 0 else HOURS_UNKNOWN + days), opens - minute
+        return NEVER, 0
+
+    def open_until(self, hours: _Hours) -> int:
+        """When the opening that holds now ends (for a place open now)."""
+        return next(closes for opens, closes in _spans(hours, self.day) if opens <= self.minute < closes)
 
 
-def _clock(minute: int) -> str:
+def clock_label(minute: int) -> str:
+    """A time of day from minutes after midnight: 9am, 8:30am, 5pm."""
     hour, rest = divmod(minute % 1440, 60)
     suffix = "am" if hour < 12 else "pm"
     hour = hour % 12 or 12
     return f"{hour}{suffix}" if rest == 0 else f"{hour}:{rest:02d}{suffix}"
-
-
-_ALL_DAY = {"en": "24 hours", "es": "24 horas"}
-_UNTIL = {"en": "until {}", "es": "hasta las {}"}
-
-
-def _hours_text(own: list[tuple[int, int]], spill: list[int], lang: str) -> str | None:
-    if any(closes - opens >= 1440 for opens, closes in own):
-        return _ALL_DAY.get(lang, _ALL_DAY["en"])
-    parts = [f"{_clock(opens)}-{_clock(closes)}" for opens, closes in sorted(set(own))]
-    if spill and not any(closes > 1440 for _opens, closes in own):  # a nightly overnight rule already says it
-        parts.insert(0, _UNTIL.get(lang, _UNTIL["en"]).format(_clock(max(spill))))
-    return ", ".join(parts) or None
 
 
 # ---------------------------------------------------------------- directory
@@ -377,10 +400,12 @@ def _dialable(phone: Phone) -> str:
 class Directory:
     """The loaded directory: categories, every service, and ranking by need, tags, hours, place and language."""
 
-    def __init__(self, categories: Iterable[Category], services: Iterable[Service], *, sample_data: bool = False):
+    def __init__(self, categories: Iterable[Category], services: Iterable[Service], *, sample_data: bool = False,
+                 service_area_miles: float = SERVICE_AREA_MILES):
         self.categories: dict[str, Category] = {c.key: c for c in categories}
         self.services: list[Service] = list(services)
         self.sample_data = sample_data
+        self.service_area_miles = service_area_miles
         self._by_id = {s.id: s for s in self.services}
         self._tag_bits: dict[str, int] = {}
         hours_index: dict[_Hours, int] = {}
@@ -395,14 +420,25 @@ class Directory:
         # per instance: each category ranked from an origin, and split by a query's tags
         self._ordered = lru_cache(maxsize=ORDERS_CACHED)(self._ordered_uncached)
         self._split = lru_cache(maxsize=2 * ORDERS_CACHED)(self._split_uncached)
-        self._rank_from_own_zips(active)
+        own_zips = Counter(loc.addresses[0].postal_code[:5] for s in active for loc in s.locations)
+        self.center = _center(own_zips)
+        self._rank_from_own_zips(own_zips)
 
-    def _rank_from_own_zips(self, active: list[Service]) -> None:
+    def _rank_from_own_zips(self, zips: Counter[str]) -> None:
         """Rank every category from the ZIPs the directory's services are in, where residents most often are."""
-        zips = Counter(loc.addresses[0].postal_code[:5] for s in active for loc in s.locations)
         for zip_code, _count in zips.most_common(ORDERS_CACHED // max(1, len(self.categories))):
             for key in self.categories:
                 self._ordered(key, zip_centroid(zip_code))
+
+    def serves(self, zip_code: str | None) -> bool:
+        """False for a known ZIP farther than `service_area_miles` from the centre of the directory's own ZIPs.
+
+        An unknown or missing ZIP cannot be placed, so it is not turned away.
+        """
+        origin = zip_centroid(zip_code) if zip_code else None
+        if origin is None or self.center is None:
+            return True
+        return miles_between(self.center, origin) <= self.service_area_miles
 
     def _row(self, service: Service, hours_index: dict[_Hours, int]) -> _Row:
         hours = frozenset(_rule(s.byday, s.opens_at, s.closes_at) for s in service.schedules)
@@ -433,24 +469,27 @@ class Directory:
         lang: str = "en",
         limit: int = 3,
         tags: Sequence[str] = (),
+        phone_only: bool = False,
     ) -> list[Match]:
         """Up to `limit` active services of `category`, best first.
 
         Order: a tag match (when tags are given), priority, hours at `now` (open now, opens
-        later today, hours unknown, closed), distance from the ZIP centroid in half-mile
-        steps (lines with no place count as NEAR_MILES), the resident's language, local
-        before national, exact distance.
+        later today, hours unknown, then by the day it opens next), distance from the ZIP
+        centroid in half-mile steps (lines with no place count as NEAR_MILES), the sooner
+        opening, the resident's language, local before national, exact distance.
+        `phone_only` (a ZIP outside the service area): only the lines with no place, national first.
         """
         if category not in self.categories:
             raise ValueError(f"unknown category {category!r}")
         moment = _Moment.at(now, tz)
-        origin = zip_centroid(zip_code) if zip_code else None
+        origin = zip_centroid(zip_code) if zip_code and not phone_only else None
         order = self._ordered(category, origin)
-        tagged, rest = self._split(category, origin, self._mask(tags, grow=False))
+        tagged, rest = self._split(category, origin, self._mask(tags, grow=False), phone_only)
         shelf, states = self._shelves[category], {}
-        picked = self._pick(shelf.rows, order, tagged, limit, moment, lang, states)
-        picked += self._pick(shelf.rows, order, rest, limit - len(picked), moment, lang, states)
-        return [self._match(shelf, order, j, moment, lang) for j in picked]
+        pick = _Pick(shelf.rows, self._hours, order.distance, moment, lang, phone_only, states)
+        picked = pick.best(tagged, limit)
+        picked += pick.best(rest, limit - len(picked))
+        return [self._match(shelf, order, j, moment, states) for j in picked]
 
     def _mask(self, tags: Iterable[str], *, grow: bool) -> int:
         mask = 0
@@ -477,58 +516,31 @@ class Directory:
         return _Order(positions, distance, nearest, located=origin is not None)
 
     def _split_uncached(
-        self, category: str, origin: tuple[float, float] | None, tag_mask: int
+        self, category: str, origin: tuple[float, float] | None, tag_mask: int, phone_only: bool
     ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(positions of rows carrying one of the query's tags, the other positions), each in rank order."""
         positions = self._ordered(category, origin).positions
+        if phone_only:
+            where = self._shelves[category].where
+            positions = tuple(j for j in positions if not where[j])
         if not tag_mask:
             return (), positions
         rows = self._shelves[category].rows
         return (tuple(j for j in positions if rows[j].tag_mask & tag_mask),
                 tuple(j for j in positions if not rows[j].tag_mask & tag_mask))
 
-    def _pick(self, rows: Sequence[_Row], order: _Order, positions: Sequence[int], limit: int,
-              moment: _Moment, lang: str, states: dict[int, int]) -> list[int]:
-        """The best `limit` of `positions` (already by priority, then distance) at this moment, in this language.
-
-        Within one priority, each hours state's rows arrive nearest first, so a state's
-        first `limit` rows (plus any more in the same distance step, which language may
-        reorder) are its best. Once enough rows are open now and the walk is past their
-        step, nothing further down can beat them, and it stops.
-        """
-        picked: list[int] = []
-        distance, i, count = order.distance, 0, len(positions)
-        while i < count and len(picked) < limit:
-            priority, want = rows[positions[i]].priority, limit - len(picked)
-            buckets: list[list[int]] = [[], [], [], []]  # row indices, by state
-            full_at: list[int | None] = [None, None, None, None]  # step of each bucket's last needed row
-            while i < count:
-                j = positions[i]
-                row, step = rows[j], int(distance[j] / DISTANCE_STEP)
-                if row.priority != priority:
-                    break
-                if full_at[OPEN_NOW] is not None and step > full_at[OPEN_NOW]:
-                    i = count
-                    break
-                i += 1
-                state = states.get(row.hours)
-                if state is None:
-                    state = states[row.hours] = moment.state(self._hours[row.hours])
-                bucket = buckets[state]
-                if len(bucket) < want or step == full_at[state]:
-                    bucket.append(j)
-                    if len(bucket) == want:
-                        full_at[state] = step
-            for state in (OPEN_NOW, OPENS_LATER, HOURS_UNKNOWN, CLOSED):
-                ranked = sorted(buckets[state], key=lambda j: _tiebreak(rows[j], distance[j], lang))
-                picked += ranked[: limit - len(picked)]
-        return picked
-
-    def _match(self, shelf: _Shelf, order: _Order, j: int, moment: _Moment, lang: str) -> Match:
+    def _match(self, shelf: _Shelf, order: _Order, j: int, moment: _Moment,
+               states: dict[int, tuple[int, int]]) -> Match:
         row = shelf.rows[j]
         service, hours = row.service, self._hours[row.hours]
-        own, spill = moment.intervals(hours)
-        open_today = bool(own or spill) if hours else None
+        standing, wait = states[row.hours]
+        open_until = opens = None
+        if standing == OPEN_NOW:
+            end = moment.open_until(hours)
+            open_until = clock_label(end) if end - moment.minute < 1440 else None
+        elif hours and standing != NEVER:
+            at = moment.minute + wait
+            opens = Opening(days=at // 1440, on=moment.day + timedelta(days=at // 1440), at=clock_label(at))
         confidential = service.x_bot.confidential
         address = None
         if service.locations and not confidential:
@@ -540,17 +552,67 @@ class Directory:
             name=service.name,
             phone=service.x_bot.short_number or _dialable(service.phones[0]),
             address=address,
-            open_today=open_today,
-            open_now=moment.state(hours) == OPEN_NOW if hours else None,
-            hours_today=_hours_text(own, spill, lang) if open_today else None,
+            open_now=standing == OPEN_NOW if hours else None,
+            open_until=open_until,
+            opens=opens,
             distance_miles=round(order.distance[j], 1) if placed else None,
             confidential=confidential,
         )
 
 
-def _tiebreak(row: _Row, distance: float, lang: str) -> tuple:
-    """Within one priority and hours state: distance step, language served, local before national, miles."""
-    return int(distance / DISTANCE_STEP), lang not in row.languages, row.national, distance
+@dataclass(frozen=True, slots=True)
+class _Pick:
+    """One query's walk over a shelf's rows, already in order of priority, then distance."""
+
+    rows: Sequence[_Row]
+    hours: list[_Hours]
+    distance: list[float]
+    moment: _Moment
+    lang: str
+    national_first: bool
+    states: dict[int, tuple[int, int]]  # hours index -> (hours rank, minutes until open), filled as met
+
+    def best(self, positions: Sequence[int], limit: int) -> list[int]:
+        """The best `limit` of `positions` at this moment, in this language.
+
+        Within one priority, each hours rank's rows arrive nearest first, so a rank's
+        first `limit` rows (plus any more in the same distance step, which the tiebreak may
+        reorder) are its best. Once enough rows are open now and the walk is past their
+        step, nothing further down can beat them, and it stops.
+        """
+        picked: list[int] = []
+        rows, distance, states, i, count = self.rows, self.distance, self.states, 0, len(positions)
+        while i < count and len(picked) < limit:
+            priority, want = rows[positions[i]].priority, limit - len(picked)
+            buckets: dict[int, list[int]] = {}  # hours rank -> row indices
+            full_at: dict[int, int] = {}  # hours rank -> distance step of its last needed row
+            while i < count:
+                j = positions[i]
+                row, step = rows[j], int(distance[j] / DISTANCE_STEP)
+                if row.priority != priority:
+                    break
+                if step > full_at.get(OPEN_NOW, step):
+                    i = count
+                    break
+                i += 1
+                state = states.get(row.hours)
+                if state is None:
+                    state = states[row.hours] = self.moment.standing(self.hours[row.hours])
+                bucket = buckets.setdefault(state[0], [])
+                if len(bucket) < want or step == full_at.get(state[0]):
+                    bucket.append(j)
+                    if len(bucket) == want:
+                        full_at[state[0]] = step
+            for standing in sorted(buckets):
+                picked += sorted(buckets[standing], key=self._tiebreak)[: limit - len(picked)]
+        return picked
+
+    def _tiebreak(self, j: int) -> tuple:
+        """Within one priority and hours rank: distance step, sooner open, language served, local
+        before national (national first for a resident outside the area), miles."""
+        row, miles = self.rows[j], self.distance[j]
+        return (int(miles / DISTANCE_STEP), self.states[row.hours][1], self.lang not in row.languages,
+                row.national != self.national_first, miles)
 
 
 def _shelf(members: list[tuple[_Row, Service]]) -> _Shelf:
@@ -561,6 +623,14 @@ def _shelf(members: list[tuple[_Row, Service]]) -> _Shelf:
         by_priority.setdefault(row.priority, []).append(j)
     groups = tuple(tuple(by_priority[p]) for p in sorted(by_priority, reverse=True))
     return _Shelf(rows=tuple(r for r, _s in members), points=PointSet(points), where=where, groups=groups)
+
+
+def _center(zips: Iterable[str]) -> tuple[float, float] | None:
+    """The mean of the centroids of these ZIPs (the directory's own); None when none is known."""
+    points = [point for point in map(zip_centroid, zips) if point]
+    if not points:
+        return None
+    return sum(lat for lat, _lon in points) / len(points), sum(lon for _lat, lon in points) / len(points)
 
 
 def _point(location: Location) -> tuple[float, float]:
@@ -575,7 +645,7 @@ def _point(location: Location) -> tuple[float, float]:
 # ---------------------------------------------------------------- loading and error reports
 
 
-def load_directory(path: Path) -> Directory:
+def load_directory(path: Path, *, service_area_miles: float = SERVICE_AREA_MILES) -> Directory:
     """Read and validate resources.yaml; raise DirectoryError naming file, entry and line."""
     path = Path(path)
     try:
@@ -600,7 +670,8 @@ def load_directory(path: Path) -> Directory:
     issues = _cross_check(parsed)
     if issues:
         raise DirectoryError(_report(path, text, raw, issues))
-    return Directory(parsed.categories, parsed.services, sample_data=parsed.sample_data)
+    return Directory(parsed.categories, parsed.services, sample_data=parsed.sample_data,
+                     service_area_miles=service_area_miles)
 
 
 def _message(error: dict) -> str:

@@ -32,7 +32,7 @@ class Runtime:
         clock = clock or Clock()
         crypto.configure(settings.data_key)  # the column types read it: see bot/crypto.py
         try:
-            directory = load_directory(settings.resources_path)
+            directory = load_directory(settings.resources_path, service_area_miles=settings.service_area_miles)
         except DirectoryError as exc:
             raise ConfigError(f"RESOURCES_PATH: {exc}") from None
         try:

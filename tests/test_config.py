@@ -31,6 +31,8 @@ def test_no_configuration_at_all_gives_sqlite_in_instance_and_a_kept_secret(tmp_
     ({"OFFICE_HOURS": "weekdays"}, "OFFICE_HOURS"),
     ({"PROGRAM_TIMEZONE": "Mars/Olympus"}, "PROGRAM_TIMEZONE"),
     ({"SESSION_IDLE_HOURS": "a day"}, "SESSION_IDLE_HOURS"),
+    ({"SERVICE_AREA_MILES": "far"}, "SERVICE_AREA_MILES"),
+    ({"SERVICE_AREA_MILES": "0"}, "SERVICE_AREA_MILES"),
     ({"ESCALATION_PHONES": "+1816555012"}, "ESCALATION_PHONES"),
     ({"PUBLIC_BASE_URL": "peaceline.org"}, "PUBLIC_BASE_URL"),
 ])

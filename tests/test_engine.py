@@ -12,6 +12,7 @@ Case format (reused by the lead's transcript tests through the real /sms webhook
           state: {step: gone}                # optional: patch the saved state first (a flow edited)
           expect: [ZIP code]                 # substrings of the replies, any case
           not: [What do you need]
+          in_order: [Open, Closed now]       # substrings that appear in this order (a ranking)
           silent: true                       # no reply at all
           replies: 2                         # number of replies
           options: ["Yes", "No"]             # quick replies of the last question
@@ -200,8 +201,8 @@ def test_three_places_with_phone_address_and_hours():
     for match in matches:
         assert match.name in said and match.phone in said
         assert match.address is None or match.address in said
-        if match.hours_today:
-            assert match.hours_today in said
+        if match.open_until:
+            assert f"Open until {match.open_until}" in said
     referral = next(e for e in out.effects if isinstance(e, eng.CreateReferral))
     assert referral.resource_ids == tuple(m.service_id for m in matches)
     assert (referral.category, referral.zip_code, referral.reason) == ("food", "64124", "resources")
@@ -225,6 +226,9 @@ class EmptyDirectory:
     """A directory with nothing in it."""
 
     categories = DIRECTORY.categories
+
+    def serves(self, zip_code: str | None) -> bool:
+        return True
 
     def rank(self, *args: Any, **kwargs: Any) -> list:
         return []
@@ -319,7 +323,7 @@ def test_text_fills_templates_for_the_service():
     notice = ENGINE.text("caseworker_notice", "en", referral="42", link="https://x.example/inbox/42")
     assert "#42" in notice and "https://x.example/inbox/42" in notice
     assert ENGINE.text("checkin", "fr") == ENGINE.text("checkin", "en")   # unknown language: the first
-    assert ENGINE.text("resource_open_today", "en") == "Open today "      # missing value: empty
+    assert ENGINE.text("resource_open_until", "en") == "Open until "      # missing value: empty
     assert ENGINE.followup_templates == ("checkin",)
     with pytest.raises(KeyError):
         ENGINE.text("no_such_key", "en")

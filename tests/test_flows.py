@@ -148,10 +148,10 @@ def test_go_to_missing_flow(flows_copy):
 
 def test_missing_translation(flows_copy):
     food = flows_copy / "food.yaml"
-    edit(food, '      es: "Lugares con comida cerca de usted:"\n', "")
+    edit(food, '      es: "Lugares con comida:"\n', "")
     issue = only_error(flows_copy, "missing translation 'es'")
     assert (issue.file, issue.step) == ("flows/food.yaml", "places")
-    assert issue.line == line_of(food, 'en: "Places with food near you:"') - 1   # the `text:` key
+    assert issue.line == line_of(food, 'en: "Places with food:"') - 1   # the `text:` key
 
 
 def test_missing_translation_in_messages(flows_copy):
@@ -300,8 +300,8 @@ def test_missing_intake(flows_copy):
 
 def test_undeclared_language_is_a_warning(flows_copy):
     food = flows_copy / "food.yaml"
-    edit(food, '      es: "Lugares con comida cerca de usted:"\n',
-         '      es: "Lugares con comida cerca de usted:"\n      fr: "Des endroits:"\n')
+    edit(food, '      es: "Lugares con comida:"\n',
+         '      es: "Lugares con comida:"\n      fr: "Des endroits:"\n')
     issues = check_flows(flows_copy, CATEGORIES)
     assert not [i for i in issues if i.level == "error"]
     assert any(i.level == "warning" and "'fr'" in i.message and i.step == "places" for i in issues)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
-from bot.resources import CATEGORY_KEYS, DirectoryError, Match, load_directory
+from bot.geo import zip_centroid
+from bot.resources import CATEGORY_KEYS, DirectoryError, Match, Opening, load_directory
 
 ROOT = Path(__file__).resolve().parents[1]
 KC = ZoneInfo("America/Chicago")
@@ -20,6 +21,7 @@ MONDAY_10AM = datetime(2026, 11, 30, 16, 0, tzinfo=timezone.utc)  # Monday 30 No
 MONDAY_7AM = datetime(2026, 11, 30, 13, 0, tzinfo=timezone.utc)
 MONDAY_6PM = datetime(2026, 12, 1, 0, 0, tzinfo=timezone.utc)
 SUNDAY_11AM = datetime(2026, 11, 29, 17, 0, tzinfo=timezone.utc)
+TUESDAY_8_52PM = datetime(2026, 12, 1, 20, 52, tzinfo=KC)
 WEEKDAYS = "MO,TU,WE,TH,FR"
 EVERY_DAY = "MO,TU,WE,TH,FR,SA,SU"
 
@@ -149,6 +151,74 @@ def test_shipped_confidential_shelter_never_gives_its_address(shipped):
     assert rose.phone == "816-861-6100"
 
 
+@pytest.mark.parametrize("category", CATEGORY_KEYS)
+def test_shipped_lists_put_open_ones_first_then_the_soonest_to_open(shipped, category):
+    # every half hour of a week, from the Northeast: never a closed place above an open one of the
+    # same priority, nor one that opens later above one that opens sooner
+    start = datetime(2026, 11, 30, tzinfo=KC)
+    for half_hours in range(7 * 48):
+        now = start + timedelta(minutes=30 * half_hours)
+        matches = shipped.rank(category, zip_code="64124", now=now, tz=KC, limit=6)
+        keys = [(-shipped.get(m.service_id).x_bot.priority, not m.open_now, m.opens.days if m.opens else 0)
+                for m in matches]
+        assert keys == sorted(keys), (category, now, list(zip(ids(matches), keys)))
+
+
+def test_shipped_food_at_8_52pm_is_the_open_one_then_pantries_that_open_tomorrow(shipped):
+    matches = shipped.rank("food", zip_code="64124", now=TUESDAY_8_52PM, tz=KC)
+    assert matches[0].service_id == "city-union-mission-shelter" and matches[0].open_now
+    assert all(m.opens and m.opens.days == 1 for m in matches[1:])  # not the second-Saturday distribution
+    assert "harvesters-northeast-mobile" not in ids(matches)
+
+
+@pytest.mark.parametrize("now", [MONDAY_10AM, TUESDAY_8_52PM, SUNDAY_11AM])
+def test_shipped_rent_help_comes_before_shelters(shipped, now):
+    matches = shipped.rank("housing", zip_code="64124", now=now, tz=KC, tags=["rent", "utilities"])
+    assert ids(matches)[:2] == ["catholic-charities-rent-utility", "united-way-211"]
+
+
+def test_shipped_directory_out_of_the_area_gives_only_lines_to_call(shipped):
+    assert shipped.serves("64124") and not shipped.serves("90210")
+    phone = lambda category: shipped.rank(category, zip_code="90210", now=MONDAY_10AM, tz=KC,  # noqa: E731
+                                          phone_only=True)
+    assert ids(phone("food")) == ["united-way-211"]
+    assert ids(phone("health")) == ["lifeline-988", "poison-control", "united-way-211"]
+    assert ids(phone("safety"))[:2] == ["rose-brooks-hotline", "national-dv-hotline"]  # priority, then national
+    for category in CATEGORY_KEYS:
+        assert all(m.address is None and m.distance_miles is None for m in phone(category))
+
+
+# -- the service area -----------------------------------------------------------------------------
+
+
+def test_service_area_is_measured_from_the_centre_of_the_directory_own_zips(tmp_path):
+    services = [service("northeast", zip_code="64124"), service("downtown", zip_code="64106"),
+                service("line", zip_code=None), service("gone", zip_code="64063", status="defunct")]
+    found = directory(tmp_path, *services)
+    (lat1, lon1), (lat2, lon2) = zip_centroid("64124"), zip_centroid("64106")
+    assert found.center == pytest.approx(((lat1 + lat2) / 2, (lon1 + lon2) / 2))
+    assert found.serves("64124") and found.serves("64050")  # Independence, about 8 miles
+    assert not found.serves("64063") and not found.serves("90210")  # Lee's Summit, about 17 miles
+    assert found.serves(None) and found.serves("00000")  # cannot be placed, so not turned away
+    wider = load_directory(write(tmp_path, services, "wider.yaml"), service_area_miles=20)
+    assert wider.serves("64063") and not wider.serves("90210")
+
+
+def test_phone_only_gives_the_lines_with_no_place_national_first(tmp_path):
+    found = directory(
+        tmp_path,
+        service("a-local", zip_code="64124"),
+        service("b-regional", zip_code=None),
+        service("c-national", zip_code=None, x_bot={"national": True}),
+        service("d-tagged-regional", zip_code=None, x_bot={"tags": ["pantry"]}),
+    )
+    query = dict(zip_code="90210", now=MONDAY_10AM, tz=KC, limit=5)
+    assert ids(found.rank("food", **query)) == ["b-regional", "d-tagged-regional", "c-national", "a-local"]
+    assert ids(found.rank("food", phone_only=True, **query)) == ["c-national", "b-regional", "d-tagged-regional"]
+    assert ids(found.rank("food", phone_only=True, tags=["pantry"], **query)) == [
+        "d-tagged-regional", "c-national", "b-regional"]
+
+
 # -- validation errors name the file, the entry and the line ------------------------------------
 
 
@@ -268,7 +338,7 @@ def test_an_extension_is_part_of_the_phone_texted(tmp_path):
 # -- ranking -------------------------------------------------------------------------------------
 
 
-def test_open_now_beats_distance_and_closed_ones_order_by_distance(tmp_path):
+def test_open_now_first_then_the_soonest_to_open(tmp_path):
     found = directory(
         tmp_path,
         service("near", zip_code="64124"),  # 0 mi, weekdays 9-5
@@ -279,18 +349,38 @@ def test_open_now_beats_distance_and_closed_ones_order_by_distance(tmp_path):
     assert rank(MONDAY_10AM) == ["near", "river-market", "weekend"]
     assert rank(SUNDAY_11AM) == ["weekend", "near", "river-market"]
     assert rank(MONDAY_7AM) == ["near", "river-market", "weekend"]  # opening later today beats closed
-    assert rank(MONDAY_6PM) == ["near", "weekend", "river-market"]  # all closed: nearest first
+    # all closed: the two that open tomorrow before the nearer one that opens on Saturday
+    assert rank(MONDAY_6PM) == ["near", "river-market", "weekend"]
+    friday_6pm = datetime(2026, 12, 4, 18, 0, tzinfo=KC)
+    assert rank(friday_6pm) == ["weekend", "near", "river-market"]  # Saturday comes before Monday
+
+
+def test_soonest_to_open_counts_days_then_distance_then_the_hour(tmp_path):
+    found = directory(
+        tmp_path,
+        service("a-friday-near", zip_code="64124", byday="FR"),
+        service("b-tomorrow-far", zip_code="64118"),  # about 7.5 miles, weekdays 9-5
+        service("c-tomorrow-late", zip_code="64124", opens="13:00"),
+        service("d-tomorrow-early", zip_code="64124", opens="08:00"),
+    )
+    matches = found.rank("food", zip_code="64124", now=MONDAY_6PM, tz=KC, limit=4)
+    assert ids(matches) == ["d-tomorrow-early", "c-tomorrow-late", "b-tomorrow-far", "a-friday-near"]
+    tuesday, friday = date(2026, 12, 1), date(2026, 12, 4)
+    assert [m.opens for m in matches] == [Opening(1, tuesday, "8am"), Opening(1, tuesday, "1pm"),
+                                          Opening(1, tuesday, "9am"), Opening(4, friday, "9am")]
+    assert all(m.open_now is False and m.open_until is None for m in matches)
 
 
 def test_match_fields(tmp_path):
     found = directory(tmp_path, service("near", zip_code="64124"), service("far", zip_code="64106"))
     near, far = found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)
     assert near == Match(service_id="near", name="Service near", phone="816-474-6750",
-                         address="400 Independence Ave, Kansas City 64124", open_today=True, open_now=True,
-                         hours_today="9am-5pm", distance_miles=0.0, confidential=False)
+                         address="400 Independence Ave, Kansas City 64124", open_now=True, open_until="5pm",
+                         opens=None, distance_miles=0.0, confidential=False)
     assert far.distance_miles == pytest.approx(1.6, abs=0.1)
     sunday = found.rank("food", zip_code="64124", now=SUNDAY_11AM, tz=KC)[0]
-    assert (sunday.open_today, sunday.open_now, sunday.hours_today) == (False, False, None)
+    assert (sunday.open_now, sunday.open_until) == (False, None)
+    assert sunday.opens == Opening(days=1, on=date(2026, 11, 30), at="9am")
 
 
 def test_time_is_evaluated_in_the_given_zone_across_daylight_saving(tmp_path):
@@ -347,7 +437,7 @@ def test_lines_without_a_place_come_after_near_services_and_before_far_ones(tmp_
     matches = found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)
     assert ids(matches) == ["near", "national-line", "far"]
     assert matches[1].distance_miles is None and matches[1].address is None
-    assert matches[1].hours_today == "24 hours"
+    assert (matches[1].open_now, matches[1].open_until, matches[1].opens) == (True, None, None)  # around the clock
 
 
 def test_a_regional_hotline_goes_before_a_national_one(tmp_path):
@@ -407,27 +497,89 @@ def test_hours_unknown_rank_between_opening_later_and_closed(tmp_path):
     )
     matches = found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)
     assert ids(matches) == ["c-later", "b-unknown", "a-closed"]
-    assert (matches[1].open_today, matches[1].open_now, matches[1].hours_today) == (None, None, None)
-    assert (matches[0].open_today, matches[0].open_now, matches[0].hours_today) == (True, False, "1pm-3pm")
+    assert (matches[1].open_now, matches[1].open_until, matches[1].opens) == (None, None, None)
+    assert (matches[0].open_now, matches[0].opens) == (False, Opening(days=0, on=date(2026, 11, 30), at="1pm"))
+    assert matches[2].opens == Opening(days=5, on=date(2026, 12, 5), at="9am")
 
 
-def test_hours_today_formats(tmp_path):
+def test_open_until_and_next_opening(tmp_path):
     split = [{"freq": "WEEKLY", "byday": WEEKDAYS, "opens_at": "08:30", "closes_at": "12:00"},
              {"freq": "WEEKLY", "byday": WEEKDAYS, "opens_at": "13:00", "closes_at": "17:00"}]
+    back_to_back = [{"freq": "WEEKLY", "byday": "MO", "opens_at": "09:00", "closes_at": "12:00"},
+                    {"freq": "WEEKLY", "byday": "MO", "opens_at": "12:00", "closes_at": "18:00"}]
     found = directory(
         tmp_path,
-        service("split", zip_code="64124", schedules=split),
-        service("overnight", zip_code="64124", byday=EVERY_DAY, opens="19:00", closes="07:00"),
-        service("fridays", zip_code="64124", byday="FR", opens="22:00", closes="02:00"),
-        service("always", zip_code="64124", byday=EVERY_DAY, opens="00:00", closes="24:00"),
+        service("split", schedules=split),
+        service("back-to-back", schedules=back_to_back),
+        service("overnight", byday=EVERY_DAY, opens="19:00", closes="07:00"),
+        service("fridays", byday="FR", opens="22:00", closes="02:00"),
+        service("always", byday=EVERY_DAY, opens="00:00", closes="24:00"),
+        service("weekdays-all-day", byday=WEEKDAYS, opens="00:00", closes="24:00"),
     )
-    hours = lambda now, lang="en": {m.service_id: (m.hours_today, m.open_now)  # noqa: E731
-                                    for m in found.rank("food", zip_code="64124", now=now, tz=KC, lang=lang, limit=9)}
-    assert hours(MONDAY_10AM) == {"split": ("8:30am-12pm, 1pm-5pm", True), "overnight": ("7pm-7am", False),
-                                  "fridays": (None, False), "always": ("24 hours", True)}
-    saturday_1am = datetime(2026, 12, 5, 7, 0, tzinfo=timezone.utc)
-    assert hours(saturday_1am, "es") == {"split": (None, False), "overnight": ("7pm-7am", True),
-                                         "fridays": ("hasta las 2am", True), "always": ("24 horas", True)}
+
+    def hours(y: int, m: int, d: int, hh: int, mm: int = 0) -> dict:
+        now = datetime(y, m, d, hh, mm, tzinfo=KC)
+        return {m.service_id: (m.open_now, m.open_until, m.opens)
+                for m in found.rank("food", zip_code="64124", now=now, tz=KC, limit=9)}
+
+    monday = hours(2026, 11, 30, 10)
+    assert monday["split"] == (True, "12pm", None)
+    assert monday["back-to-back"] == (True, "6pm", None)  # one opening as the other ends
+    assert monday["overnight"] == (False, None, Opening(0, date(2026, 11, 30), "7pm"))
+    assert monday["fridays"] == (False, None, Opening(4, date(2026, 12, 4), "10pm"))
+    assert monday["always"] == monday["weekdays-all-day"] == (True, None, None)  # more than a day ahead
+    lunch = hours(2026, 11, 30, 12, 30)
+    assert lunch["split"] == (False, None, Opening(0, date(2026, 11, 30), "1pm"))
+    friday = hours(2026, 12, 4, 10)
+    assert friday["weekdays-all-day"] == (True, "12am", None)  # closes at midnight
+    saturday_1am = hours(2026, 12, 5, 1)
+    assert saturday_1am["overnight"] == (True, "7am", None)
+    assert saturday_1am["fridays"] == (True, "2am", None)  # Friday night's hours run past midnight
+    assert saturday_1am["split"] == (False, None, Opening(2, date(2026, 12, 7), "8:30am"))
+
+
+def test_after_closing_time_the_next_opening_not_todays_hours(tmp_path):
+    found = directory(tmp_path, service("legal-aid", opens="08:30", closes="17:00"))
+    (match,) = found.rank("food", zip_code="64124", now=TUESDAY_8_52PM, tz=KC)
+    assert (match.open_now, match.open_until) == (False, None)
+    assert match.opens == Opening(days=1, on=date(2026, 12, 2), at="8:30am")
+    (friday,) = found.rank("food", zip_code="64124", now=datetime(2026, 12, 4, 20, 52, tzinfo=KC), tz=KC)
+    assert friday.opens == Opening(days=3, on=date(2026, 12, 7), at="8:30am")
+
+
+def test_open_until_and_next_opening_agree_with_open_now_all_week(tmp_path):
+    # every 45 minutes of a week: an open place is open a minute before `open_until` and closed
+    # at it; a closed one is open at its next opening and not a minute before
+    split = [{"freq": "WEEKLY", "byday": WEEKDAYS, "opens_at": "08:30", "closes_at": "12:00"},
+             {"freq": "WEEKLY", "byday": "MO,WE", "opens_at": "13:15", "closes_at": "17:45"}]
+    found = directory(
+        tmp_path,
+        service("split", schedules=split),
+        service("overnight", byday="TU,SA", opens="19:00", closes="03:30"),
+        service("monthly", schedules=[{"freq": "MONTHLY", "byday": "2SA,-1FR", "opens_at": "09:00",
+                                       "closes_at": "11:00"}]),
+    )
+
+    def at(local: datetime) -> dict[str, Match]:
+        now = local.replace(tzinfo=KC)
+        return {m.service_id: m for m in found.rank("food", zip_code="64124", now=now, tz=KC, limit=3)}
+
+    def clock(day: date, text: str) -> datetime:
+        return datetime.strptime(f"{day} {text.upper()}", "%Y-%m-%d %I:%M%p" if ":" in text else "%Y-%m-%d %I%p")
+
+    start = datetime(2026, 11, 30, 0, 7)
+    for k in range(7 * 24 * 60 // 45):
+        now = start + timedelta(minutes=45 * k)
+        for sid, match in at(now).items():
+            if match.open_now:
+                if match.open_until:
+                    end = clock(now.date(), match.open_until)
+                    end += timedelta(days=1) if end <= now else timedelta(0)
+                    assert at(end - timedelta(minutes=1))[sid].open_now and not at(end)[sid].open_now, (sid, now)
+            else:
+                opens = clock(match.opens.on, match.opens.at)
+                assert opens > now and (match.opens.on - now.date()).days == match.opens.days, (sid, now)
+                assert at(opens)[sid].open_now and not at(opens - timedelta(minutes=1))[sid].open_now, (sid, now)
 
 
 def test_monthly_schedules_by_ordinal_weekday(tmp_path):
@@ -437,9 +589,10 @@ def test_monthly_schedules_by_ordinal_weekday(tmp_path):
     at = lambda y, m, d, h: found.rank("food", zip_code="64124", tz=KC,  # noqa: E731
                                        now=datetime(y, m, d, h, tzinfo=KC).astimezone(timezone.utc))[0]
     assert at(2026, 12, 12, 10).open_now is True  # 12 Dec 2026 is the second Saturday
-    assert at(2026, 12, 5, 10).open_today is False  # the first
+    assert at(2026, 12, 5, 10).opens == Opening(days=7, on=date(2026, 12, 12), at="9am")  # the first
     assert at(2026, 12, 25, 17).open_now is True  # 25 Dec 2026 is the last Friday
-    assert at(2026, 12, 18, 17).open_today is False
+    assert at(2026, 12, 18, 17).opens == Opening(days=7, on=date(2026, 12, 25), at="4pm")
+    assert at(2026, 12, 26, 10).opens == Opening(days=14, on=date(2027, 1, 9), at="9am")  # into the new year
 
 
 def test_short_number_is_shown_instead_of_the_phone(tmp_path):
