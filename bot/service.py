@@ -126,11 +126,12 @@ class Service:
     # -- residents and state -------------------------------------------------------------
 
     def lock_resident(self, s: Session, channel: str, address: str, now: datetime) -> Resident:
-        """Create the resident if new and lock the row, so one person's texts never interleave."""
+        """Create the resident if new and lock the row, so one person's texts never interleave.
+        A text from a number only ever finds the number's own record, never a web visitor's."""
         if channel == "web":
             unique, match, values = "chat_key", Resident.chat_key == address, {"chat_key": address}
         else:
-            unique, match = "phone_lookup", Resident.with_phone(address)
+            unique, match = "phone_lookup", Resident.with_phone(address) & (Resident.channel != "web")
             values = {"phone": address, "phone_lookup": phone_lookup(address)}
         # Looked for before the insert: a lookup made under an older DATA_KEY (before rotate-key)
         # differs from the one a new row gets, so the insert alone would not see the resident.
