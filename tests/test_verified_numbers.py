@@ -365,3 +365,54 @@ def test_leave_revokes_the_key_so_a_copied_cookie_reads_and_writes_nothing(app, 
     assert visitor_of(app, rt, thief).id != visitor.id
     staff_reply(app, rt, rid, "Still there?")
     assert "Still there?" not in shown(thief)
+
+
+# -- where a proved number is used --------------------------------------------------------------------
+
+def test_the_thread_says_whether_a_web_visitors_number_is_verified(app, rt, client, outbox):
+    say(client, "talk to a person")
+    post(client, "/chat/phone", {"phone": "+18165550177"})  # asked for a code, never typed it
+    with rt.db.sessions() as s:
+        rid = s.scalars(select(Referral.id)).one()
+    add_caseworker(rt)
+    staff = Staff(app.test_client())
+    staff.login()
+    page = staff.get(f"/inbox/referrals/{rid}").get_data(as_text=True)
+    assert 'id="number-unverified"' in page and "+18165550177" not in page and 'id="number-verified"' not in page
+    prove(client, outbox, "+18165550177")
+    page = staff.get(f"/inbox/referrals/{rid}").get_data(as_text=True)
+    assert 'id="number-verified"' in page and 'href="tel:+18165550177"' in page
+    assert "their texts back arrive in the number's own SMS thread" in page
+
+
+def test_a_check_in_for_a_web_referral_goes_to_the_proved_number(app, rt, client, outbox):
+    from bot.dispatch import dispatch_due
+    from bot.models import FollowUp
+
+    say(client, "talk to a person")
+    prove(client, outbox, RESIDENT)
+    visitor = visitor_of(app, rt, client)
+    with rt.db.transaction() as s:
+        rid = s.scalars(select(Referral.id)).one()
+        s.add(FollowUp(resident_id=visitor.id, referral_id=rid, template="checkin", due_at=T0, created_at=T0))
+    (done,) = dispatch_due(rt, T0)
+    assert (done.status, done.to) == ("sent", "+1816•••0123")
+    assert outbox.to(RESIDENT)[-1].startswith("Hi, it's the Northeast help line checking in")
+
+
+def test_an_opt_out_reported_for_a_proved_number_lands_on_the_numbers_own_record(app, rt, client, outbox):
+    from conftest import sign
+
+    say(client, "talk to a person")
+    prove(client, outbox, RESIDENT)
+    with rt.db.sessions() as s:
+        rid = s.scalars(select(Referral.id)).one()
+    staff_reply(app, rt, rid, "Hi, this is Ana.")
+    with rt.db.sessions() as s:
+        sid = s.scalars(select(Message.provider_sid).where(Message.kind == "caseworker")).one()
+    status = {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "21610"}
+    assert client.post("/sms/status", data=status,
+                       headers={"X-Twilio-Signature": sign("/sms/status", status)}).status_code == 204
+    assert record_of(rt, RESIDENT).opted_out and not visitor_of(app, rt, client).opted_out
+    staff_reply(app, rt, rid, "Are you there?")  # the number is off; the chat page still gets it
+    assert outbox.to(RESIDENT)[-1] == "Hi, this is Ana." and "Are you there?" in shown(client)
