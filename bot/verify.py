@@ -88,8 +88,9 @@ def confirm_code(rt: Runtime, chat_key: str | None, raw_phone: str, raw_code: st
     if len(code) != CODE_DIGITS or not (code.isascii() and code.isdigit()):
         raise CodeRefused(f"code: type the {CODE_DIGITS} digits we texted")
     with rt.db.transaction() as s:
-        visitor = chat_key and s.scalar(select(Resident).where(Resident.chat_key == chat_key).with_for_update())
-        row = visitor and s.scalar(select(PhoneCode).where(
+        visitor = (s.scalar(select(Resident).where(Resident.chat_key == chat_key).with_for_update())
+                   if chat_key else None)
+        row = None if visitor is None else s.scalar(select(PhoneCode).where(
             PhoneCode.resident_id == visitor.id, PhoneCode.phone_lookup.in_(phone_lookups(phone)))
             .order_by(PhoneCode.id.desc()).limit(1).with_for_update())
         if visitor is None or row is None:
@@ -103,7 +104,7 @@ def confirm_code(rt: Runtime, chat_key: str | None, raw_phone: str, raw_code: st
     if checked is Checked.EXPIRED:
         raise CodeRefused("code: that code has expired; ask for a new one")
     if checked is Checked.USED_UP:
-        raise CodeRefused("code: too many tries for that code; ask for a new one", 429)
+        raise CodeRefused("code: that code cannot be used again; ask for a new one", 429)
     logs.event("phone.verified", resident=linked.visitor_id, linked=linked.resident_id)
     return linked
 

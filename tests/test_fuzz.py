@@ -288,9 +288,9 @@ def test_a_request_over_the_size_limit_is_413_not_5xx(client):
 QUERY_NAMES = ["after", "next", "show", "since", "until", "format", "reply", "page", "lang", "q", "id"]
 query_values = st.one_of(
     junk, numbery,
-    st.sampled_from(["²", "9" * 39, "-0", "1e400", "\n", "/\n", "/inbox\r\nX-Injected: 1", "/%0A", "\x00", "//evil.example",
-                     "/\\evil.example", "https://evil.example", "/inbox/\u2028", "2026-02-30", "9999-12-31",
-                     "0001-01-01", "2026-11-10T00:00", "open", "closed", "mine", "csv"]),
+    st.sampled_from(["²", "9" * 39, "-0", "1e400", "\n", "/\n", "/inbox\r\nX-Injected: 1", "/%0A", "\x00",
+                     "//evil.example", "/\\evil.example", "https://evil.example", "/inbox/\u2028", "2026-02-30",
+                     "9999-12-31", "0001-01-01", "2026-11-10T00:00", "open", "closed", "mine", "csv"]),
 )
 queries = st.dictionaries(st.one_of(st.sampled_from(QUERY_NAMES), st.text(FORM_CHARS, min_size=1, max_size=10)),
                           query_values, max_size=4)
@@ -350,3 +350,24 @@ def test_any_query_on_any_get_route_never_gets_a_5xx(visitors, route, query, sta
     resp = client.get(route, query_string=query)
     event(f"{route} {resp.status_code}")
     assert resp.status_code < 500, (route, query, resp.status_code, resp.get_data(as_text=True)[:300])
+
+
+phone_payloads = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {"phone": st.one_of(junk, json_values, st.sampled_from(["+18165550177", "816 555 0177", "+1 900 555 0123",
+                                                                "+44 20 7946 0958", "+882 1360 0001", "\ud800"]))},
+        optional={"code": st.one_of(junk, json_values, st.sampled_from(["123456", "１２３４５６", " 1 2 3 4 5 6 "])),
+                  "consent": json_values}),
+)
+
+
+@FUZZ
+@given(payload=phone_payloads)
+def test_any_json_to_the_phone_step_gets_a_reason_never_a_5xx(app, payload):
+    resp = chat_client(app).post("/chat/phone", data=json.dumps(payload), content_type="application/json",
+                                 headers={"Origin": ORIGIN})
+    event(str(resp.status_code))
+    assert resp.status_code in (200, 400, 429), (resp.status_code, resp.get_data(as_text=True)[:300])
+    data = resp.get_json()
+    assert data in ({"sent": True}, {"saved": True}) or (isinstance(data["error"], str) and data["error"])

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 
 from bot.models import AuditEvent, Caseworker, Message, Referral, Resident
 from bot.phones import valid_e164
-from conftest import RESIDENT, T0, Phone
+from conftest import RESIDENT, T0
 from staff_helpers import Staff, add_caseworker, fast_argon2, open_referral  # noqa: F401
 
 ORIGIN = "http://localhost"
