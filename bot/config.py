@@ -150,9 +150,11 @@ def _secret_key(env: dict[str, str], instance: Path) -> str:
         return path.read_text().strip()
     make_private_dir(instance)
     key = secrets.token_urlsafe(48)
-    # Created owner-only from the start (O_EXCL: never through a file someone else put there).
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-        out.write(key)
+    try:  # owner-only from the start (O_EXCL: never through a file someone else put there)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(key)
+    except FileExistsError:  # another process starting at the same moment made it first
+        return path.read_text().strip()
     return key
 
 

@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from .config import make_private_dir
+
 
 def _sqlite_setup(engine: Engine) -> None:
     """WAL, a busy timeout and BEGIN IMMEDIATE, so writers queue instead of failing."""
@@ -48,7 +50,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def _private_file(path: Path) -> None:
     """Create the SQLite file owner-only (0600) in an owner-only folder (0700), before SQLite would
     make it world-readable; SQLite gives its -wal and -shm files the database file's mode."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
