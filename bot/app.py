@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, health, inbox, limits, logs, notify, reports_web
+from . import auth, health, inbox, limits, logs, notify, reports_web, transport
 from .channels import sms, web
 from .clock import Clock
-from .config import Settings, load_settings
+from .config import ConfigError, Settings, load_settings
 from .outbound import Sender
 from .runtime import Runtime
 
@@ -17,12 +17,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     """Build the app. Never starts the scheduler or opens a database connection by itself."""
     settings = settings or load_settings()
     logs.configure()
+    check_environment(settings)
     app = Flask("bot", instance_path=str(settings.instance_path))
     app.config.update(SECRET_KEY=settings.secret_key, SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Lax",
-                      SESSION_COOKIE_SECURE=bool(settings.public_base_url
-                                                 and settings.public_base_url.startswith("https://")),
-                      MAX_CONTENT_LENGTH=256 * 1024)
+                      SESSION_COOKIE_SAMESITE="Lax", MAX_CONTENT_LENGTH=256 * 1024)
+    transport.install(app, settings.public_base_url)  # Secure cookies and HSTS over HTTPS
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
@@ -36,3 +35,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         app.register_blueprint(blueprint)
     notify.install(app.extensions["peaceline"])
     return app
+
+
+def check_environment(settings: Settings) -> None:
+    """Production refuses what only a test set-up may lack; development starts, with a warning."""
+    if settings.public_base_url:
+        return
+    if settings.production:
+        raise ConfigError("PUBLIC_BASE_URL must be set when PEACELINE_ENV=production "
+                          "(webhook signatures are checked against it, not against the Host a client sends)")
+    logs.logger.warning("start.no_public_base_url PUBLIC_BASE_URL is not set: webhook signatures are checked "
+                        "against the Host each request names; set it (and PEACELINE_ENV=production) to go live")

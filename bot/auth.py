@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from functools import cache
 from urllib.parse import urlsplit
 
-import phonenumbers
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Blueprint, Flask, Response, redirect, render_template, request, session, url_for
@@ -29,6 +28,7 @@ from .config import ConfigError, parse_office_hours
 from .db import Database
 from .limits import limiter
 from .models import Caseworker
+from .phones import BadNumber, valid_e164
 from .runtime import Runtime, runtime
 
 MIN_PASSWORD = 12
@@ -96,12 +96,9 @@ def normalize_phone(raw: str | None) -> str | None:
     if not raw or not raw.strip():
         return None
     try:
-        number = phonenumbers.parse(raw.strip(), "US")
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number(number):
-        raise AccountError("That is not a valid phone number.")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return valid_e164(raw)
+    except BadNumber:
+        raise AccountError("That is not a valid phone number.") from None
 
 
 def normalize_duty_hours(raw: str | None) -> str | None:
@@ -283,8 +280,9 @@ def load_user(user_id: str) -> StaffUser | None:
 
 
 def safe_next(target: str | None) -> str | None:
-    """Only a path on this site: never another host (an open redirect)."""
-    if not target or "\\" in target:
+    """Only a path on this site: never another host (an open redirect), nothing a Location header
+    cannot carry (a newline, any control or non-ASCII character: the browser sends those encoded)."""
+    if not target or "\\" in target or not (target.isascii() and target.isprintable()):
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):

@@ -9,17 +9,18 @@ from datetime import date, time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.resources import SERVICE_AREA_MILES
+from .phones import BadNumber, is_region, valid_e164
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = ROOT / "instance"
 # The legal window for unsolicited texts (TCPA): never before 8 am or after 9 pm local time.
 LEGAL_WINDOW = (time(8, 0), time(21, 0))
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ENVIRONMENTS = ("development", "production")
 
 
 class ConfigError(Exception):
@@ -65,6 +66,8 @@ class Settings:
     escalation_batch_minutes: int = 5   # at most one text to each on-call phone this often
     web_referrals_per_hour: int = 5  # per client address; more still open, one tier lower (bot/triage.py)
     service_area_miles: int = SERVICE_AREA_MILES
+    allowed_countries: frozenset[str] = frozenset({"US"})
+    environment: str = "development"
 
     @property
     def sender_name(self) -> str:
@@ -73,6 +76,10 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
 
 
 def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -147,11 +154,19 @@ def _secret_key(env: dict[str, str], instance: Path) -> str:
     path = instance / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    instance.mkdir(parents=True, exist_ok=True)
+    make_private_dir(instance)
     key = secrets.token_urlsafe(48)
-    path.touch(mode=0o600)
-    path.write_text(key)
+    try:  # owner-only from the start (O_EXCL: never through a file someone else put there)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(key)
+    except FileExistsError:  # another process starting at the same moment made it first
+        return path.read_text().strip()
     return key
+
+
+def make_private_dir(path: Path) -> None:
+    """Create a folder for the line's own files, readable by its owner only (an existing one is left as it is)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _readable(env: dict[str, str], name: str, default: Path, want_dir: bool) -> Path:
@@ -175,12 +190,9 @@ def _phones(env: dict[str, str], name: str) -> tuple[str, ...]:
     out = []
     for raw in filter(None, (p.strip() for p in env.get(name, "").split(","))):
         try:
-            number = phonenumbers.parse(raw, "US")
-        except phonenumbers.NumberParseException:
-            number = None
-        if number is None or not phonenumbers.is_valid_number(number):
-            raise ConfigError(f"{name} has a number that is not valid: {raw[:4]}…")
-        out.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+            out.append(valid_e164(raw))
+        except BadNumber:
+            raise ConfigError(f"{name} has a number that is not valid: {raw[:4]}…") from None
     return tuple(out)
 
 
@@ -199,6 +211,21 @@ def parse_holidays(raw: str, today: date | None = None) -> frozenset[date]:
         except ValueError:
             raise ConfigError(f"HOLIDAYS must be dates like 2026-12-25 (or US), got {part!r}") from None
     return frozenset(days)
+def _countries(env: dict[str, str]) -> frozenset[str]:
+    """ALLOWED_COUNTRIES: ISO regions whose numbers a web visitor may give ('US' or 'US,CA')."""
+    codes = {c.strip().upper() for c in (env.get("ALLOWED_COUNTRIES") or "US").split(",") if c.strip()}
+    unknown = sorted(c for c in codes if not is_region(c))
+    if not codes or unknown:
+        got = ", ".join(unknown) or "nothing"
+        raise ConfigError(f"ALLOWED_COUNTRIES must be ISO country codes like US or US,CA, got {got}")
+    return frozenset(codes)
+
+
+def _environment(env: dict[str, str]) -> str:
+    raw = (env.get("PEACELINE_ENV") or "development").strip().lower()
+    if raw not in ENVIRONMENTS:
+        raise ConfigError(f"PEACELINE_ENV must be development or production, got {raw!r}")
+    return raw
 
 
 def _twilio(env: dict[str, str]) -> dict[str, str | None]:
@@ -247,6 +274,8 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         escalation_batch_minutes=_int(env, "ESCALATION_BATCH_MINUTES", 5, minimum=1),
         web_referrals_per_hour=_int(env, "WEB_REFERRALS_PER_HOUR", 5, minimum=1),
         service_area_miles=_int(env, "SERVICE_AREA_MILES", SERVICE_AREA_MILES, minimum=1),
+        allowed_countries=_countries(env),
+        environment=_environment(env),
         **_twilio(env),
     )
 

@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from .config import make_private_dir
+
 
 def _sqlite_setup(engine: Engine) -> None:
     """WAL, a busy timeout and BEGIN IMMEDIATE, so writers queue instead of failing."""
@@ -37,12 +39,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False}, **kwargs)
         _sqlite_setup(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=2,
                          connect_args={"connect_timeout": 2}, **kwargs)
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file owner-only (0600) in an owner-only folder (0700), before SQLite would
+    make it world-readable; SQLite gives its -wal and -shm files the database file's mode."""
+    make_private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # an existing database keeps the mode its operator gave it
 
 
 class Database:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from . import logs
 from .models import FollowUp, Message, Resident
@@ -53,9 +53,13 @@ _STORE_SENT = (update(_followups).where(_followups.c.id == bindparam("followup_i
 # Due rows with what sending needs to know about each resident, oldest first (one statement).
 # Ordered by due_at alone, which ix_follow_ups_status_due gives as it is read, so LIMIT stops at
 # the first rows; "due_at, id" made every claim sort every pending row (11 ms a claim at 10,000).
+# A web visitor's check-ins go to the number they proved (its own record), shown masked in the report.
+_Linked = aliased(Resident)
 _DUE = (select(FollowUp.id, FollowUp.resident_id, FollowUp.referral_id, FollowUp.template, FollowUp.due_at,
-               Resident.phone, Resident.language, Resident.opted_out_at, Resident.timezone)
+               Resident.phone, Resident.language, Resident.opted_out_at, Resident.timezone,
+               _Linked.phone.label("linked_phone"))
         .join(Resident, Resident.id == FollowUp.resident_id)
+        .outerjoin(_Linked, _Linked.id == Resident.linked_resident_id)
         .where(FollowUp.status == "pending", FollowUp.due_at <= bindparam("now"))
         .order_by(FollowUp.due_at).limit(bindparam("limit")))
 _DUE_SKIP_LOCKED = _DUE.with_for_update(skip_locked=True, of=FollowUp)  # PostgreSQL; not the residents
@@ -94,7 +98,7 @@ def claim(s: Session, now: datetime, limit: int, postgres: bool) -> list[Due]:
                           .values(status="sending", claimed_at=now, attempts=FollowUp.attempts + 1)
                           .returning(FollowUp.id)
                           .execution_options(synchronize_session=False)))
-    return [Due(row.id, row.resident_id, row.referral_id, row.template, row.due_at, row.phone,
+    return [Due(row.id, row.resident_id, row.referral_id, row.template, row.due_at, row.linked_phone or row.phone,
                 row.language or "en", row.opted_out_at is not None, row.timezone)
             for row in sorted(due, key=lambda r: (r.due_at, r.id)) if row.id in taken]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, ColumnElement, DateTime, ForeignKey, Index, Integer, String, Text,
-                        TypeDecorator, UniqueConstraint, event)
+from sqlalchemy import (JSON, Boolean, CheckConstraint, ColumnElement, DateTime, ForeignKey, Index, Integer,
+                        String, Text, TypeDecorator, UniqueConstraint, event)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .crypto import SecretText, phone_lookup, phone_lookups
@@ -40,6 +40,10 @@ class Base(DeclarativeBase):
 
 class Resident(Base):
     __tablename__ = "residents"
+    # A web visitor never holds a number: a number they prove with a code lives on an SMS resident
+    # they are linked to, so an inbound text can never land on (or be read from) a web record.
+    __table_args__ = (CheckConstraint("channel <> 'web' OR (phone IS NULL AND phone_lookup IS NULL)",
+                                      name="ck_residents_web_holds_no_number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str | None] = mapped_column(SecretText)  # E.164; encrypted with DATA_KEY, so not searchable
@@ -59,6 +63,12 @@ class Resident(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime | None]
     anonymized_at: Mapped[datetime | None]
+    # Web visitors only: the SMS resident whose number they proved with a code, and when.
+    linked_resident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("residents.id", ondelete="SET NULL", name="fk_residents_linked_resident_id"))
+    phone_verified_at: Mapped[datetime | None]
+
+    linked: Mapped[Resident | None] = relationship(remote_side=[id], lazy="raise")
 
     @property
     def opted_out(self) -> bool:
@@ -189,6 +199,24 @@ class FollowUp(Base):
     answered_at: Mapped[datetime | None]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("caseworkers.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PhoneCode(Base):
+    """A one-time code texted to a number a web visitor typed. Neither the code nor (with DATA_KEY) the
+    number is stored: the code as a keyed hash, the number as its phone lookup."""
+
+    __tablename__ = "phone_codes"
+    __table_args__ = (Index("ix_phone_codes_lookup_created", "phone_lookup", "created_at"),
+                      Index("ix_phone_codes_resident_created", "resident_id", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))  # the web visitor
+    phone_lookup: Mapped[str] = mapped_column(String(64))  # crypto.phone_lookup(number)
+    code_hash: Mapped[str] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
 
 
 class AuditEvent(Base):

@@ -5,11 +5,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 import requests
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -20,7 +21,7 @@ from .config import Settings
 from .contact import may_text_first
 from .db import Database
 from .models import Message, Resident
-from .phones import mask
+from .phones import mask, strip_numbers
 from .segments import segments
 
 log = logging.getLogger(__name__)
@@ -126,55 +127,65 @@ class Outbound:
         return msg
 
     def send(self, resident_id: int, body: str, kind: str, *, referral_id: int | None = None,
-             caseworker_id: int | None = None, to: str | None = None,
+             caseworker_id: int | None = None, to: str | None = None, record_as: str | None = None,
              on_recorded: Callable[[Session, Message], None] | None = None) -> Message:
-        """Send one text the resident did not just ask for (or a notice to staff when `to` is set).
+        """Send one text the resident did not just ask for, to their number (a web visitor's: the one
+        they proved), or to `to` (a notice to staff, a code to a number a visitor typed), never to
+        an opted-out number. `record_as` is stored instead of `body` (a one-time code is never stored).
 
         The attempt is stored (committed) before the text leaves, the outcome after. `on_recorded`
         runs inside the transaction that stores the outcome, so a caller's own row (a follow-up)
         commits together with the message's status."""
-        msg, phone = self._record_attempt(resident_id, body, kind, referral_id, caseworker_id, to)
+        msg, phone = self._record_attempt(resident_id, record_as or body, segments(body), kind, referral_id,
+                                          caseworker_id, to)
         if msg.status != "sending":
             if on_recorded is not None:
                 with self.db.transaction() as session:
                     on_recorded(session, msg)
             return msg
         result = self.sender.send(to or phone, body, self.status_callback())
-        return self._record_result(msg, resident_id, result, staff=to is not None, on_recorded=on_recorded)
+        return self._record_result(msg, resident_id, result, own_number=to is None, on_recorded=on_recorded)
 
-    def _record_attempt(self, resident_id: int, body: str, kind: str, referral_id: int | None,
+    def _record_attempt(self, resident_id: int, body: str, parts: int, kind: str, referral_id: int | None,
                         caseworker_id: int | None, to: str | None) -> tuple[Message, str | None]:
-        """Store the text as `sending` (or why it is not sent); return it and the resident's number."""
+        """Store the text as `sending` (or why it is not sent); return it and the number it goes to."""
         now = self.clock.now()
         with self.db.transaction() as session:
             resident = session.execute(_RECIPIENT, {"resident_id": resident_id}).first()
-            phone = resident.phone if resident is not None else None
-            status = "sending"
-            if to is None and (resident is None or resident.opted_out_at is not None):
-                status = "skipped_opted_out"
-            elif to is None and phone is None:
-                status = "delivered"  # a web chat visitor: picked up by GET /chat/messages
-            elif to is None and not may_text_first(resident.contact_preference, resident.last_seen_at, now):
+            if to is not None:
+                phone, opted_out = to, session.scalar(_NUMBER_OPTED_OUT.where(Resident.with_phone(to))) is not None
+            elif resident is None:
+                phone, opted_out = None, True
+            else:
+                phone, opted_out = resident.phone, resident.opted_out_at is not None
+                if resident.linked_id is not None:  # a web visitor: the number they proved, unless it opted
+                    # out by text; then, like a visitor without a number, they read it on the chat page
+                    phone = resident.linked_phone if resident.linked_opted_out_at is None else None
+            # "delivered": to a web chat visitor without a proven number, who reads it on the chat page
+            status = "skipped_opted_out" if opted_out else "sending" if phone else "delivered"
+            if status == "sending" and to is None and not _may_text_first(resident, now):
                 status = "held_contact_preference"  # "don't text me first": only within a day of her own text
             msg = Message(resident_id=resident_id, direction="out",
-                          channel=resident.channel if resident and to is None else "sms", kind=kind,
-                          body=body, status=status, segments=segments(body), referral_id=referral_id,
+                          channel="sms" if phone or resident is None else resident.channel, kind=kind,
+                          body=body, status=status, segments=parts, referral_id=referral_id,
                           caseworker_id=caseworker_id, created_at=now, updated_at=now)
             session.add(msg)
         if status in ("skipped_opted_out", "held_contact_preference"):
             logs.event(f"sms.{status}", message=msg.id)
         return msg, phone
 
-    def _record_result(self, msg: Message, resident_id: int, result: SendResult, staff: bool,
+    def _record_result(self, msg: Message, resident_id: int, result: SendResult, own_number: bool,
                        on_recorded: Callable[[Session, Message], None] | None = None) -> Message:
-        """Store what the sender said, by primary key (no read back); `msg` is updated to match."""
+        """Store what the sender said, by primary key (no read back); `msg` is updated to match.
+        A provider's error text names the number it failed on: the number is left out."""
         now = self.clock.now()
+        error = strip_numbers(result.error_message)[:300] if result.error_message else None
         values = {"status": result.status, "provider_sid": result.sid, "error_code": result.error_code,
-                  "error_message": result.error_message, "updated_at": now}
+                  "error_message": error, "updated_at": now}
         with self.db.transaction() as session:
             session.execute(_STORE_RESULT, {"message_id": msg.id, **{f"new_{k}": v for k, v in values.items()}})
-            if result.error_code is not None and not staff:
-                apply_error(session.get(Resident, resident_id), result.error_code, now)
+            if result.error_code is not None and own_number:
+                apply_error(session, resident_id, result.error_code, now)
             for key, value in values.items():
                 setattr(msg, key, value)  # detached: a plain copy of the stored row for the caller
             if on_recorded is not None:
@@ -185,9 +196,25 @@ class Outbound:
 
 # Built once (statement construction costs more than running them): who a text goes to, and a
 # plain UPDATE by primary key for the outcome, bypassing the ORM's bulk-update machinery.
+_Linked = aliased(Resident)
 _RECIPIENT = (select(Resident.channel, Resident.phone, Resident.opted_out_at, Resident.contact_preference,
-                     Resident.last_seen_at)
+                     Resident.last_seen_at, _Linked.id.label("linked_id"), _Linked.phone.label("linked_phone"),
+                     _Linked.opted_out_at.label("linked_opted_out_at"),
+                     _Linked.contact_preference.label("linked_preference"),
+                     _Linked.last_seen_at.label("linked_last_seen_at"))
+              .outerjoin(_Linked, _Linked.id == Resident.linked_resident_id)
               .where(Resident.id == bindparam("resident_id")))
+def _may_text_first(recipient: Any, now: datetime) -> bool:
+    """The contact preference allows a text the resident did not just ask for: her own record's, and
+    for a web visitor the proved number's too (either may have said "don't text me first")."""
+    if not may_text_first(recipient.contact_preference, recipient.last_seen_at, now):
+        return False
+    return recipient.linked_id is None or may_text_first(recipient.linked_preference, max(
+        filter(None, (recipient.last_seen_at, recipient.linked_last_seen_at)), default=None), now)
+
+
+# A number's own (SMS) record has opted out: nothing but that record's own answers goes to it.
+_NUMBER_OPTED_OUT = select(Resident.id).where(Resident.channel != "web", Resident.opted_out_at.is_not(None)).limit(1)
 _STORE_RESULT = (update(Message.__table__).where(Message.__table__.c.id == bindparam("message_id"))
                  .values({c: bindparam(f"new_{c}") for c in
                           ("status", "provider_sid", "error_code", "error_message", "updated_at")}))
@@ -198,8 +225,12 @@ def msg_phone(db: Database, resident_id: int) -> str:
         return session.get(Resident, resident_id).phone
 
 
-def apply_error(resident: Resident | None, code: int, now) -> None:
-    """What a Twilio error code tells us about the resident's number."""
+def apply_error(session: Session, resident_id: int, code: int, now) -> None:
+    """What a Twilio error code tells us about the resident's number (a web visitor's: the record of
+    the number they proved, which is where an opt-out of that number belongs)."""
+    resident = session.get(Resident, resident_id)
+    if resident is not None and resident.linked_resident_id is not None:
+        resident = session.get(Resident, resident.linked_resident_id)
     if resident is None:
         return
     if code == OPTED_OUT_ERROR and resident.opted_out_at is None:

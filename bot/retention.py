@@ -1,8 +1,9 @@
 """What happens to stored personal data over time: purge (retention), backup, DATA_KEY rotation.
 
 A purge blanks content and keeps rows: a message or note keeps its time, kind and links with its
-body set to NULL; an anonymised resident keeps ZIP, language and every row the reports count, and
-loses phone, phone_lookup and chat_key. So the reports (bot/reports.py) read the same afterwards.
+body (and a provider's error text) set to NULL; an anonymised resident keeps ZIP, language and every
+row the reports count, and loses phone, phone_lookup, chat_key and the link to a proven number.
+So the reports (bot/reports.py) read the same afterwards. One-time codes are deleted outright.
 """
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from . import audit, crypto
 from .config import ConfigError
-from .crypto import SecretText, UnreadableValue
+from .crypto import SecretText, UnreadableValue, phone_lookups
 from .db import Database
-from .models import AuditEvent, Base, ConversationSession, FollowUp, Message, Note, Referral, Resident
+from .models import Base, ConversationSession, FollowUp, Message, Note, PhoneCode, Referral, Resident
 
 BATCH = 500  # rows per transaction when rotating: a running server waits at most one batch
 AGE = re.compile(r"(\d+)([dw])")
@@ -40,6 +41,7 @@ class Purged:
     sessions: int   # conversation states deleted (they hold saved answers)
     follow_ups: int  # pending check-ins cancelled: nobody left to text
     residents: int  # anonymised
+    codes: int = 0  # one-time codes deleted
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -52,6 +54,7 @@ class _Rows:
     notes: ColumnElement[bool]
     sessions: ColumnElement[bool]
     residents: ColumnElement[bool]  # to anonymise
+    codes: ColumnElement[bool]
 
 
 def parse_age(raw: str) -> timedelta:
@@ -74,7 +77,8 @@ def purge_older_than(db: Database, now: datetime, age: timedelta, dry_run: bool 
         notes=Note.created_at < cutoff,
         sessions=ConversationSession.last_activity_at < cutoff,
         residents=and_(func.coalesce(Resident.last_seen_at, Resident.created_at) < cutoff,
-                       ~recent_message, ~recent_note))
+                       ~recent_message, ~recent_note),
+        codes=PhoneCode.created_at < cutoff)
     with db.transaction() as s:
         return _purge(s, rows, now, dry_run, scope="older_than", days=age.days)
 
@@ -89,20 +93,19 @@ def purge_resident(db: Database, now: datetime, e164: str, dry_run: bool = False
             messages=Message.resident_id.in_(ids),
             notes=Note.referral_id.in_(select(Referral.id).where(Referral.resident_id.in_(ids))),
             sessions=ConversationSession.resident_id.in_(ids),
-            residents=Resident.id.in_(ids))
+            residents=Resident.id.in_(ids),
+            codes=PhoneCode.resident_id.in_(ids) | PhoneCode.phone_lookup.in_(phone_lookups(e164)))
         return _purge(s, rows, now, dry_run, scope="resident", resident_id=ids[0])
 
 
 def _person(s: Session, e164: str) -> list[int]:
-    """The residents with this number, and the web chat visitors who gave it (their consent event
-    points at the resident who already had it): all of them are this person's conversations."""
+    """The residents with this number, and the web chat visitors who proved it with a code (linked
+    to its record): all of them are this person's conversations."""
     ids = list(s.scalars(select(Resident.id).where(Resident.with_phone(e164)).order_by(Resident.id)))
     if not ids:
         return []
-    consents = s.execute(select(AuditEvent.resident_id, AuditEvent.detail)
-                         .where(AuditEvent.action == "consent.recorded", AuditEvent.resident_id.is_not(None)))
-    linked = {visitor for visitor, detail in consents if detail.get("phone_resident_id") in ids}
-    return ids + sorted(linked - set(ids))
+    visitors = s.scalars(select(Resident.id).where(Resident.linked_resident_id.in_(ids)).order_by(Resident.id))
+    return ids + [v for v in visitors if v not in ids]
 
 
 def _purge(s: Session, rows: _Rows, now: datetime, dry_run: bool, resident_id: int | None = None,
@@ -110,15 +113,17 @@ def _purge(s: Session, rows: _Rows, now: datetime, dry_run: bool, resident_id: i
     """Blank the rows picked, residents last: the other steps find them by not yet anonymised."""
     anonymise = and_(rows.residents, Resident.anonymized_at.is_(None))
     to_anonymise = select(Resident.id).where(anonymise)
+    written = Message.body.is_not(None) | Message.error_message.is_not(None)  # a provider's error text too
     purged = Purged(
-        messages=_change(s, Message, and_(rows.messages, Message.body.is_not(None)), {"body": None}, dry_run),
+        messages=_change(s, Message, and_(rows.messages, written), {"body": None, "error_message": None}, dry_run),
         notes=_change(s, Note, and_(rows.notes, Note.body.is_not(None)), {"body": None}, dry_run),
         sessions=_change(s, ConversationSession,
                          or_(rows.sessions, ConversationSession.resident_id.in_(to_anonymise)), None, dry_run),
         follow_ups=_change(s, FollowUp, and_(FollowUp.status == "pending", FollowUp.resident_id.in_(to_anonymise)),
                            {"status": "cancelled"}, dry_run),
         residents=_change(s, Resident, anonymise, {"phone": None, "phone_lookup": None, "chat_key": None,
-                                                   "anonymized_at": now}, dry_run),
+                                                   "linked_resident_id": None, "anonymized_at": now}, dry_run),
+        codes=_change(s, PhoneCode, rows.codes, None, dry_run),
     )
     if not dry_run:
         audit.record(s, "retention.purged", now, resident_id=resident_id, **detail, **purged.as_dict())

@@ -165,8 +165,8 @@ class Service:
 
     @staticmethod
     def can_text(resident: Resident) -> bool:
-        """A number the line may text: an SMS resident, or a web visitor who gave one."""
-        return resident.channel != "web" or resident.phone is not None
+        """A number the line may text: an SMS resident, or a web visitor who proved one by a code."""
+        return resident.channel != "web" or resident.linked_resident_id is not None
 
     def _escalate(self, handled: Handled, inputs: _Inputs | None) -> None:
         """Urgent and nobody on duty: tell the person on call now, before the answer leaves, so that
@@ -202,11 +202,12 @@ class Service:
     # -- residents and state -------------------------------------------------------------
 
     def lock_resident(self, s: Session, channel: str, address: str, now: datetime) -> Resident:
-        """Create the resident if new and lock the row, so one person's texts never interleave."""
+        """Create the resident if new and lock the row, so one person's texts never interleave.
+        A text from a number only ever finds the number's own record, never a web visitor's."""
         if channel == "web":
             unique, match, values = "chat_key", Resident.chat_key == address, {"chat_key": address}
         else:
-            unique, match = "phone_lookup", Resident.with_phone(address)
+            unique, match = "phone_lookup", Resident.with_phone(address) & (Resident.channel != "web")
             values = {"phone": address, "phone_lookup": phone_lookup(address)}
         # Looked for before the insert: a lookup made under an older DATA_KEY (before rotate-key)
         # differs from the one a new row gets, so the insert alone would not see the resident.
@@ -304,7 +305,7 @@ class Service:
             referral = Referral(resident_id=resident.id, category=effect.category, reason=effect.reason,
                                 zip_code=effect.zip_code or resident.zip_code, urgent=effect.urgent,
                                 resource_ids=list(effect.resource_ids), created_at=now,
-                                tier=triage.new_referral_tier(s, self.settings, resident.channel, client, now))
+                                tier=triage.new_referral_tier(s, self.settings, resident, client, now))
             s.add(referral)
             s.flush()
             self._audit(s, "referral.created", resident, now, referral,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from . import counts
 from .config import Settings
-from .models import Referral
+from .models import Referral, Resident
 
 WEB_REFERRALS = "web.referral"  # rate_counts scope: new web-chat referrals per address per hour
 
@@ -29,9 +29,10 @@ class Tier(IntEnum):
 QUEUE_ORDER = (Referral.tier, Referral.urgent.desc(), Referral.created_at, Referral.id)
 
 
-def new_referral_tier(s: Session, settings: Settings, channel: str, client: str | None, now: datetime) -> Tier:
+def new_referral_tier(s: Session, settings: Settings, resident: Resident, client: str | None,
+                      now: datetime) -> Tier:
     """The tier of a referral being opened; a web referral also counts against its address's hour."""
-    if channel != "web":
+    if resident.channel != "web" or resident.linked_resident_id is not None:   # a proved number
         return Tier.TRUSTED
     if client is None:  # no address to count against (not through the web page)
         return Tier.WEB

@@ -44,10 +44,10 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def live(env, clock) -> Iterator[tuple[str, object]]:
-    """The real app on 127.0.0.1 over plain http (so no Secure-only cookie), in a thread."""
+def live(env, clock, outbox) -> Iterator[tuple[str, object]]:
+    """The real app on 127.0.0.1 over plain http (so no Secure-only cookie), in a thread; texts go to `outbox`."""
     env.pop("PUBLIC_BASE_URL", None)
-    app = create_app(load_settings(env), clock=clock)
+    app = create_app(load_settings(env), clock=clock, sender=outbox)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -67,7 +67,14 @@ def page(browser, live, tmp_path) -> Iterator:
     context.route(f"{NEUTRAL}**", lambda route: route.fulfill(body="weather", content_type="text/plain"))
     page = context.new_page()
     problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+
+    def console(m) -> None:
+        # A wrong code is answered 400 on purpose; the browser logs that as a failed load.
+        refused_code = m.text.endswith("status of 400 (BAD REQUEST)") and m.location["url"].endswith("/chat/phone")
+        if m.type == "error" and not refused_code:
+            problems.append(m.text)
+
+    page.on("console", console)
     page.on("pageerror", lambda e: problems.append(str(e)))
     yield page
     page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
@@ -79,7 +86,7 @@ def food_place(rt) -> str:
     return rt.directory.rank("food", zip_code="64124", now=T0, tz=rt.settings.program_timezone)[0].name
 
 
-def test_tap_and_type_to_a_food_place_then_a_caseworker_writes(page, live, tmp_path):
+def test_tap_and_type_to_a_food_place_then_a_caseworker_writes(page, live, outbox, tmp_path):
     _, rt = live
     page.clock.install()  # the 10 s poll runs on a clock the test moves
     page.goto("/chat")
@@ -94,19 +101,37 @@ def test_tap_and_type_to_a_food_place_then_a_caseworker_writes(page, live, tmp_p
     expect(page.locator("#options button")).to_have_count(2)  # want a person? yes / no
     page.screenshot(path=str(tmp_path / "food.png"))
 
+    # A number for a person to text: a code goes to it first, and only the code saves it.
     page.get_by_text("Want a person to text you?").tap()
     page.get_by_label("Your phone number").fill("(816) 555-0177")
-    page.get_by_role("button", name="Save my number").tap()
+    page.get_by_role("button", name="Text me a code").tap()
     expect(page.get_by_text("Please check the box first.")).to_be_visible()
+    assert outbox.sent == []
     page.get_by_label("Yes, you may text me at this number").check()
+    page.get_by_role("button", name="Text me a code").tap()
+    expect(page.get_by_text("We sent a code to that number. Type it below.")).to_be_visible()
+    expect(page.get_by_label("Code from the text")).to_be_focused()
+    page.screenshot(path=str(tmp_path / "code.png"))
+    (text,) = outbox.to("+18165550177")
+    code = re.search(r"\d{6}", text).group(0)
+    page.get_by_label("Code from the text").fill(f"{(int(code) + 1) % 1_000_000:06d}")
+    page.get_by_role("button", name="Save my number").tap()
+    expect(page.get_by_text("That code did not work. Check it, or ask for a new one.")).to_be_visible()
+    with rt.db.sessions() as s:
+        visitor = s.scalars(select(Resident).where(Resident.chat_key.is_not(None))).one()
+    assert visitor.linked_resident_id is None  # a wrong code saves nothing
+    page.get_by_label("Code from the text").fill(code)
     page.get_by_role("button", name="Save my number").tap()
     expect(page.get_by_text("Thank you. We saved your number.")).to_be_visible()
+    expect(page.get_by_label("Code from the text")).to_be_hidden()
 
     with rt.db.sessions() as s:
-        resident = s.scalars(select(Resident).where(Resident.chat_key.is_not(None))).one()
-    assert (resident.phone, resident.consent_texts) == ("+18165550177", True)
-    # A web visitor with a number is texted; the chat shows the message too.
-    rt.outbound.send(resident.id, "Hi, this is Ana from our team.", "caseworker")
+        visitor = s.scalars(select(Resident).where(Resident.chat_key.is_not(None))).one()
+        own = s.get(Resident, visitor.linked_resident_id)
+    assert (visitor.phone, visitor.consent_texts, own.phone, own.channel) == (None, True, "+18165550177", "sms")
+    # A web visitor with a proved number is texted there; the chat shows the message too.
+    rt.outbound.send(visitor.id, "Hi, this is Ana from our team.", "caseworker")
+    assert outbox.to("+18165550177")[-1] == "Hi, this is Ana from our team."
     page.clock.fast_forward(11_000)
     expect(page.locator("#log .caseworker")).to_have_text(re.compile("From our team.*Hi, this is Ana"))
 

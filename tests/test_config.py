@@ -17,6 +17,7 @@ def test_no_configuration_at_all_gives_sqlite_in_instance_and_a_kept_secret(tmp_
     assert len(settings.secret_key) >= 32
     assert load_settings({}, instance_path=tmp_path).secret_key == settings.secret_key
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+    assert (settings.allowed_countries, settings.environment) == ({"US"}, "development")
 
 
 @pytest.mark.parametrize("env, setting", [
@@ -35,6 +36,9 @@ def test_no_configuration_at_all_gives_sqlite_in_instance_and_a_kept_secret(tmp_
     ({"SERVICE_AREA_MILES": "0"}, "SERVICE_AREA_MILES"),
     ({"ESCALATION_PHONES": "+1816555012"}, "ESCALATION_PHONES"),
     ({"PUBLIC_BASE_URL": "peaceline.org"}, "PUBLIC_BASE_URL"),
+    ({"ALLOWED_COUNTRIES": "USA"}, "ALLOWED_COUNTRIES"),
+    ({"ALLOWED_COUNTRIES": " , "}, "ALLOWED_COUNTRIES"),
+    ({"PEACELINE_ENV": "prod"}, "PEACELINE_ENV"),
 ])
 def test_each_mistake_names_its_setting(tmp_path, env, setting):
     with pytest.raises(ConfigError, match=setting):

@@ -91,14 +91,22 @@ def test_a_notice_goes_once_to_the_caseworker_when_the_resident_asks_twice(clien
 
 
 @smoke
-def test_web_chat_consent_links_to_the_resident_who_already_texts_from_the_number(client, rt, phone):
+def test_a_web_visitor_who_proves_the_number_is_linked_to_the_resident_who_texts_from_it(client, rt, phone,
+                                                                                         outbox, data_key):
     phone.text("hi")
     client.post("/chat/messages", json={"text": "I need food"}, headers=ORIGIN)
-    assert client.post("/chat/phone", json={"phone": "816-555-0123", "consent": True}, headers=ORIGIN).status_code == 200
+    assert client.post("/chat/phone", json={"phone": "816-555-0123"}, headers=ORIGIN).status_code == 200
+    code = re.search(r"\d{6}", outbox.to(RESIDENT)[-1]).group(0)  # the decrypted number got the code
+    assert client.post("/chat/phone", json={"phone": "816-555-0123", "code": code, "consent": True},
+                       headers=ORIGIN).status_code == 200
     with rt.db.sessions() as s:
         sms = s.scalars(select(Resident).where(Resident.channel == "sms")).one()
+        web = s.scalars(select(Resident).where(Resident.channel == "web")).one()
         event = s.scalars(select(AuditEvent).where(AuditEvent.action == "consent.recorded")).one()
-    assert event.detail == {"channel": "web", "phone_resident_id": sms.id}
+    assert web.linked_resident_id == sms.id and web.phone is None
+    assert event.detail == {"channel": "web", "linked_resident_id": sms.id}
+    if data_key:  # the code's row names the number by its keyed lookup only
+        assert raw(rt, "SELECT phone_lookup FROM phone_codes") == [crypto.phone_lookup(RESIDENT)] != [RESIDENT]
 
 
 @smoke

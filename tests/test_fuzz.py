@@ -281,3 +281,93 @@ def test_a_request_over_the_size_limit_is_413_not_5xx(client):
     resp = chat_post(chat_client(client.application), json.dumps({"text": "x" * 300_000}))
     assert resp.status_code == 413
 
+
+
+# -- any query string on any GET route: 400 for what cannot be read, never a 5xx ------------------------------
+
+QUERY_NAMES = ["after", "next", "show", "since", "until", "format", "reply", "page", "lang", "q", "id"]
+query_values = st.one_of(
+    junk, numbery,
+    st.sampled_from(["²", "9" * 39, "-0", "1e400", "\n", "/\n", "/inbox\r\nX-Injected: 1", "/%0A", "\x00",
+                     "//evil.example", "/\\evil.example", "https://evil.example", "/inbox/\u2028", "2026-02-30",
+                     "9999-12-31", "0001-01-01", "2026-11-10T00:00", "open", "closed", "mine", "csv"]),
+)
+queries = st.dictionaries(st.one_of(st.sampled_from(QUERY_NAMES), st.text(FORM_CHARS, min_size=1, max_size=10)),
+                          query_values, max_size=4)
+
+
+# Every GET route of the app (placeholders: referral 1), asked by an anonymous visitor or by a logged-in admin.
+PUBLIC_GETS = ["/chat", "/chat/messages", "/healthz", "/login"]
+STAFF_GETS = ["/inbox/", "/inbox/queue.json", "/inbox/referrals/1", "/inbox/admin/", "/reports", "/reports.csv"]
+
+
+def test_the_fuzzed_routes_are_every_get_route(app):
+    """A GET route added to the app must be added above, so the property below covers it."""
+    from test_security import routes
+
+    assert sorted(url for _, _, url in routes(app, methods={"GET"})) == sorted(PUBLIC_GETS + STAFF_GETS)
+
+
+@pytest.fixture
+def visitors(app, rt, client):
+    """A chat visitor with a conversation (so `after` reaches the database) and a logged-in admin,
+    with a referral #1 to look at."""
+    from staff_helpers import Staff, add_caseworker, open_referral
+
+    open_referral(Phone(client, fresh_number()), rt)
+    chat = chat_client(app)
+    assert chat_post(chat, json.dumps({"text": "hi"})).status_code == 200
+    add_caseworker(rt, role="admin")
+    admin = Staff(app.test_client())
+    assert admin.login().status_code == 302
+    return chat, admin.client
+
+
+@pytest.mark.parametrize("url", ["/chat/messages?after=%C2%B2", "/chat/messages?after=" + "9" * 39,
+                                 "/chat/messages?after=" + "9" * 19])
+def test_the_known_bad_after_values_get_400(visitors, url):
+    chat, _ = visitors
+    resp = chat.get(url)
+    assert resp.status_code == 400 and "after" in resp.get_json()["error"]
+
+
+@pytest.mark.parametrize("next_", ["/%0A", "/inbox%0Ax", "/inbox%0D%0AX-Injected:%201", "/inbox/%E2%80%A8"])
+def test_a_next_with_a_newline_or_control_character_is_ignored_not_a_500(visitors, next_):
+    _, staff = visitors
+    resp = staff.get(f"/login?next={next_}")
+    assert resp.status_code == 302 and resp.headers["Location"] == "/inbox/"
+    assert "X-Injected" not in resp.headers
+
+
+@FUZZ
+@given(route=st.sampled_from(PUBLIC_GETS + STAFF_GETS), query=queries, staff=st.booleans())
+@example(route="/chat/messages", query={"after": "²"}, staff=False)
+@example(route="/chat/messages", query={"after": "9" * 39}, staff=False)
+@example(route="/login", query={"next": "/\n"}, staff=True)
+def test_any_query_on_any_get_route_never_gets_a_5xx(visitors, route, query, staff):
+    chat, admin = visitors
+    client = admin if staff or route in STAFF_GETS else chat
+    resp = client.get(route, query_string=query)
+    event(f"{route} {resp.status_code}")
+    assert resp.status_code < 500, (route, query, resp.status_code, resp.get_data(as_text=True)[:300])
+
+
+phone_payloads = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {"phone": st.one_of(junk, json_values, st.sampled_from(["+18165550177", "816 555 0177", "+1 900 555 0123",
+                                                                "+44 20 7946 0958", "+882 1360 0001", "\ud800"]))},
+        optional={"code": st.one_of(junk, json_values, st.sampled_from(["123456", "１２３４５６", " 1 2 3 4 5 6 "])),
+                  "consent": json_values}),
+)
+
+
+@FUZZ
+@given(payload=phone_payloads)
+def test_any_json_to_the_phone_step_gets_a_reason_never_a_5xx(app, payload):
+    resp = chat_client(app).post("/chat/phone", data=json.dumps(payload), content_type="application/json",
+                                 headers={"Origin": ORIGIN})
+    event(str(resp.status_code))
+    assert resp.status_code in (200, 400, 429), (resp.status_code, resp.get_data(as_text=True)[:300])
+    data = resp.get_json()
+    assert data in ({"sent": True}, {"saved": True}) or (isinstance(data["error"], str) and data["error"])

@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.cli import main
-from bot.models import AuditEvent, ConversationSession, FollowUp, Message, Note, Referral, Resident
+from bot.models import AuditEvent, ConversationSession, FollowUp, Message, Note, PhoneCode, Referral, Resident
 from bot.reports import to_json
 from bot.retention import Purged, parse_age, purge_older_than
 from conftest import RESIDENT, T0, Phone
@@ -120,15 +120,23 @@ def test_an_anonymised_number_texting_again_starts_afresh(rt, three, phone):
 # -- one person, at once --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("data_key", [None, "T3aXiwQMrCJiqYXJddkRgZ60y-Ja-V8tQKjJiYOhKAY="], ids=["plain", "encrypted"])
-def test_purge_resident_forgets_one_person_at_once_with_their_web_chat(env, app, client, rt, phone):
+def test_purge_resident_forgets_one_person_at_once_with_their_web_chat(env, app, client, rt, phone, monkeypatch):
     rid = open_referral(phone, rt)
     phone.text("my boyfriend took my phone")
     add_note(rt, rid, T0)
-    chat = app.test_client()  # the same person, from the web chat, gave the same number
+    monkeypatch.setattr("bot.verify.secrets.randbelow", lambda _n: 246810)  # the code the phone got
+    chat = app.test_client()  # the same person, from the web chat, proved the same number
     chat.post("/chat/messages", json={"text": "I need food"}, headers=ORIGIN)
-    chat.post("/chat/phone", json={"phone": "816-555-0123", "consent": True}, headers=ORIGIN)
+    chat.post("/chat/phone", json={"phone": "816-555-0123"}, headers=ORIGIN)
+    chat.post("/chat/phone", json={"phone": "816-555-0123", "code": "246810", "consent": True}, headers=ORIGIN)
+    stranger = app.test_client()  # someone else typed the number and never had the code
+    stranger.post("/chat/messages", json={"text": "hi"}, headers=ORIGIN)
+    stranger.post("/chat/phone", json={"phone": "816-555-0123"}, headers=ORIGIN)
     Phone(client, OTHER).text("hi")
     person = resident(rt, RESIDENT).id
+    with rt.db.transaction() as s:  # a provider's error text on one of their texts
+        s.execute(update(Message).where(Message.resident_id == person, Message.direction == "out")
+                  .values(error_code=30003, error_message="Unreachable destination handset [number]"))
 
     result = cli(env, "purge", "--resident", "(816) 555-0123", "--dry-run")
     assert result.exit_code == 0 and result.output.startswith("dry run, would purge:"), result.output
@@ -138,7 +146,12 @@ def test_purge_resident_forgets_one_person_at_once_with_their_web_chat(env, app,
     assert "2 residents" in result.output and "1 notes" in result.output
 
     assert resident(rt, RESIDENT) is None
-    assert count(rt, Message.id, Message.body.is_not(None), Message.resident_id != resident(rt, OTHER).id) == 0
+    with rt.db.sessions() as s:
+        stranger_id = s.scalars(select(Resident.id).where(Resident.chat_key.is_not(None))).one()
+    others = (resident(rt, OTHER).id, stranger_id)
+    assert count(rt, Message.id, Message.body.is_not(None), Message.resident_id.not_in(others)) == 0
+    assert count(rt, Message.id, Message.error_message.is_not(None)) == 0
+    assert count(rt, PhoneCode.id) == 0  # the person's code and the stranger's code for their number
     assert count(rt, Message.id, Message.body.is_not(None), Message.resident_id == resident(rt, OTHER).id) > 0
     assert count(rt, Note.id, Note.body.is_not(None)) == 0
     assert count(rt, Referral.id) == 1  # the case stays, for the counts

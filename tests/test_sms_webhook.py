@@ -132,7 +132,7 @@ def test_a_whatsapp_sender_is_understood(client, rt):
         assert s.scalars(select(Message)).first().channel == "whatsapp"
 
 
-@pytest.mark.parametrize("sender, reason", [(None, b"missing From"), ("", b"missing From"),
+@pytest.mark.parametrize("sender, reason", [(None, b"From: missing number"), ("", b"From: missing number"),
                                             ("not a number", b"not a phone number"), ("+1", b"From")])
 def test_a_missing_or_unreadable_sender_gets_400_with_a_reason(phone, sender, reason):
     params = phone.payload("hi", From=sender)

@@ -202,39 +202,16 @@ def test_too_many_messages_get_429(client):
     assert last.status_code == 429 and "wait" in last.get_json()["error"]
 
 
-# -- a number to text back ----------------------------------------------------------------------
-
-def test_consent_is_recorded_with_the_number(app, client, rt):
-    say(client, "I need food")
-    resp = post(client, "/chat/phone", {"phone": "(816) 555-0177", "consent": True})
-    assert resp.status_code == 200 and resp.get_json() == {"saved": True}
-    resident = resident_of(rt, app, client)
-    assert (resident.phone, resident.consent_texts, resident.consent_recorded_at) == ("+18165550177", True, T0)
-    with rt.db.sessions() as s:
-        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "consent.recorded")).one()
-    assert event.resident_id == resident.id and event.detail == {"channel": "web"}
-
-
-def test_a_number_already_texting_us_is_linked_not_copied(app, client, rt):
-    with rt.db.transaction() as s:
-        sms = Resident(phone="+18165550123", channel="sms", created_at=T0)
-        s.add(sms)
-    resp = post(client, "/chat/phone", {"phone": "816-555-0123", "consent": True})
-    assert resp.status_code == 200
-    web = resident_of(rt, app, client)
-    assert web.phone is None and web.consent_texts and web.consent_recorded_at == T0
-    with rt.db.sessions() as s:
-        event = s.scalars(select(AuditEvent).where(AuditEvent.resident_id == web.id)).one()
-    assert event.action == "consent.recorded" and event.detail == {"channel": "web", "phone_resident_id": sms.id}
-
+# -- a number to text back (the two steps and the attacks: tests/test_verified_numbers.py) -----------------
 
 @pytest.mark.parametrize("payload, reason", [
-    ({"phone": "8165550177"}, "consent"),
-    ({"phone": "8165550177", "consent": False}, "consent"),
-    ({"phone": "8165550177", "consent": "true"}, "consent"),
+    ({}, "phone must be a string"),
     ({"phone": "call me", "consent": True}, "phone"),
     ({"phone": 8165550177, "consent": True}, "phone"),
     ({"phone": "1" * 41, "consent": True}, "phone"),
+    ({"phone": "8165550177", "code": "123456"}, "consent"),
+    ({"phone": "8165550177", "code": "123456", "consent": False}, "consent"),
+    ({"phone": "8165550177", "code": "123456", "consent": "true"}, "consent"),
 ])
 def test_bad_phone_requests_get_400(client, rt, payload, reason):
     resp = post(client, "/chat/phone", payload)

@@ -10,7 +10,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from .. import logs
-from ..models import Message, Resident
+from ..models import Message
 from ..outbound import UNDELIVERABLE, apply_error
 from ..phones import BadNumber, mask, split_channel, to_e164
 from ..runtime import runtime
@@ -61,7 +61,7 @@ def inbound() -> Response:
         channel, raw = split_channel(form.get("From", ""))
         phone = to_e164(raw)
     except BadNumber as exc:
-        return Response(f"{exc}\n", 400, mimetype="text/plain")
+        return Response(f"From: {exc}\n", 400, mimetype="text/plain")
     sid = form.get("MessageSid") or form.get("SmsMessageSid")
     if not sid:
         return Response("missing MessageSid\n", 400, mimetype="text/plain")
@@ -111,7 +111,7 @@ def status() -> Response:
             return Response(status=204)
         _advance(msg, new, _int(form.get("ErrorCode")) or None, rt.clock.now())
         if msg.error_code and msg.kind != "notice":
-            apply_error(s.get(Resident, msg.resident_id), msg.error_code, rt.clock.now())
+            apply_error(s, msg.resident_id, msg.error_code, rt.clock.now())
     logs.event("sms.status", sid=sid, status=msg.status, error=msg.error_code or "-")
     return Response(status=204)
 

@@ -15,15 +15,14 @@ from urllib.parse import urlsplit
 
 import yaml
 from flask import Blueprint, Response, jsonify, render_template, request, session
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import TooManyRequests
 
-from .. import logs
+from .. import audit, logs, verify
 from ..limits import limiter
-from ..models import AuditEvent, Message, Resident
-from ..phones import BadNumber, to_e164
+from ..models import Message, Resident
 from ..runtime import runtime
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
@@ -31,12 +30,15 @@ bp = Blueprint("web", __name__, template_folder="templates", static_folder="stat
 
 MAX_TEXT = 2000
 MAX_PHONE = 40
+MAX_CODE = 20
+MAX_ID_DIGITS = 18  # message ids fit a BIGINT; a longer "after" is not one we gave out
 PAGE_SIZE = 50  # messages per poll; the page asks again from the last id it got
 SHOWN_KINDS = {"caseworker": "caseworker", "followup": "bot"}  # never "notice": those are for staff
 # A person typing rarely sends more than a few a minute; an address (a shelter's wifi,
 # a carrier's NAT) may carry many people, so it gets more room.
 PER_VISITOR = "20/minute;200/hour"
 PER_ADDRESS = "120/minute"
+PHONE_PER_ADDRESS = "30/hour"  # codes and tries; each number and visitor also has a daily limit
 NEUTRAL_SITE = "https://www.weather.gov"
 
 SECURITY_HEADERS = {
@@ -63,12 +65,22 @@ class BadRequest(Exception):
 
 # -- the visitor ----------------------------------------------------------------------------
 
-def _chat_key(create: bool = False) -> str | None:
+def _chat_key() -> str | None:
     """The visitor's key from the signed cookie; a forged cookie never got this far."""
     key = session.get("chat_key")
-    if not isinstance(key, str) and create:
-        key = session["chat_key"] = secrets.token_urlsafe(32)
     return key if isinstance(key, str) else None
+
+
+def _live_key() -> str:
+    """The visitor's key while it still names a conversation, else a new one: a key ended by Leave
+    now (or a purge) never names a conversation again, whoever kept a copy of the cookie."""
+    key = _chat_key()
+    if key is not None:
+        with runtime().db.sessions() as s:
+            if s.scalar(select(Resident.id).where(Resident.chat_key == key)) is not None:
+                return key
+    key = session["chat_key"] = secrets.token_urlsafe(32)
+    return key
 
 
 def _visitor() -> str:
@@ -106,6 +118,11 @@ def security_headers(resp: Response) -> Response:
 
 @bp.errorhandler(BadRequest)
 def bad_request(exc: BadRequest) -> Response:
+    return _error(exc.reason, exc.status)
+
+
+@bp.errorhandler(verify.CodeRefused)
+def code_refused(exc: verify.CodeRefused) -> Response:
     return _error(exc.reason, exc.status)
 
 
@@ -169,8 +186,7 @@ def page() -> str:
 @limiter.limit(PER_ADDRESS)
 def post_message() -> Response:
     text = _text_field(_json_object(), "text", MAX_TEXT)
-    handled = runtime().service.handle(channel="web", address=_chat_key(create=True), text=text,
-                                       client=request.remote_addr)
+    handled = runtime().service.handle(channel="web", address=_live_key(), text=text, client=request.remote_addr)
     return jsonify(replies=[r.body for r in handled.replies], options=list(handled.options))
 
 
@@ -178,7 +194,7 @@ def post_message() -> Response:
 def new_messages() -> Response:
     """What reached this visitor outside their own POSTs: caseworker replies, check-ins."""
     after = request.args.get("after", "0")
-    if not after.isdigit():
+    if not (after.isascii() and after.isdigit() and len(after) <= MAX_ID_DIGITS):
         raise BadRequest("after must be a message id")
     key, out = _chat_key(), []
     if key:
@@ -196,47 +212,33 @@ def new_messages() -> Response:
 @bp.post("/chat/phone")
 @limiter.limit(PER_VISITOR, key_func=_visitor)
 @limiter.limit(PER_ADDRESS)
+@limiter.limit(PHONE_PER_ADDRESS)
 def save_phone() -> Response:
-    """A number for a caseworker to text back, with the visitor's explicit consent."""
+    """A number for a caseworker to text back, in two steps: {"phone"} texts a code to it;
+    {"phone", "code", "consent": true} proves it, and only then is it used (see bot/verify.py)."""
     data = _json_object()
+    phone = _text_field(data, "phone", MAX_PHONE)
+    if "code" not in data:
+        verify.request_code(runtime(), _live_key(), phone)
+        return jsonify(sent=True)
     if data.get("consent") is not True:
         raise BadRequest("consent must be true")
-    try:
-        phone = to_e164(_text_field(data, "phone", MAX_PHONE))
-    except BadNumber:
-        raise BadRequest("phone is not a phone number") from None
-    key = _chat_key(create=True)
-    try:
-        _record_consent(key, phone)
-    except IntegrityError:  # another visitor saved the same number at the same moment
-        _record_consent(key, phone)
+    code = _text_field(data, "code", MAX_CODE)
+    verify.confirm_code(runtime(), _chat_key(), phone, code)
     return jsonify(saved=True)
-
-
-def _record_consent(key: str, phone: str) -> None:
-    """Store the number on the visitor, or link to the resident who already has it.
-
-    A number belongs to one resident (`phone_lookup` is unique): when it already belongs to someone (they
-    texted us before), the number stays in one place and the consent event points
-    at that resident, so a caseworker texts them in the thread that already exists.
-    """
-    now = runtime().clock.now()
-    with runtime().db.transaction() as s:
-        # The service's own create-and-lock, so a first message racing this one is harmless.
-        resident = runtime().service.lock_resident(s, "web", key, now)
-        owner = s.scalars(select(Resident).where(Resident.with_phone(phone)).order_by(Resident.id)).first()
-        detail: dict[str, Any] = {"channel": "web"}
-        if owner is None or owner.id == resident.id:
-            resident.phone = phone
-        else:
-            detail["phone_resident_id"] = owner.id
-        resident.consent_texts, resident.consent_recorded_at = True, now
-        s.add(AuditEvent(at=now, action="consent.recorded", resident_id=resident.id, detail=detail))
-    logs.event("chat.consent_recorded", resident=resident.id, linked="phone_resident_id" in detail)
 
 
 @bp.post("/chat/leave")
 def leave() -> Response:
-    """Leave now: forget the visitor in this browser. The record stays for the caseworkers."""
+    """Leave now: end this browser's conversation on the server too. Its key is revoked, so a copy of
+    the cookie reads nothing and writes nothing; the record stays for the caseworkers."""
+    key = _chat_key()
+    if key is not None:
+        rt = runtime()
+        with rt.db.transaction() as s:
+            left = s.scalar(update(Resident).where(Resident.chat_key == key).values(chat_key=None)
+                            .returning(Resident.id))
+            if left is not None:
+                audit.record(s, "chat.left", rt.clock.now(), resident_id=left)
     session.clear()
     return Response(status=204)

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from .. import audit
-from ..models import Caseworker, FollowUp, Message, Note, Referral
+from ..models import Caseworker, FollowUp, Message, Note, Referral, Resident
 from ..runtime import Runtime
 from ..service import OPEN_REFERRAL, clean
 from ..triage import QUEUE_ORDER
@@ -107,7 +107,7 @@ def open_thread(rt: Runtime, referral_id: int, me: int) -> Thread:
 
 def _referral(s: Session, referral_id: int, lock: bool = True) -> Referral:
     query = (select(Referral).where(Referral.id == referral_id)
-             .options(joinedload(Referral.resident), joinedload(Referral.assigned_to)))
+             .options(joinedload(Referral.resident).joinedload(Resident.linked), joinedload(Referral.assigned_to)))
     # FOR UPDATE OF referrals: PostgreSQL will not lock the nullable side of the joined rows
     referral = s.scalar(query.with_for_update(of=Referral) if lock else query)
     if referral is None:

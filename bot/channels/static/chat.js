@@ -139,15 +139,36 @@
     location.replace(this.href);
   });
 
-  document.getElementById("phone-form").addEventListener("submit", function (e) {
+  // A number for a caseworker to text: first a code is texted to it, then the code proves it.
+  var phoneForm = document.getElementById("phone-form");
+  var codeForm = document.getElementById("code-form");
+  var phoneOut = document.getElementById("phone-status");
+  var codeOut = document.getElementById("code-status");
+  var asked = "";  // the number the last code went to
+
+  phoneForm.addEventListener("submit", function (e) {
     e.preventDefault();
-    var out = document.getElementById("phone-status");
     var phone = document.getElementById("phone").value;
-    if (!document.getElementById("consent").checked) { out.textContent = t("need_consent"); return; }
-    call("POST", "/chat/phone", {phone: phone, consent: true}).then(function () {
-      out.textContent = t("saved");
+    if (!document.getElementById("consent").checked) { phoneOut.textContent = t("need_consent"); return; }
+    call("POST", "/chat/phone", {phone: phone}).then(function () {
+      asked = phone;
+      phoneOut.textContent = t("code_sent");
+      codeOut.textContent = "";
+      codeForm.hidden = false;
+      document.getElementById("code").focus();
     }, function (code) {
-      out.textContent = t(code === 400 ? "bad_phone" : code === 429 ? "busy" : "failed");
+      phoneOut.textContent = t(code === 400 ? "bad_phone" : code === 429 ? "code_limit" : "failed");
+    });
+  });
+
+  codeForm.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var typed = document.getElementById("code").value;
+    call("POST", "/chat/phone", {phone: asked, code: typed, consent: true}).then(function () {
+      codeForm.hidden = true;
+      phoneOut.textContent = t("saved");
+    }, function (code) {
+      codeOut.textContent = t(code === 400 ? "bad_code" : code === 429 ? "code_limit" : "failed");
     });
   });
 
