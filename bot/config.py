@@ -67,6 +67,7 @@ class Settings:
     web_referrals_per_hour: int = 5  # per client address; more still open, one tier lower (bot/triage.py)
     service_area_miles: int = SERVICE_AREA_MILES
     allowed_countries: frozenset[str] = frozenset({"US"})
+    fold_accents: bool = True   # FOLD_ACCENTS: á í ó ú unaccented by SMS when it saves a segment
     environment: str = "development"
 
     @property
@@ -178,6 +179,17 @@ def _readable(env: dict[str, str], name: str, default: Path, want_dir: bool) -> 
     return path
 
 
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be on or off (1 or 0), got {raw!r}")
+
+
 def _timezone(env: dict[str, str]) -> ZoneInfo:
     name = env.get("PROGRAM_TIMEZONE") or "America/Chicago"
     try:
@@ -275,6 +287,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         web_referrals_per_hour=_int(env, "WEB_REFERRALS_PER_HOUR", 5, minimum=1),
         service_area_miles=_int(env, "SERVICE_AREA_MILES", SERVICE_AREA_MILES, minimum=1),
         allowed_countries=_countries(env),
+        fold_accents=_flag(env, "FOLD_ACCENTS", True),
         environment=_environment(env),
         **_twilio(env),
     )

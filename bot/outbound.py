@@ -22,7 +22,7 @@ from .contact import may_text_first
 from .db import Database
 from .models import Message, Resident
 from .phones import mask, strip_numbers
-from .segments import segments
+from .segments import segments, to_gsm
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class Outbound:
                      flush: bool = True) -> Message:
         """Store the answer to an inbound text; it leaves as TwiML (or JSON for web chat).
         With flush=False the caller flushes (once for all the replies) before it reads their ids."""
+        body = self.as_sent(body, by_sms=inbound.channel != "web")
         msg = Message(resident_id=resident.id, direction="out", channel=inbound.channel, kind="reply",
                       body=body, status="queued" if inbound.channel != "web" else "delivered",
                       segments=segments(body), in_reply_to_id=inbound.id, created_at=self.clock.now(),
@@ -136,18 +137,22 @@ class Outbound:
         The attempt is stored (committed) before the text leaves, the outcome after. `on_recorded`
         runs inside the transaction that stores the outcome, so a caller's own row (a follow-up)
         commits together with the message's status."""
-        msg, phone = self._record_attempt(resident_id, record_as or body, segments(body), kind, referral_id,
-                                          caseworker_id, to)
+        msg, phone = self._record_attempt(resident_id, body, record_as, kind, referral_id, caseworker_id, to)
         if msg.status != "sending":
             if on_recorded is not None:
                 with self.db.transaction() as session:
                     on_recorded(session, msg)
             return msg
-        result = self.sender.send(to or phone, body, self.status_callback())
+        result = self.sender.send(to or phone, self.as_sent(body, by_sms=True), self.status_callback())
         return self._record_result(msg, resident_id, result, own_number=to is None, on_recorded=on_recorded)
 
-    def _record_attempt(self, resident_id: int, body: str, parts: int, kind: str, referral_id: int | None,
-                        caseworker_id: int | None, to: str | None) -> tuple[Message, str | None]:
+    def as_sent(self, body: str, *, by_sms: bool) -> str:
+        """The text as it leaves: by SMS in its GSM-7 form where that saves a segment (segments.to_gsm)."""
+        return to_gsm(body, fold_accents=self.settings.fold_accents) if by_sms else body
+
+    def _record_attempt(self, resident_id: int, body: str, record_as: str | None, kind: str,
+                        referral_id: int | None, caseworker_id: int | None,
+                        to: str | None) -> tuple[Message, str | None]:
         """Store the text as `sending` (or why it is not sent); return it and the number it goes to."""
         now = self.clock.now()
         with self.db.transaction() as session:
@@ -165,9 +170,11 @@ class Outbound:
             status = "skipped_opted_out" if opted_out else "sending" if phone else "delivered"
             if status == "sending" and to is None and not _may_text_first(resident, now):
                 status = "held_contact_preference"  # "don't text me first": only within a day of her own text
+            sent = self.as_sent(body, by_sms=phone is not None)
             msg = Message(resident_id=resident_id, direction="out",
                           channel="sms" if phone or resident is None else resident.channel, kind=kind,
-                          body=body, status=status, segments=parts, referral_id=referral_id,
+                          body=self.as_sent(record_as or body, by_sms=phone is not None), status=status,
+                          segments=segments(sent), referral_id=referral_id,
                           caseworker_id=caseworker_id, created_at=now, updated_at=now)
             session.add(msg)
         if status in ("skipped_opted_out", "held_contact_preference"):

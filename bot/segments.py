@@ -12,10 +12,32 @@ GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
 
+# Look-alikes a phone keyboard or a word processor puts in (a caseworker's "I’m"), as their GSM-7
+# form: one of them would make a whole text UCS-2, 70 characters a segment instead of 160.
+_LOOKALIKES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+                             "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"',
+                             "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+                             "\u2015": "-", "\u2212": "-", "\u2026": "...", "\u00a0": " ", "\u2009": " ",
+                             "\u202f": " ", "\u00b7": "-", "\u2022": "-"})
+# Spanish vowels with an acute accent are not GSM-7 (é is): unaccented, a Spanish text stays GSM-7.
+_ACUTE = str.maketrans("áíóúÁÍÓÚ", "aiouAIOU")
+
 
 def is_gsm7(text: str) -> bool:
     """True when every character fits the GSM-7 alphabet (basic or extension)."""
     return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+
+
+def to_gsm(text: str, *, fold_accents: bool = True) -> str:
+    """A text as it goes out by SMS: look-alike quotes, dashes, ellipses and spaces as their GSM-7
+    forms; and á, í, ó, ú unaccented when that alone makes the text GSM-7 and saves a segment
+    (é, ñ, ü, ¿ and ¡ are GSM-7 and stay). `fold_accents=False` keeps every accent (FOLD_ACCENTS)."""
+    text = text.translate(_LOOKALIKES)
+    if fold_accents and not is_gsm7(text):
+        folded = text.translate(_ACUTE)
+        if is_gsm7(folded) and segments(folded) < segments(text):
+            return folded
+    return text
 
 
 def segments(text: str) -> int:

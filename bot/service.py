@@ -71,6 +71,7 @@ class _Inputs:
     state: dict | None
     inbound: eng.Inbound
     ctx: eng.Context
+    channel: str
 
 
 def clean(text: str | None) -> str:
@@ -130,7 +131,8 @@ class Service:
         referral = self._open_referral(s, resident.id)
         on_duty = anyone_on_duty(s, self.settings, now)
         ctx = self._context(s, resident, referral, now, first_contact=first_contact, on_duty=on_duty)
-        inputs = _Inputs(conv.state or None, eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword), ctx)
+        inputs = _Inputs(conv.state or None, eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword), ctx,
+                         channel)
         outcome = self.engine.step(inputs.state, inputs.inbound, ctx)
         if referral is not None:
             inbound.referral_id = referral.id
@@ -182,14 +184,15 @@ class Service:
         again = self.engine.step(inputs.state, inputs.inbound, replace(inputs.ctx, availability=who))
         if len(again.replies) != len(handled.replies):
             return
-        changed = [(reply.id, text) for reply, text in zip(handled.replies, again.replies) if reply.body != text]
+        sent = [self.outbound.as_sent(text, by_sms=inputs.channel != "web") for text in again.replies]
+        changed = [(reply.id, text) for reply, text in zip(handled.replies, sent) if reply.body != text]
         if changed:
             messages = Message.__table__   # Core: the ORM's session sync would compare the encrypted body
             with self.db.transaction() as s:
                 for message_id, text in changed:
                     s.execute(update(messages).where(messages.c.id == message_id)
                               .values(body=text, segments=segments(text)))
-            handled.replies = [Reply(r.id, t) for r, t in zip(handled.replies, again.replies)]
+            handled.replies = [Reply(r.id, t) for r, t in zip(handled.replies, sent)]
 
     def _warn_unnotified(self, referral_ids: list[int]) -> None:
         """An urgent referral that told nobody (no one on duty, no text reached the person on call)."""
