@@ -344,6 +344,14 @@ class Matcher:
             return category
         return self._by_words(norm, options)
 
+    def named_option(self, text: str, options: Sequence[tuple[str, Sequence[str]]]) -> str | None:
+        """The one option whose words (or phrases) a message uses, spelling corrected as for needs:
+        "my tooth hurts" names teeth. None when it names no option or several."""
+        said = f" {' '.join(self._speller.correct(t) for t in self._tokens(text))} "
+        named = [value for value, words in options
+                 if any(f" {' '.join(self._tokens(spelling))} " in said for word in words for spelling in expand(word))]
+        return named[0] if len(named) == 1 else None
+
     def zip_code(self, text: str) -> str | None:
         """The first 5-digit ZIP in the text (ZIP+4 accepted); phone numbers are not ZIPs."""
         for match in _ZIP.finditer(text):
@@ -430,7 +438,8 @@ def _number_words(entries: Mapping[Any, Any], where: str) -> dict[str, int]:
 
 
 def _language_words(common: Mapping[str, set[str]], category: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:
-    """Each language's everyday and need words, minus those the other language also uses."""
-    words = {lang: common[lang] | category[lang] for lang in LANGUAGES}
+    """Each language's everyday and need words, minus those the other language also uses (and numbers:
+    "3" belongs to no language)."""
+    words = {lang: {w for w in common[lang] | category[lang] if not w.isdigit()} for lang in LANGUAGES}
     shared = words["en"] & words["es"]
     return {lang: frozenset(words[lang] - shared) for lang in LANGUAGES}

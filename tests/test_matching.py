@@ -85,6 +85,17 @@ def test_the_spelling_step_never_changes_a_real_word_but_fixes_a_typo_or_a_word_
     assert speller.correct("evicshunz") == "evicshunz"
 
 
+def test_named_option_is_the_one_option_a_whole_message_uses(matcher):
+    options = [("body", ["doctor", "fever"]), ("teeth", ["tooth", "root canal", "(dentist|dentista)"]),
+               ("mind", ["depressed"])]
+    assert matcher.named_option("my toth hurts so bad", options) == "teeth"   # spelling corrected as for needs
+    assert matcher.named_option("i need a root canal", options) == "teeth"
+    assert matcher.named_option("necesito un dentista", options) == "teeth"
+    assert matcher.named_option("my tooth hurts and im depressed", options) is None
+    assert matcher.named_option("canal", options) is None
+    assert matcher.named_option("3", options) is None
+
+
 def test_expand_alternatives_and_optional_groups():
     assert expand("lights (got|) (cut|shut) off") == [
         "lights got cut off", "lights got shut off", "lights cut off", "lights shut off"]
