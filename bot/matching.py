@@ -136,13 +136,15 @@ class Speller:
         if len(token) < self._min_length or token in self._known or not token.isalpha():
             return token
         found = self._nearest(token)
-        heard = next((ending for ending in _HEARD_ENDINGS if token.endswith(ending[0])), None)
-        if found == token and heard:
-            return self._nearest(token[:-len(heard[0])] + heard[1], unchanged=token)
-        return found
+        if found != token:
+            return found
+        for heard, written in _HEARD_ENDINGS:
+            if token.endswith(heard):
+                return self._nearest(token[:-len(heard)] + written, unchanged=token)
+        return token
 
     def _nearest(self, token: str, unchanged: str | None = None) -> str:
-        """The target one plausible typo from `token`, else `unchanged` (the token itself)."""
+        """The target one plausible typo from `token`, else `unchanged` (by default the token itself)."""
         if len(token) <= 4:
             scorer, cutoff = Indel.distance, 1
         else:
