@@ -571,6 +571,8 @@ class Engine:
         target_flow, target = route
         if target_flow is not flow and target_flow.category:
             turn.state.vars["category"] = target_flow.category
+        if target_flow is not flow:
+            self._foresee(turn, target_flow)
         self._enter(turn, target_flow, target)
 
     def _parse(self, turn: _Turn, step: Ask) -> tuple[Flow, str | None] | None:
@@ -581,9 +583,7 @@ class Engine:
             if option is None:
                 return None
             self._save(turn, step, option.value)
-            if option.go:
-                return self.flows.flows[option.go], self.flows.flows[option.go].start
-            return flow, option.next
+            return self._route(flow, option)
         if step.kind == "zip":
             return self._parse_zip(turn, step, flow)
         value = self._value(step, turn.text)
@@ -621,6 +621,12 @@ class Engine:
         choices = [(o.value, (*o.label.values(), *o.words)) for o in step.options]
         value = self.matcher.choice(text, choices) or self.matcher.category(text)
         return next((o for o in step.options if o.value == value), None)
+
+    def _route(self, flow: Flow, option: Option) -> tuple[Flow, str | None]:
+        """Where a menu option leads: a step of this flow, or the start of another."""
+        if option.go:
+            return self.flows.flows[option.go], self.flows.flows[option.go].start
+        return flow, option.next
 
     def _save(self, turn: _Turn, step: Ask, value: Any) -> None:
         if step.save:
@@ -699,7 +705,16 @@ class Engine:
     def _begin(self, turn: _Turn, flow: Flow) -> None:
         if flow.category:
             turn.state.vars["category"] = flow.category
+        self._foresee(turn, flow)
         self._enter(turn, flow, flow.start)
+
+    def _foresee(self, turn: _Turn, flow: Flow) -> None:
+        """The words that named the need may answer a later menu too ("toothache": teeth, not
+        body or mind): a menu with `skip_if_known` keeps the option they name as its answer."""
+        for step in flow.steps.values():
+            if isinstance(step, Ask) and step.kind == "menu" and step.skip_if_known and step.save:
+                named = self.matcher.named_option(turn.text, [(o.value, o.words) for o in step.options])
+                turn.state.vars[step.save] = named
 
     def _enter(self, turn: _Turn, flow: Flow, step_id: str | None) -> None:
         """Run steps from `step_id` until a question (wait for the answer) or the end."""
@@ -722,6 +737,12 @@ class Engine:
                 turn.state.flow, turn.state.step, turn.state.misses = flow.name, step.id, 0
                 self._ask(turn, step)
                 return
+            if isinstance(step, Ask) and step.kind == "menu":   # answered by the words that named the need
+                option = next(o for o in step.options if o.value == turn.state.vars.get(step.save or ""))
+                flow, step_id = self._route(flow, option)
+                if flow.category:
+                    turn.state.vars["category"] = flow.category
+                continue
             if isinstance(step, Refer) and not self._refer(turn, step):
                 if step.empty:
                     step_id = step.empty
@@ -740,10 +761,12 @@ class Engine:
         return {"can_text": turn.ctx.can_text and turn.preference == ContactPreference.ANY}[condition]
 
     def _known(self, turn: _Turn, step: Ask) -> bool:
-        """A ZIP question we can skip: we know the ZIP already."""
+        """A question we can skip: we know the ZIP already, or the words that named the need chose an option."""
         if step.kind == "zip" and step.skip_if_known and turn.zip:
             turn.state.vars["zip"] = turn.zip
             return True
+        if step.kind == "menu" and step.skip_if_known:
+            return any(o.value == turn.state.vars.get(step.save or "") for o in step.options)
         return False
 
     def _act(self, turn: _Turn, step: Step) -> None:

@@ -549,6 +549,8 @@ def _load_ask(check: _Checker, path: tuple, raw: dict, base: dict) -> Step:
         check.error(path, "a yes_no question needs if_yes and if_no steps (or a next)")
     elif kind != "yes_no" and on:
         check.error(path, "only yes_no questions route with if_yes / if_no")
+    if kind == "menu" and raw.get("skip_if_known") and not raw.get("save"):
+        check.error(path, "a menu with skip_if_known needs save: (where the answer its words chose is kept)")
     step = Ask(kind=kind, hint=check.text(raw.get("hint"), path + ("hint",), required=False),
                options=options, on=on,
                save=_str_or_none(raw.get("save")), skip_if_known=bool(raw.get("skip_if_known")),

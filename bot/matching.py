@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel
+from wordfreq import get_frequency_dict
 
 VOCABULARY_PATH = Path(__file__).resolve().parent.parent / "flows" / "vocabulary.yaml"
 CATEGORIES = ("housing", "food", "health", "legal", "recovery", "safety", "violence", "loss")
@@ -99,13 +100,24 @@ def strings(value: Any, where: str) -> list[str]:
     return value
 
 
+@lru_cache(maxsize=1)
+def everyday_words() -> frozenset[str]:
+    """English and Spanish words in everyday use (once per million words or more: wordfreq's
+    "small" lists), normalised as messages are. A real word is never taken for a misspelt need
+    word: "door" stays "door", not "dolor" (pain)."""
+    return frozenset(word for lang in LANGUAGES for listed in get_frequency_dict(lang, wordlist="small")
+                     if (word := normalize(listed)).isalpha())
+
+
 class Speller:
     """Puts a misspelt word back to the vocabulary word it is one typo from (two for long words).
 
     Conservative on purpose, because a wrong guess turns an ordinary word into a need
-    ("used" is not "sued"): words in `known` are never changed; the first letter must
-    match (or the first two be swapped); a changed letter must be a neighbour on a
-    keyboard or a phone keypad; a short word only loses, gains or swaps letters.
+    ("used" is not "sued", "door" is not "dolor"): words in `known` are never changed; the
+    first letter must match (or the first two be swapped); a changed letter must be a
+    neighbour on a keyboard or a phone keypad, or sound alike; a short word only loses,
+    gains or swaps letters. A word spelt by ear ("evicshun") is tried with the usual
+    spelling of its ending.
     """
 
     def __init__(self, targets: Iterable[str], known: Iterable[str] = (), min_length: int = 3) -> None:
@@ -123,6 +135,16 @@ class Speller:
     def _correct(self, token: str) -> str:
         if len(token) < self._min_length or token in self._known or not token.isalpha():
             return token
+        found = self._nearest(token)
+        if found != token:
+            return found
+        for heard, written in _HEARD_ENDINGS:
+            if token.endswith(heard):
+                return self._nearest(token[:-len(heard)] + written, unchanged=token)
+        return token
+
+    def _nearest(self, token: str, unchanged: str | None = None) -> str:
+        """The target one plausible typo from `token`, else `unchanged` (by default the token itself)."""
         if len(token) <= 4:
             scorer, cutoff = Indel.distance, 1
         else:
@@ -132,7 +154,7 @@ class Speller:
             if (distance < 2 or len(target) >= 10) and _plausible_typo(token, target):
                 return target
         swapped = self._anagrams.get("".join(sorted(token))) if len(token) <= 4 else None
-        return swapped if swapped and _plausible_typo(token, swapped) else token
+        return swapped if swapped and _plausible_typo(token, swapped) else unchanged or token
 
 
 def _plausible_typo(token: str, target: str) -> bool:
@@ -146,7 +168,8 @@ def _plausible_typo(token: str, target: str) -> bool:
 
 def _neighbours() -> dict[str, frozenset[str]]:
     """Letters next to each other on a QWERTY keyboard or on the same key of a phone keypad,
-    and letters that sound alike to someone who spells by ear ("balasera", "violensia")."""
+    and letters that sound alike to someone who spells by ear ("balasera", "violensia",
+    "docter": an unstressed vowel can be any vowel)."""
     rows = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
     near: dict[str, set[str]] = {c: set() for row in rows for c in row}
     for r, row in enumerate(rows):
@@ -156,13 +179,16 @@ def _neighbours() -> dict[str, frozenset[str]]:
                 for other in rows[r + 1][max(c - 1, 0):c + 1]:
                     near[key].add(other)
                     near[other].add(key)
-    for group in ("abc", "def", "ghi", "jkl", "mno", "pqrs", "tuv", "wxyz", "csz", "ck", "kq", "bv", "iy", "gj"):
+    for group in ("abc", "def", "ghi", "jkl", "mno", "pqrs", "tuv", "wxyz", "csz", "ck", "kq", "bv", "iy", "gj",
+                  "aeiou"):
         for key in group:
             near[key].update(group)
     return {key: frozenset(others - {key}) for key, others in near.items()}
 
 
 _NEIGHBOURS = _neighbours()
+# Endings written as they sound, and their spelling: "evicshun", "medicashun", "addicshon".
+_HEARD_ENDINGS = (("shun", "tion"), ("shon", "tion"), ("chun", "tion"))
 
 
 class Matcher:
@@ -177,7 +203,7 @@ class Matcher:
         protected = _words(strings(vocabulary.get("protected"), f"{source}: protected"))
         self._phrases, category_words = self._build_categories(section(vocabulary, "categories", source), source)
         self._lengths = _lengths_by_first_word(self._phrases)
-        known = protected | self._skip | self._fillers | common_words["en"] | common_words["es"]
+        known = protected | self._skip | self._fillers | common_words["en"] | common_words["es"] | everyday_words()
         self._speller = Speller(set().union(*category_words.values()), known)
         self._global = self._build_global(section(vocabulary, "global", source), source)
         self._global_speller = Speller((p for p in self._global if " " not in p), known)
@@ -321,6 +347,14 @@ class Matcher:
             return category
         return self._by_words(norm, options)
 
+    def named_option(self, text: str, options: Sequence[tuple[str, Sequence[str]]]) -> str | None:
+        """The one option whose words (or phrases) a message uses, spelling corrected as for needs:
+        "my tooth hurts" names teeth. None when it names no option or several."""
+        said = f" {' '.join(self._speller.correct(t) for t in self._tokens(text))} "
+        named = [value for value, words in options
+                 if any(f" {' '.join(self._tokens(spelling))} " in said for word in words for spelling in expand(word))]
+        return named[0] if len(named) == 1 else None
+
     def zip_code(self, text: str) -> str | None:
         """The first 5-digit ZIP in the text (ZIP+4 accepted); phone numbers are not ZIPs."""
         for match in _ZIP.finditer(text):
@@ -407,7 +441,8 @@ def _number_words(entries: Mapping[Any, Any], where: str) -> dict[str, int]:
 
 
 def _language_words(common: Mapping[str, set[str]], category: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:
-    """Each language's everyday and need words, minus those the other language also uses."""
-    words = {lang: common[lang] | category[lang] for lang in LANGUAGES}
+    """Each language's everyday and need words, minus those the other language also uses (and numbers:
+    "3" belongs to no language)."""
+    words = {lang: {w for w in common[lang] | category[lang] if not w.isdigit()} for lang in LANGUAGES}
     shared = words["en"] & words["es"]
     return {lang: frozenset(words[lang] - shared) for lang in LANGUAGES}

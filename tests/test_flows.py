@@ -247,6 +247,13 @@ def test_yes_no_without_both_routes(flows_copy):
     assert (issue.line, issue.step) == (line_of(safety, "safe_now:"), "safe_now")
 
 
+def test_menu_skipped_by_the_words_needs_a_place_to_keep_its_answer(flows_copy):
+    health = flows_copy / "health.yaml"
+    edit(health, "    save: health_kind\n", "")
+    issue = only_error(flows_copy, "skip_if_known needs save")
+    assert (issue.line, issue.step) == (line_of(health, "  kind:"), "kind")
+
+
 def test_unknown_question_kind(flows_copy):
     legal = flows_copy / "legal.yaml"
     edit(legal, "ask: zip", "ask: postcode")
