@@ -173,7 +173,8 @@ class Outbound:
             sent = self.as_sent(body, by_sms=phone is not None)
             msg = Message(resident_id=resident_id, direction="out",
                           channel="sms" if phone or resident is None else resident.channel, kind=kind,
-                          body=self.as_sent(record_as or body, by_sms=phone is not None), status=status,
+                          body=record_as if record_as is not None else self.as_sent(body, by_sms=phone is not None),
+                          status=status,
                           segments=segments(sent), referral_id=referral_id,
                           caseworker_id=caseworker_id, created_at=now, updated_at=now)
             session.add(msg)
