@@ -137,8 +137,30 @@ def check() -> None:
         click.echo(str(issue), err=True)
     errors = sum(1 for i in issues if i.level == "error")
     warnings = len(issues) - errors + _warn_stale(settings, directory)
+    if not errors:
+        warnings += _lengths(settings)
     click.echo(f"{len(directory.services)} services, {errors} error(s), {warnings} warning(s)")
     sys.exit(1 if errors else 0)
+
+
+def _lengths(settings: Settings) -> int:
+    """Print the mean and the longest reply in SMS segments, per language; warn past the aim."""
+    from .clock import Clock
+    from .lengths import MAX_MEAN, MAX_SEGMENTS, measure, reference_time
+    from .runtime import Runtime
+
+    rt = Runtime.build(settings)
+    try:
+        measured = measure(rt.engine, reference_time(Clock().now(), rt.engine), rt.directory.home_zip,
+                           fold_accents=settings.fold_accents)
+    finally:
+        rt.db.dispose()
+    for lengths in measured:
+        click.echo(f"replies {lengths}")
+        if not lengths.ok:
+            click.echo(f"{settings.flows_dir}: warning: {lengths.lang} replies should average at most "
+                       f"{MAX_MEAN} SMS segments, none over {MAX_SEGMENTS}", err=True)
+    return sum(not lengths.ok for lengths in measured)
 
 
 def _warn_stale(settings: Settings, directory: Directory) -> int:

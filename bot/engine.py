@@ -306,6 +306,48 @@ class Engine:
         saved = _State.load(state, self.languages)
         return bool(saved and saved.holding(now))
 
+    def every_reply(self, lang: str, now: datetime, zip_code: str | None) -> list[tuple[str, str]]:
+        """(where, text) for every reply the bot can send in `lang`: each system text (a {promise} in
+        each of its forms), each flow text and question, and each list of places from `zip_code` at
+        `now`. What `peaceline check` measures in SMS segments."""
+        later = Availability(on_duty=False, next_open=(now + timedelta(days=2)).astimezone(self.tz)
+                             .replace(hour=9, minute=0))
+        situations = [Context(now=now, zip_code=zip_code), Context(now=now, zip_code=zip_code, availability=later),
+                      Context(now=now, zip_code=zip_code, availability=replace(later, on_call_told=True)),
+                      Context(now=now, zip_code=zip_code, contact_preference=ContactPreference.REPLY_ONLY)]
+        out: list[tuple[str, str]] = []
+
+        def said(where: str, say: Any, *, promised: bool) -> None:
+            for ctx in situations if promised else situations[:1]:
+                turn = _Turn(_State(lang=lang), ctx, "")
+                say(turn)
+                out.extend((where, reply) for reply in turn.replies)
+
+        need = max((o.label.get(lang, "") for o in self.intake.steps[MENU_STEP].options), key=len)  # type: ignore[union-attr]
+        kinds = [M.crisis(k) for k in M.CRISIS_KINDS] + [M.hold(k) for k in M.CRISIS_KINDS]
+        for key in (*M.REPLIES, *kinds):
+            promised = "{promise}" in self.flows.messages[key].get(lang, "")
+            said(key, lambda t, key=key: self._say(t, key, promise=promised, need=need, code="123456"),
+                 promised=promised)
+        for flow in self.flows.flows.values():
+            for step in flow.steps.values():
+                self._every_step_reply(flow, step, said)
+        return out
+
+    def _every_step_reply(self, flow: Flow, step: Step, said: Any) -> None:
+        where = f"{flow.name}.{step.id}"
+        if isinstance(step, Ask):
+            said(where, lambda t: self._ask(t, step), promised=False)
+            if step.hint:
+                said(f"{where} (hint)", lambda t: self._ask(t, step, header=step.hint) if step.kind == "menu"
+                     else self._say_text(t, step.hint), promised=False)
+        elif isinstance(step, Handoff):
+            said(where, lambda t: self._handoff(t, step.reason, urgent=step.urgent, text=step.text), promised=True)
+        elif isinstance(step, Refer):
+            said(where, lambda t: self._refer(t, step), promised=False)
+        elif isinstance(step, (Say, FollowUp)) and step.text:
+            said(where, lambda t: self._say_text(t, step.text), promised=False)
+
     # -- the order of checks ------------------------------------------------------------
 
     def _step(self, raw: dict | None, inbound: Inbound, ctx: Context) -> Outcome:

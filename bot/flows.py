@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from bot.segments import segments
+from bot.segments import segments, to_gsm
 
 SPEC_VERSION = 1
 MESSAGES_FILE = "messages.yaml"
@@ -95,9 +95,15 @@ class M:
     PART_AFTERNOON = "part_afternoon"
     DAY_NAMES = "day_names"   # Monday..Sunday, apart by spaces
     DAY_SHORT = "day_short"   # Mon..Sun, apart by spaces
+    PHONE_CODE = "phone_code"   # the web chat's one-time code
     CRISIS_KINDS = ("self_harm", "violence", "abuse", "overdose")
     # Questions the bot asks in system texts: checked like flow questions (no carrier keywords).
     QUESTIONS = (TWO_MISSES, PERSON_OFFER, CHECKIN, NEXT_NEED_OFFER)
+    # System texts sent as whole replies (the rest are parts of other texts, or go to staff):
+    # what `peaceline check` measures, with the flows' own texts and lists.
+    REPLIES = (GREETING, THANKS, WELCOME_BACK, RESTARTED, NOT_UNDERSTOOD, TEXT_ONLY, TWO_MISSES, PERSON_OFFER,
+               TRY_AGAIN, OFFER_DECLINED, HANDOFF, HANDOFF_WAITING, HANDOFF_ENDED, STOP, START, HELP, CRISIS,
+               NO_RESOURCES, CHECKIN, CHECKIN_GOT_HELP, CHECKIN_NOT_YET, REPLY_ONLY_ACK, NEXT_NEED_OFFER, PHONE_CODE)
 
     @classmethod
     def crisis(cls, kind: str) -> str:
@@ -351,8 +357,8 @@ class _Checker:
         return texts
 
     def length(self, value: str, path: tuple, lang: str) -> None:
-        """Error over four SMS segments, warning over two."""
-        count = segments(value)
+        """Error over four SMS segments, warning over two, counted as the text goes out by SMS."""
+        count = segments(to_gsm(value))
         if count > SEGMENTS_MAX:
             self.error(path, f"{lang} text is {count} SMS segments (at most {SEGMENTS_MAX})")
         elif count > SEGMENTS_WARN:

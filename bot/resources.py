@@ -422,6 +422,8 @@ class Directory:
         self._split = lru_cache(maxsize=2 * ORDERS_CACHED)(self._split_uncached)
         own_zips = Counter(loc.addresses[0].postal_code[:5] for s in active for loc in s.locations)
         self.center = _center(own_zips)
+        # the ZIP most of its places are in: where `peaceline check` measures the lists from
+        self.home_zip = own_zips.most_common(1)[0][0] if own_zips else None
         self._rank_from_own_zips(own_zips)
 
     def _rank_from_own_zips(self, zips: Counter[str]) -> None:
@@ -545,7 +547,9 @@ class Directory:
         address = None
         if service.locations and not confidential:
             first = service.locations[order.nearest.get(j, 0)].addresses[0]
-            address = f"{first.address_1}, {first.city} {first.postal_code[:5]}"
+            # street and ZIP: the city is the program's own (and a ZIP tells Kansas City, KS from MO),
+            # and 13 characters a place keep a list of three in two SMS segments
+            address = f"{first.address_1}, {first.postal_code[:5]}"
         placed = order.located and bool(shelf.where[j])
         return Match(
             service_id=service.id,

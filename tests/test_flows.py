@@ -329,7 +329,7 @@ def test_load_flows_raises_with_every_error(flows_copy):
 
 def test_a_crisis_hold_step_that_offers_numbered_options_fails_the_check(flows_copy):
     safety = flows_copy / "safety.yaml"
-    edit(safety, 'or text START to 88788. {promise}"', 'or text START to 88788. {promise} Reply 1 yes, 2 no"')
+    edit(safety, 'text START to 88788). {promise}"', 'text START to 88788). {promise} Reply 1 yes, 2 no"')
     issue = only_error(flows_copy, "crisis-hold step offers numbered options")
     assert (issue.file, issue.line, issue.step) == ("flows/safety.yaml", line_of(safety, "{promise} Reply 1 yes"), "danger")
 
