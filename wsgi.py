@@ -1,10 +1,11 @@
 """For `gunicorn wsgi:app`: web only (run `peaceline scheduler` once beside it)."""
+
 import sys
 
 from bot import create_app
+from bot.casework.retention import check_key
 from bot.config import ConfigError, load_settings
-from bot.migrate import upgrade
-from bot.retention import check_key
+from bot.storage.migrate import upgrade
 
 try:
     _settings = load_settings()

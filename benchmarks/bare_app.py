@@ -5,12 +5,15 @@ machine, measured in the same run and with the same load as the real app.
 
     gunicorn -w 2 -b 127.0.0.1:8001 bare_app:app      # from benchmarks/
 """
+
 from __future__ import annotations
 
 from flask import Flask, Response
 
-TWIML = ('<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
-         "Hi, this is the Northeast Help Line. What do you need help with?</Message></Response>")
+TWIML = (
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
+    "Hi, this is the Northeast Help Line. What do you need help with?</Message></Response>"
+)
 
 app = Flask(__name__)
 

@@ -1,7 +1,7 @@
 """Resource matching at scale: a synthetic 10,000-service directory around Kansas City.
 
 Measures, in one run: (a) load + validate of resources.yaml; (b) free text -> intent
-(bot.matching.Matcher) -> top three (Directory.rank), and rank alone; (c) the baseline,
+(bot.conversation.matching.Matcher) -> top three (Directory.rank), and rank alone; (c) the baseline,
 a rapidfuzz scan of all 10,000 names per query. Run from the repo root:
 
     python benchmarks/matching.py [--services 10000] [--queries 5000] [--baseline-queries 1000] [--seed 7]
@@ -16,7 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -27,62 +27,194 @@ from rapidfuzz import process
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.geo import zip_centroid  # noqa: E402
-from bot.matching import Matcher  # noqa: E402
-from bot.resources import CATEGORY_KEYS, Directory, DirectoryFile, _e164, load_directory  # noqa: E402
+from bot.conversation.matching import Matcher  # noqa: E402
+from bot.directory.geo import zip_centroid  # noqa: E402
+from bot.directory.resources import CATEGORY_KEYS, Directory, DirectoryFile, _e164, load_directory  # noqa: E402
 
 TZ = ZoneInfo("America/Chicago")
 NORTHEAST = ["64106", "64120", "64123", "64124", "64125", "64127"]
 METRO = NORTHEAST + [
-    "64101", "64102", "64105", "64108", "64109", "64110", "64111", "64112", "64116", "64117",
-    "64118", "64119", "64126", "64128", "64129", "64130", "64131", "64132", "64133", "64134",
-    "64136", "64137", "64138", "64050", "64052", "64053", "64054", "64055", "64056", "64057",
-    "64151", "64152", "64155", "64157", "64158", "66101", "66102", "66103", "66104", "66105",
-    "66106", "66109", "66111", "66112",
+    "64101",
+    "64102",
+    "64105",
+    "64108",
+    "64109",
+    "64110",
+    "64111",
+    "64112",
+    "64116",
+    "64117",
+    "64118",
+    "64119",
+    "64126",
+    "64128",
+    "64129",
+    "64130",
+    "64131",
+    "64132",
+    "64133",
+    "64134",
+    "64136",
+    "64137",
+    "64138",
+    "64050",
+    "64052",
+    "64053",
+    "64054",
+    "64055",
+    "64056",
+    "64057",
+    "64151",
+    "64152",
+    "64155",
+    "64157",
+    "64158",
+    "66101",
+    "66102",
+    "66103",
+    "66104",
+    "66105",
+    "66106",
+    "66109",
+    "66111",
+    "66112",
 ]
 STREETS = [
-    "Independence Ave", "Truman Rd", "Prospect Ave", "Troost Ave", "Benton Blvd", "Hardesty Ave",
-    "Gladstone Blvd", "St John Ave", "Admiral Blvd", "E 12th St", "The Paseo", "Main St",
-    "Broadway Blvd", "Blue Pkwy", "Swope Pkwy", "Linwood Blvd", "Van Brunt Blvd", "Cleveland Ave",
-    "Askew Ave", "Elmwood Ave", "Quindaro Blvd", "State Ave", "Noland Rd", "Wornall Rd",
+    "Independence Ave",
+    "Truman Rd",
+    "Prospect Ave",
+    "Troost Ave",
+    "Benton Blvd",
+    "Hardesty Ave",
+    "Gladstone Blvd",
+    "St John Ave",
+    "Admiral Blvd",
+    "E 12th St",
+    "The Paseo",
+    "Main St",
+    "Broadway Blvd",
+    "Blue Pkwy",
+    "Swope Pkwy",
+    "Linwood Blvd",
+    "Van Brunt Blvd",
+    "Cleveland Ave",
+    "Askew Ave",
+    "Elmwood Ave",
+    "Quindaro Blvd",
+    "State Ave",
+    "Noland Rd",
+    "Wornall Rd",
 ]
 PLACES = [
-    "Northeast", "Pendleton Heights", "Scarritt", "Indian Mound", "Lykins", "Sheffield",
-    "Columbus Park", "Westside", "Ivanhoe", "Blue Valley", "Santa Fe", "Longfellow", "Midtown",
-    "Downtown", "East Side", "Wyandotte", "Independence", "Raytown", "Argentine", "Northland",
-    "Westport", "Marlborough", "Swope Park", "Old Northeast", "Historic Northeast",
+    "Northeast",
+    "Pendleton Heights",
+    "Scarritt",
+    "Indian Mound",
+    "Lykins",
+    "Sheffield",
+    "Columbus Park",
+    "Westside",
+    "Ivanhoe",
+    "Blue Valley",
+    "Santa Fe",
+    "Longfellow",
+    "Midtown",
+    "Downtown",
+    "East Side",
+    "Wyandotte",
+    "Independence",
+    "Raytown",
+    "Argentine",
+    "Northland",
+    "Westport",
+    "Marlborough",
+    "Swope Park",
+    "Old Northeast",
+    "Historic Northeast",
 ]
 PATRONS = ["St. Anthony", "Grace", "Hope", "New Life", "Mount Zion", "Holy Cross", "Bethel", "Cornerstone", ""]
 KINDS = {
-    "housing": (["Tenant Help Desk", "Family Shelter", "Rent Assistance", "Housing Navigation", "Utility Help"],
-                ["eviction", "rent", "utilities", "shelter", "tenant_rights"]),
-    "food": (["Community Pantry", "Food Pantry", "Free Meals", "Mobile Pantry", "Community Kitchen"],
-             ["pantry", "meals"]),
-    "health": (["Health Clinic", "Family Medicine", "Counseling Center", "Dental Clinic", "Behavioral Health"],
-               ["clinic", "dental", "mental_health", "crisis"]),
-    "legal": (["Legal Clinic", "Tenant Law Project", "Immigration Legal Services", "Expungement Clinic",
-               "Court Help Desk"], ["eviction", "immigration", "court", "expungement", "protection_order"]),
-    "recovery": (["Recovery Center", "Sober Living", "Detox Unit", "Peer Recovery", "Outpatient Treatment"],
-                 ["treatment", "detox", "recovery_housing"]),
-    "safety": (["Safety Line", "Family Peace Center", "Survivor Advocacy", "Victim Services", "Safe Home Line"],
-               ["domestic_violence", "sexual_assault", "protection_order", "hotline"]),
-    "violence": (["Violence Interruption", "Hospital Violence Intervention", "Peacekeepers", "Mediation Center"],
-                 ["violence_interruption", "hospital_intervention", "mediation", "safety_planning"]),
-    "loss": (["Victim Services", "Grief Counseling", "Survivors of Homicide", "Victims' Compensation"],
-             ["victim_services", "grief_counseling", "compensation", "funeral_help"]),
+    "housing": (
+        ["Tenant Help Desk", "Family Shelter", "Rent Assistance", "Housing Navigation", "Utility Help"],
+        ["eviction", "rent", "utilities", "shelter", "tenant_rights"],
+    ),
+    "food": (
+        ["Community Pantry", "Food Pantry", "Free Meals", "Mobile Pantry", "Community Kitchen"],
+        ["pantry", "meals"],
+    ),
+    "health": (
+        ["Health Clinic", "Family Medicine", "Counseling Center", "Dental Clinic", "Behavioral Health"],
+        ["clinic", "dental", "mental_health", "crisis"],
+    ),
+    "legal": (
+        ["Legal Clinic", "Tenant Law Project", "Immigration Legal Services", "Expungement Clinic", "Court Help Desk"],
+        ["eviction", "immigration", "court", "expungement", "protection_order"],
+    ),
+    "recovery": (
+        ["Recovery Center", "Sober Living", "Detox Unit", "Peer Recovery", "Outpatient Treatment"],
+        ["treatment", "detox", "recovery_housing"],
+    ),
+    "safety": (
+        ["Safety Line", "Family Peace Center", "Survivor Advocacy", "Victim Services", "Safe Home Line"],
+        ["domestic_violence", "sexual_assault", "protection_order", "hotline"],
+    ),
+    "violence": (
+        ["Violence Interruption", "Hospital Violence Intervention", "Peacekeepers", "Mediation Center"],
+        ["violence_interruption", "hospital_intervention", "mediation", "safety_planning"],
+    ),
+    "loss": (
+        ["Victim Services", "Grief Counseling", "Survivors of Homicide", "Victims' Compensation"],
+        ["victim_services", "grief_counseling", "compensation", "funeral_help"],
+    ),
 }
 QUERIES = {
-    "en": ["i got evicted", "my landlord is kicking me out", "need help with rent", "cant pay my light bill",
-           "no place to sleep tonight", "need food", "my kids are hungry", "food pantry near me", "groceries",
-           "need a doctor", "my tooth hurts", "feeling really depressed", "need counseling", "need a lawyer",
-           "i have a warrant", "court date tomorrow", "immigration papers", "expunge my record",
-           "i want to stop drinking", "need rehab", "my son is using drugs", "detox",
-           "my boyfriend hits me", "not safe at home", "need a protection order",
-           "they threatened my son", "my cousin was killed", "hi", "ok thanks"],
-    "es": ["me van a desalojar", "necesito ayuda con la renta", "no puedo pagar la luz", "necesito comida",
-           "no tengo comida", "necesito un doctor", "me duele una muela", "necesito un abogado",
-           "papeles de inmigracion", "quiero dejar de tomar", "mi hijo usa drogas", "mi esposo me pega",
-           "no estoy segura en mi casa", "hola"],
+    "en": [
+        "i got evicted",
+        "my landlord is kicking me out",
+        "need help with rent",
+        "cant pay my light bill",
+        "no place to sleep tonight",
+        "need food",
+        "my kids are hungry",
+        "food pantry near me",
+        "groceries",
+        "need a doctor",
+        "my tooth hurts",
+        "feeling really depressed",
+        "need counseling",
+        "need a lawyer",
+        "i have a warrant",
+        "court date tomorrow",
+        "immigration papers",
+        "expunge my record",
+        "i want to stop drinking",
+        "need rehab",
+        "my son is using drugs",
+        "detox",
+        "my boyfriend hits me",
+        "not safe at home",
+        "need a protection order",
+        "they threatened my son",
+        "my cousin was killed",
+        "hi",
+        "ok thanks",
+    ],
+    "es": [
+        "me van a desalojar",
+        "necesito ayuda con la renta",
+        "no puedo pagar la luz",
+        "necesito comida",
+        "no tengo comida",
+        "necesito un doctor",
+        "me duele una muela",
+        "necesito un abogado",
+        "papeles de inmigracion",
+        "quiero dejar de tomar",
+        "mi hijo usa drogas",
+        "mi esposo me pega",
+        "no estoy segura en mi casa",
+        "hola",
+    ],
 }
 
 
@@ -126,8 +258,13 @@ def _schedules(rng: random.Random, kind: str) -> list[dict]:
 
 
 def _location(rng: random.Random, zip_code: str) -> dict:
-    address = {"address_1": f"{rng.randint(100, 9999)} {rng.choice(STREETS)}", "city": "Kansas City",
-               "state_province": "KS" if zip_code.startswith("66") else "MO", "postal_code": zip_code, "country": "US"}
+    address = {
+        "address_1": f"{rng.randint(100, 9999)} {rng.choice(STREETS)}",
+        "city": "Kansas City",
+        "state_province": "KS" if zip_code.startswith("66") else "MO",
+        "postal_code": zip_code,
+        "country": "US",
+    }
     location: dict = {"addresses": [address]}
     if rng.random() < 0.5:  # half geocoded, half placed by their ZIP's centroid
         lat, lon = zip_centroid(zip_code)
@@ -170,8 +307,14 @@ def write_directory(path: Path, count: int, seed: int) -> list[str]:
     """Write a synthetic resources.yaml; return the service names (the baseline's haystack)."""
     rng = random.Random(seed)
     zips = [z for z in METRO if zip_centroid(z)]
-    categories = [{"key": key, "taxonomy_term": {"code": key.upper(), "name": key, "taxonomy": "211 LA"},
-                   "name": {"en": key, "es": key}} for key in CATEGORY_KEYS]
+    categories = [
+        {
+            "key": key,
+            "taxonomy_term": {"code": key.upper(), "name": key, "taxonomy": "211 LA"},
+            "name": {"en": key, "es": key},
+        }
+        for key in CATEGORY_KEYS
+    ]
     services = [_service(rng, i, zips, date(2026, 11, 30)) for i in range(count)]
     document = {"spec_version": "3.0", "sample_data": True, "categories": categories, "services": services}
     path.write_text(yaml.dump(document, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -184,7 +327,7 @@ def write_directory(path: Path, count: int, seed: int) -> list[str]:
 def _queries(count: int, seed: int) -> list[tuple[str, str, str | None, datetime]]:
     """(text, lang, zip or None, now) as residents would send them: mostly Northeast ZIPs, any hour of a week."""
     rng = random.Random(seed + 1)
-    start = datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc)  # Monday 00:00 in Kansas City
+    start = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # Monday 00:00 in Kansas City
     out = []
     for _ in range(count):
         lang = "es" if rng.random() < 0.3 else "en"
@@ -287,9 +430,11 @@ def main() -> None:
     def sec(pair: tuple[float, float]) -> str:
         return f"{pair[0]:.2f} s | | {pair[1]:.2f} s"
 
-    print(f"{len(directory.services):,} services ({size_mb:.1f} MB of YAML), {len(queries):,} queries "
-          f"({len(queries) - len(samples['rank']):,} with no category), Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"{len(directory.services):,} services ({size_mb:.1f} MB of YAML), {len(queries):,} queries "
+        f"({len(queries) - len(samples['rank']):,} with no category), Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n"
+    )
     print("| measure | p50 (or once) | p99 | p99 CPU time | target |")
     print("| --- | --- | --- | --- | --- |")
     print(f"| (a) load_directory: read + validate + index | {sec(t['load'])} | <= 1 s |")
@@ -302,8 +447,10 @@ def main() -> None:
     print(f"| (b) of which Directory.rank, all queries | {ms('rank')} | well under 1 ms |")
     print(f"| (b) Directory.rank, caches warm ({len(samples['warm']):,}) | {ms('warm')} | |")
     print(f"| (b) Directory.rank, first of its (category, ZIP) ({len(samples['first']):,}) | {ms('first')} | |")
-    print(f"| (c) baseline: rapidfuzz.process.extract(text, all names, limit=3) "
-          f"({len(samples['baseline']):,}) | {ms('baseline')} | |")
+    print(
+        f"| (c) baseline: rapidfuzz.process.extract(text, all names, limit=3) "
+        f"({len(samples['baseline']):,}) | {ms('baseline')} | |"
+    )
     print(f"| timer noise: sum(range(2000)), in the same loop as (b) | {ms('noise')} | |")
 
 

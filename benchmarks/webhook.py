@@ -15,6 +15,7 @@ Everything talks to 127.0.0.1 only. Needs wrk (`apt-get install -y wrk`). From t
     python benchmarks/webhook.py [--duration 15] [--connections 16] [--only sqlite,postgresql,10k]
     python benchmarks/webhook.py --only sqlite,postgresql --profile    # + where the workers' time goes
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.db import scratch_database  # noqa: E402
+from bot.storage.db import scratch_database  # noqa: E402
 
 TOKEN = "bench-auth-token-0123456789abcdef"
 BASE_URL = "https://peaceline.example.org"
@@ -56,24 +57,29 @@ LUA = HERE / "webhook.lua"
 # closing questions), then goes round LATER (MENU and another need; the ZIP is remembered), from
 # an offset of its own. Checked against the flows: see tests/test_benchmarks_smoke.py.
 FIRST = {
-    "en": [["hi", "2", "64124", "no", "yes"],
-           ["I need food", "64124", "no", "no"],
-           ["i got evicted", "64124", "yes", "no", "yes"],
-           ["Hi", "4", "64123", "no", "no"]],
-    "es": [["hola", "3", "64120", "2", "no", "si"],
-           ["necesito comida", "64124", "no", "si"]],
+    "en": [
+        ["hi", "2", "64124", "no", "yes"],
+        ["I need food", "64124", "no", "no"],
+        ["i got evicted", "64124", "yes", "no", "yes"],
+        ["Hi", "4", "64123", "no", "no"],
+    ],
+    "es": [["hola", "3", "64120", "2", "no", "si"], ["necesito comida", "64124", "no", "si"]],
 }
 LATER = {
-    "en": [["MENU", "1", "yes", "no", "no"],
-           ["MENU", "4", "no", "yes"],
-           ["MENU", "3", "1", "yes"],  # asks for a person: a hand-off, until the next MENU
-           ["MENU", "5", "no", "no"],
-           ["menu", "7", "ok thanks"],
-           ["MENU", "2", "no", "yes"]],
-    "es": [["MENU", "1", "si", "no", "no"],
-           ["MENU", "2", "no", "si"],
-           ["MENU", "3", "2", "no", "no"],
-           ["menu", "7", "gracias"]],
+    "en": [
+        ["MENU", "1", "yes", "no", "no"],
+        ["MENU", "4", "no", "yes"],
+        ["MENU", "3", "1", "yes"],  # asks for a person: a hand-off, until the next MENU
+        ["MENU", "5", "no", "no"],
+        ["menu", "7", "ok thanks"],
+        ["MENU", "2", "no", "yes"],
+    ],
+    "es": [
+        ["MENU", "1", "si", "no", "no"],
+        ["MENU", "2", "no", "si"],
+        ["MENU", "3", "2", "no", "no"],
+        ["menu", "7", "gracias"],
+    ],
 }
 
 
@@ -95,15 +101,33 @@ def phone_number(resident: int, block: int = 0) -> str:
 
 def payload(phone: str, body: str, sid: str) -> dict[str, str]:
     """Every field Twilio posts for an inbound SMS."""
-    return {"ToCountry": "US", "ToState": "MO", "SmsMessageSid": sid, "NumMedia": "0",
-            "ToCity": "KANSAS CITY", "FromZip": "64124", "SmsSid": sid, "FromState": "MO",
-            "SmsStatus": "received", "FromCity": "KANSAS CITY", "Body": body, "FromCountry": "US",
-            "To": PROGRAM_NUMBER, "ToZip": "64106", "NumSegments": "1", "ReferralNumMedia": "0",
-            "MessageSid": sid, "AccountSid": ACCOUNT_SID, "From": phone, "ApiVersion": "2010-04-01"}
+    return {
+        "ToCountry": "US",
+        "ToState": "MO",
+        "SmsMessageSid": sid,
+        "NumMedia": "0",
+        "ToCity": "KANSAS CITY",
+        "FromZip": "64124",
+        "SmsSid": sid,
+        "FromState": "MO",
+        "SmsStatus": "received",
+        "FromCity": "KANSAS CITY",
+        "Body": body,
+        "FromCountry": "US",
+        "To": PROGRAM_NUMBER,
+        "ToZip": "64106",
+        "NumSegments": "1",
+        "ReferralNumMedia": "0",
+        "MessageSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": phone,
+        "ApiVersion": "2010-04-01",
+    }
 
 
-def signed_requests(residents: int = 2000, turns: int = 20, token: str = TOKEN, base_url: str = BASE_URL,
-                    block: int = 0) -> list[tuple[str, dict[str, str]]]:
+def signed_requests(
+    residents: int = 2000, turns: int = 20, token: str = TOKEN, base_url: str = BASE_URL, block: int = 0
+) -> list[tuple[str, dict[str, str]]]:
     """(X-Twilio-Signature, form) for every turn, turn by turn across residents, so one resident's
     texts arrive in order and far apart. Every MessageSid is new."""
     validator, url = RequestValidator(token), base_url.rstrip("/") + "/sms"
@@ -197,10 +221,23 @@ def gunicorn(target: str, cwd: Path, env: dict[str, str], log: Path, workers: in
 
 
 def run_wrk(port: int, requests: Path, duration: int, connections: int, threads: int = 1) -> dict:
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency",
-           "-s", str(LUA), f"http://127.0.0.1:{port}", "--", str(requests), str(threads)]
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(requests),
+        str(threads),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    line = next(l for l in out.splitlines() if l.startswith("WRK_JSON "))
+    line = next(row for row in out.splitlines() if row.startswith("WRK_JSON "))
     result = json.loads(line.removeprefix("WRK_JSON "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     return result
@@ -241,23 +278,55 @@ def profile_summary(paths: list[Path]) -> list[str]:
         for line in path.read_text().splitlines():
             stack, _, n = line.rpartition(" ")
             total += int(n)
-            name = next((b for b, keys in BUCKETS if any(k in stack for k in keys)),
-                        "gunicorn + werkzeug + Flask request/response")
+            name = next(
+                (b for b, keys in BUCKETS if any(k in stack for k in keys)),
+                "gunicorn + werkzeug + Flask request/response",
+            )
             counts[name] = counts.get(name, 0) + int(n)
     return [f"    {n / max(total, 1):6.1%}  {name}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
-def measure(db: str, target: str, module: str, cwd: Path, env: dict[str, str], work: Path,
-            warmup: Path, load: Path, args: argparse.Namespace) -> Row:
+def measure(
+    db: str,
+    target: str,
+    module: str,
+    cwd: Path,
+    env: dict[str, str],
+    work: Path,
+    warmup: Path,
+    load: Path,
+    args: argparse.Namespace,
+) -> Row:
     with gunicorn(module, cwd, env, work / f"{db}-{target}.log") as server:
         run_wrk(server.port, warmup, args.warmup, args.connections)
         workers = server.workers
         spies = []
         if args.profile and target == "app":
-            spies = [(work / f"profile-{db}-{pid}.txt", subprocess.Popen(
-                ["py-spy", "record", "--idle", "--rate", "200", "--duration", str(args.duration - 1), "--format",
-                 "raw", "--output", str(work / f"profile-{db}-{pid}.txt"), "--pid", str(pid)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)) for pid in workers]
+            spies = [
+                (
+                    work / f"profile-{db}-{pid}.txt",
+                    subprocess.Popen(
+                        [
+                            "py-spy",
+                            "record",
+                            "--idle",
+                            "--rate",
+                            "200",
+                            "--duration",
+                            str(args.duration - 1),
+                            "--format",
+                            "raw",
+                            "--output",
+                            str(work / f"profile-{db}-{pid}.txt"),
+                            "--pid",
+                            str(pid),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    ),
+                )
+                for pid in workers
+            ]
         cpu0 = sum(cpu_seconds(p) for p in workers)
         r = run_wrk(server.port, load, args.duration, args.connections)
         cpu = sum(cpu_seconds(p) for p in workers) - cpu0
@@ -269,36 +338,61 @@ def measure(db: str, target: str, module: str, cwd: Path, env: dict[str, str], w
         rss = [rss_mb(p) for p in workers]
         if server.workers != workers:
             raise RuntimeError(f"a {target} worker died during the run: see {server.log}")
-    row = Row(db, target, r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000,
-              r["non2xx"] + r["socket_errors"] + r["timeouts"], rss, cpu * 1000 / max(r["requests"], 1),
-              r["repeats"], r["first_bad"])
-    print(f"  {db:>10} {target:<4} {row.rps:7.0f} req/s  p50 {row.p50:6.1f} ms  p99 {row.p99:6.1f} ms  "
-          f"non-2xx {row.non2xx}  RSS {'/'.join(f'{m:.0f}' for m in rss)} MB  "
-          f"CPU {row.cpu_ms:.2f} ms/req  repeats {row.repeats}", file=sys.stderr, flush=True)
+    row = Row(
+        db,
+        target,
+        r["rps"],
+        r["p50_us"] / 1000,
+        r["p99_us"] / 1000,
+        r["non2xx"] + r["socket_errors"] + r["timeouts"],
+        rss,
+        cpu * 1000 / max(r["requests"], 1),
+        r["repeats"],
+        r["first_bad"],
+    )
+    print(
+        f"  {db:>10} {target:<4} {row.rps:7.0f} req/s  p50 {row.p50:6.1f} ms  p99 {row.p99:6.1f} ms  "
+        f"non-2xx {row.non2xx}  RSS {'/'.join(f'{m:.0f}' for m in rss)} MB  "
+        f"CPU {row.cpu_ms:.2f} ms/req  repeats {row.repeats}",
+        file=sys.stderr,
+        flush=True,
+    )
     return row
 
 
 def app_env(database_url: str, instance: Path, resources: Path | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TWILIO_", "DATABASE_URL", "RESOURCES_PATH", "FLOWS_DIR", "PEACELINE_"))}
-    env.update(DATABASE_URL=database_url, TWILIO_AUTH_TOKEN=TOKEN, PUBLIC_BASE_URL=BASE_URL,
-               PEACELINE_INSTANCE=str(instance), SECRET_KEY="bench-secret-key",
-               # 2,000 residents cannot make 1,000+ texts a second at 8 a minute each: without this the
-               # loop guard would silence most of them and the run would measure the quiet path.
-               LOOP_GUARD_PER_MINUTE="100000")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TWILIO_", "DATABASE_URL", "RESOURCES_PATH", "FLOWS_DIR", "PEACELINE_"))
+    }
+    env.update(
+        DATABASE_URL=database_url,
+        TWILIO_AUTH_TOKEN=TOKEN,
+        PUBLIC_BASE_URL=BASE_URL,
+        PEACELINE_INSTANCE=str(instance),
+        SECRET_KEY="bench-secret-key",
+        # 2,000 residents cannot make 1,000+ texts a second at 8 a minute each: without this the
+        # loop guard would silence most of them and the run would measure the quiet path.
+        LOOP_GUARD_PER_MINUTE="100000",
+    )
     if resources is not None:
         env["RESOURCES_PATH"] = str(resources)
     return env
 
 
 def fmt_table(rows: list[Row]) -> str:
-    lines = ["| db | target | req/s | p50 | p99 | non-2xx | RSS/worker | worker CPU/req | ratio app/bare |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| db | target | req/s | p50 | p99 | non-2xx | RSS/worker | worker CPU/req | ratio app/bare |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     bare = {r.db: r.rps for r in rows if r.target == "bare"}
     for r in rows:
         ratio = f"{r.rps / bare[r.db]:.2f}" if r.target == "app" and r.db in bare else ""
-        lines.append(f"| {r.db} | {r.target} | {r.rps:,.0f} | {r.p50:.1f} ms | {r.p99:.1f} ms | {r.non2xx} | "
-                     f"{max(r.rss):.0f} MB | {r.cpu_ms:.2f} ms | {ratio} |")
+        lines.append(
+            f"| {r.db} | {r.target} | {r.rps:,.0f} | {r.p50:.1f} ms | {r.p99:.1f} ms | {r.non2xx} | "
+            f"{max(r.rss):.0f} MB | {r.cpu_ms:.2f} ms | {ratio} |"
+        )
     return "\n".join(lines)
 
 
@@ -307,8 +401,10 @@ def check_targets(rows: list[Row]) -> list[str]:
     bare = {r.db: r.rps for r in rows if r.target == "bare"}
     out = []
     for r in (r for r in rows if r.target == "app"):
-        checks = [("p99 <= 25 ms at 16 connections", r.p99 <= 25, f"{r.p99:.0f} ms"),
-                  ("zero non-2xx", r.non2xx == 0, str(r.non2xx))]
+        checks = [
+            ("p99 <= 25 ms at 16 connections", r.p99 <= 25, f"{r.p99:.0f} ms"),
+            ("zero non-2xx", r.non2xx == 0, str(r.non2xx)),
+        ]
         if r.db in bare:
             checks.insert(0, ("ratio app/bare >= 0.40", r.rps / bare[r.db] >= 0.40, f"{r.rps / bare[r.db]:.2f}"))
         if "services" in r.db:
@@ -328,8 +424,11 @@ def main() -> int:
     parser.add_argument("--only", default="sqlite,postgresql,10k")
     parser.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL", PG_ADMIN_URL))
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs, request files)")
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the app workers with py-spy (pip install py-spy) and say where time goes")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the app workers with py-spy (pip install py-spy) and say where time goes",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
@@ -339,13 +438,17 @@ def main() -> int:
         return 2
     only = set(args.only.split(","))
 
-    from bot.migrate import upgrade
+    from bot.storage.migrate import upgrade
 
     work = Path(tempfile.mkdtemp(prefix="peaceline-bench-"))
     started = time.monotonic()
     try:
-        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; signing "
-              f"{args.residents * args.turns:,} requests ...", file=sys.stderr, flush=True)
+        print(
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; signing "
+            f"{args.residents * args.turns:,} requests ...",
+            file=sys.stderr,
+            flush=True,
+        )
         warmup = write_requests(work / "warmup.tsv", signed_requests(200, 12, block=1))
         rows: list[Row] = []
         databases = []
@@ -357,8 +460,11 @@ def main() -> int:
         load = write_requests(work / "load.tsv", signed_requests(args.residents, args.turns))
         print(f"  signed in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
         for db in databases:
-            with (scratch_database(args.pg_admin_url, "peaceline_bench") if db == "postgresql"
-                  else _sqlite_url(work / "sqlite" / "peaceline.db")) as url:
+            with (
+                scratch_database(args.pg_admin_url, "peaceline_bench")
+                if db == "postgresql"
+                else _sqlite_url(work / "sqlite" / "peaceline.db")
+            ) as url:
                 upgrade(url)  # once, before the workers start (wsgi.py's own upgrade is then a no-op)
                 env = app_env(url, work / f"instance-{db}")
                 rows.append(measure(db, "app", "wsgi:app", ROOT, env, work, warmup, load, args))
@@ -372,18 +478,24 @@ def main() -> int:
             with _sqlite_url(work / "sqlite-10k" / "peaceline.db") as url:
                 upgrade(url)
                 env = app_env(url, work / "instance-10k", resources)
-                row = measure(f"sqlite, {args.services // 1000}k services", "app", "wsgi:app", ROOT, env, work,
-                              warmup, load, args)
+                row = measure(
+                    f"sqlite, {args.services // 1000}k services", "app", "wsgi:app", ROOT, env, work, warmup, load, args
+                )
                 rows.append(row)
-        print(f"\n{time.strftime('%Y-%m-%d')}, wrk -t1 -c{args.connections} -d{args.duration:g}s, "
-              f"gunicorn -w 2 (sync), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-              f"Python {sys.version.split()[0]}, {time.monotonic() - started:.0f} s\n")
+        print(
+            f"\n{time.strftime('%Y-%m-%d')}, wrk -t1 -c{args.connections} -d{args.duration:g}s, "
+            f"gunicorn -w 2 (sync), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+            f"Python {sys.version.split()[0]}, {time.monotonic() - started:.0f} s\n"
+        )
         print(fmt_table(rows))
         print()
         for line in check_targets(rows):
             print(line)
-        problems = [f"{r.db} {r.target}: {r.repeats} requests repeated (the table ran out)"
-                    for r in rows if r.target == "app" and r.repeats]
+        problems = [
+            f"{r.db} {r.target}: {r.repeats} requests repeated (the table ran out)"
+            for r in rows
+            if r.target == "app" and r.repeats
+        ]
         problems += [f"{r.db} {r.target}: first non-2xx: {r.note}" for r in rows if r.non2xx]
         for p in problems:
             print(f"\nwarning: {p}")

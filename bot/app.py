@@ -1,26 +1,31 @@
 """The Flask app factory: the runtime, then each channel and page as a blueprint."""
+
 from __future__ import annotations
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, health, inbox, limits, logs, notify, reports_web, transport
-from .channels import sms, web
-from .clock import Clock
-from .config import ConfigError, Settings, load_settings
-from .outbound import Sender
-from .runtime import Runtime
+from bot import logs
+from bot.clock import Clock
+from bot.config import ConfigError, Settings, load_settings
+from bot.messaging import notify
+from bot.messaging.outbound import Sender
+from bot.runtime import Runtime
+from bot.web import auth, chat, health, inbox, limits, reports, sms, transport
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
-               sender: Sender | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None, sender: Sender | None = None) -> Flask:
     """Build the app. Never starts the scheduler or opens a database connection by itself."""
     settings = settings or load_settings()
     logs.configure()
     check_environment(settings)
     app = Flask("bot", instance_path=str(settings.instance_path))
-    app.config.update(SECRET_KEY=settings.secret_key, SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Lax", MAX_CONTENT_LENGTH=256 * 1024)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=256 * 1024,
+    )
     transport.install(app, settings.public_base_url)  # Secure cookies and HSTS over HTTPS
     if settings.trusted_proxies:
         n = settings.trusted_proxies
@@ -30,8 +35,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     limits.init_app(app, settings)
     csrf = auth.init_app(app)  # login, sessions, CSRF on every form
     csrf.exempt(sms.bp)  # Twilio signs these requests instead
-    csrf.exempt(web.bp)  # same-origin JSON only: the chat's own CSRF defence
-    for blueprint in (sms.bp, health.bp, web.bp, inbox.bp, reports_web.bp):
+    csrf.exempt(chat.bp)  # same-origin JSON only: the chat's own CSRF defence
+    for blueprint in (sms.bp, health.bp, chat.bp, inbox.bp, reports.bp):
         app.register_blueprint(blueprint)
     notify.install(app.extensions["peaceline"])
     return app
@@ -42,7 +47,11 @@ def check_environment(settings: Settings) -> None:
     if settings.public_base_url:
         return
     if settings.production:
-        raise ConfigError("PUBLIC_BASE_URL must be set when PEACELINE_ENV=production "
-                          "(webhook signatures are checked against it, not against the Host a client sends)")
-    logs.logger.warning("start.no_public_base_url PUBLIC_BASE_URL is not set: webhook signatures are checked "
-                        "against the Host each request names; set it (and PEACELINE_ENV=production) to go live")
+        raise ConfigError(
+            "PUBLIC_BASE_URL must be set when PEACELINE_ENV=production "
+            "(webhook signatures are checked against it, not against the Host a client sends)"
+        )
+    logs.logger.warning(
+        "start.no_public_base_url PUBLIC_BASE_URL is not set: webhook signatures are checked "
+        "against the Host each request names; set it (and PEACELINE_ENV=production) to go live"
+    )

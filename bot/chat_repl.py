@@ -1,4 +1,5 @@
 """`peaceline chat`: the real service and database, in a terminal."""
+
 from __future__ import annotations
 
 import uuid
@@ -6,7 +7,7 @@ import uuid
 import click
 from flask import Flask
 
-from .phones import to_e164
+from bot.messaging.phones import to_e164
 
 
 def repl(app: Flask, phone: str, lang: str | None) -> None:
@@ -25,8 +26,7 @@ def repl(app: Flask, phone: str, lang: str | None) -> None:
 
 
 def _say(service, address: str, text: str) -> None:
-    handled = service.handle(channel="terminal", address=address, text=text,
-                             provider_sid=f"TERM{uuid.uuid4().hex}")
+    handled = service.handle(channel="terminal", address=address, text=text, provider_sid=f"TERM{uuid.uuid4().hex}")
     for reply in handled.replies:
         click.echo(click.style("bot> ", fg="green") + reply.body)
     if handled.options:

@@ -1,19 +1,20 @@
 """The `peaceline` command: serve, scheduler, init-db, chat, check, send-due, …"""
+
 from __future__ import annotations
 
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from .config import ConfigError, Settings, load_settings, port_from
+from bot.config import ConfigError, Settings, load_settings, port_from
 
 if TYPE_CHECKING:
-    from .resources import Directory
+    from bot.directory.resources import Directory
 
 
 def _settings() -> Settings:
@@ -25,8 +26,8 @@ def _settings() -> Settings:
 
 def _app(settings: Settings, **kwargs):
     """The app, once migrations have run (DATA_KEY is checked against the stored data)."""
-    from . import create_app
-    from .retention import check_key
+    from bot import create_app
+    from bot.casework.retention import check_key
 
     try:
         app = create_app(settings, **kwargs)
@@ -39,7 +40,7 @@ def _app(settings: Settings, **kwargs):
 def _migrate(settings: Settings) -> None:
     from sqlalchemy.exc import OperationalError
 
-    from .migrate import upgrade
+    from bot.storage.migrate import upgrade
 
     try:
         upgrade(settings.database_url)
@@ -67,7 +68,7 @@ def init_db() -> None:
 @click.option("--no-scheduler", is_flag=True, help="do not start the follow-up scheduler")
 def serve(host: str, port: str | None, workers: int, no_scheduler: bool) -> None:
     """Run the web app (gunicorn) and the follow-up scheduler."""
-    from .server import run
+    from bot.server import run
 
     settings = _settings()
     try:
@@ -83,7 +84,7 @@ def serve(host: str, port: str | None, workers: int, no_scheduler: bool) -> None
 @click.option("--interval", default=5, show_default=True, help="seconds between ticks")
 def scheduler(interval: int) -> None:
     """Run only the follow-up scheduler (one per deployment)."""
-    from .scheduler import run_forever
+    from bot.messaging.scheduler import run_forever
 
     settings = _settings()
     _migrate(settings)
@@ -95,7 +96,7 @@ def scheduler(interval: int) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def send_due(now_text: str | None, as_json: bool) -> None:
     """Send the follow-ups that are due, once, and print what happened."""
-    from .dispatch import dispatch_due
+    from bot.messaging.dispatch import dispatch_due
 
     now = _parse_now(now_text)
     settings = _settings()
@@ -116,15 +117,15 @@ def _parse_now(raw: str | None) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise click.BadParameter(f"{raw!r} is not ISO 8601 (e.g. 2026-12-01T15:00:00Z)", param_hint="--now")
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        raise click.BadParameter(f"{raw!r} is not ISO 8601 (e.g. 2026-12-01T15:00:00Z)", param_hint="--now") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @main.command()
 def check() -> None:
     """Validate flows/*.yaml and resources.yaml; exit 1 on any error."""
-    from .flows import check_flows
-    from .resources import DirectoryError, load_directory
+    from bot.conversation.flows import check_flows
+    from bot.directory.resources import DirectoryError, load_directory
 
     settings = _settings()
     try:
@@ -145,35 +146,47 @@ def check() -> None:
 
 def _lengths(settings: Settings) -> int:
     """Print the mean and the longest reply in SMS segments, per language; warn past the aim."""
-    from .clock import Clock
-    from .lengths import MAX_MEAN, MAX_SEGMENTS, measure, reference_time
-    from .runtime import Runtime
+    from bot.clock import Clock
+    from bot.conversation.lengths import MAX_MEAN, MAX_SEGMENTS, measure, reference_time
+    from bot.runtime import Runtime
 
     rt = Runtime.build(settings)
     try:
-        measured = measure(rt.engine, reference_time(Clock().now(), rt.engine), rt.directory.home_zip,
-                           fold_accents=settings.fold_accents)
+        measured = measure(
+            rt.engine,
+            reference_time(Clock().now(), rt.engine),
+            rt.directory.home_zip,
+            fold_accents=settings.fold_accents,
+        )
     finally:
         rt.db.dispose()
     for lengths in measured:
         click.echo(f"replies {lengths}")
         if not lengths.ok:
-            click.echo(f"{settings.flows_dir}: warning: {lengths.lang} replies should average at most "
-                       f"{MAX_MEAN} SMS segments, none over {MAX_SEGMENTS}", err=True)
+            click.echo(
+                f"{settings.flows_dir}: warning: {lengths.lang} replies should average at most "
+                f"{MAX_MEAN} SMS segments, none over {MAX_SEGMENTS}",
+                err=True,
+            )
     return sum(not lengths.ok for lengths in measured)
 
 
 def _warn_stale(settings: Settings, directory: Directory) -> int:
     """Warn about services not verified within RESOURCE_MAX_AGE_DAYS (warnings: the exit code stays)."""
-    from .clock import Clock
-    from .reports import stale_services
+    from bot.casework.reports import stale_services
+    from bot.clock import Clock
 
     today = Clock().now().astimezone(settings.program_timezone).date()
     stale = stale_services(directory, today, settings.resource_max_age_days)
     for s in stale:
-        when = f"last verified {s.verified}, {s.days_old} days ago" if s.verified else "never verified (no assured_date)"
-        click.echo(f"{settings.resources_path}: warning: service {s.id!r}: {when} "
-                   f"(RESOURCE_MAX_AGE_DAYS is {settings.resource_max_age_days})", err=True)
+        when = (
+            f"last verified {s.verified}, {s.days_old} days ago" if s.verified else "never verified (no assured_date)"
+        )
+        click.echo(
+            f"{settings.resources_path}: warning: service {s.id!r}: {when} "
+            f"(RESOURCE_MAX_AGE_DAYS is {settings.resource_max_age_days})",
+            err=True,
+        )
     return len(stale)
 
 
@@ -181,8 +194,8 @@ def _warn_stale(settings: Settings, directory: Directory) -> int:
 @click.argument("out_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 def export_hsds(out_dir: Path) -> None:
     """Write DIR/services.json: the directory as HSDS 3.0 service objects."""
-    from .hsds import write_export
-    from .resources import DirectoryError, load_directory
+    from bot.directory.hsds import write_export
+    from bot.directory.resources import DirectoryError, load_directory
 
     settings = _settings()
     try:
@@ -195,12 +208,17 @@ def export_hsds(out_dir: Path) -> None:
 
 @main.command("import-hsds")
 @click.argument("source", metavar="PATH", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", default="resources.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="the directory file to write")
+@click.option(
+    "--out",
+    default="resources.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the directory file to write",
+)
 def import_hsds(source: Path, out: Path) -> None:
     """Read HSDS 3.0 JSON or a CSV datapackage into a directory file; list every record skipped and why."""
-    from .hsds import HSDSError, import_file, write_directory
-    from .resources import DirectoryError, load_directory
+    from bot.directory.hsds import HSDSError, import_file, write_directory
+    from bot.directory.resources import DirectoryError, load_directory
 
     settings = _settings()
     try:  # the categories (their names, and terms to map to) are this deployment's own
@@ -210,13 +228,16 @@ def import_hsds(source: Path, out: Path) -> None:
             click.echo(line, err=True)
         count = len(result.directory.services)
         if not count:
-            raise click.ClickException(f"nothing to import: all {len(result.skipped)} record(s) skipped; "
-                                       f"{out} unchanged")
+            raise click.ClickException(
+                f"nothing to import: all {len(result.skipped)} record(s) skipped; {out} unchanged"
+            )
         write_directory(result.directory, out, str(source))
     except (DirectoryError, HSDSError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{count} service(s) written to {out}, {len(result.skipped)} skipped. "
-               "Imported data: verify every entry before residents see it.")
+    click.echo(
+        f"{count} service(s) written to {out}, {len(result.skipped)} skipped. "
+        "Imported data: verify every entry before residents see it."
+    )
 
 
 @main.command()
@@ -224,7 +245,7 @@ def import_hsds(source: Path, out: Path) -> None:
 @click.option("--phone", default="+12025550123", show_default=True, help="the pretend resident's number")
 def chat(lang: str | None, phone: str) -> None:
     """Try the flows in the terminal, through the real service and database."""
-    from .chat_repl import repl
+    from bot.chat_repl import repl
 
     settings = _settings()
     _migrate(settings)
@@ -234,14 +255,18 @@ def chat(lang: str | None, phone: str) -> None:
 @main.command()
 @click.option("--since", default=None, help="first day, YYYY-MM-DD (default: 89 days before --until)")
 @click.option("--until", default=None, help="last day, YYYY-MM-DD (default: today in PROGRAM_TIMEZONE)")
-@click.option("--month", default=None, help="a calendar month, YYYY-MM, instead of --since/--until: once it has "
-              "ended, the only range counts by ZIP code and crisis kind are printed for")
+@click.option(
+    "--month",
+    default=None,
+    help="a calendar month, YYYY-MM, instead of --since/--until: once it has "
+    "ended, the only range counts by ZIP code and crisis kind are printed for",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text", show_default=True)
 def report(since: str | None, until: str | None, month: str | None, fmt: str) -> None:
     """Print the program report; small counts are hidden exactly as on the /reports page."""
-    from .clock import Clock
-    from .db import Database
-    from .reports import PeriodError, build_report, parse_period, to_csv, to_json, to_text
+    from bot.casework.reports import PeriodError, build_report, parse_period, to_csv, to_json, to_text
+    from bot.clock import Clock
+    from bot.storage.db import Database
 
     if month and (since or until):
         raise click.UsageError("give --month or --since/--until, not both")
@@ -268,9 +293,10 @@ def report(since: str | None, until: str | None, month: str | None, fmt: str) ->
 @click.option("--duty-hours", default=None, help="like 'Mon-Fri 09:00-17:00' (default: OFFICE_HOURS)")
 def create_caseworker(email: str, name: str, role: str, phone: str | None, duty_hours: str | None) -> None:
     """Add an inbox account; the password comes from stdin, or is asked twice at a terminal."""
-    from .auth import AccountError, create_caseworker as create
-    from .clock import Clock
-    from .db import Database
+    from bot.clock import Clock
+    from bot.storage.db import Database
+    from bot.web.auth import AccountError
+    from bot.web.auth import create_caseworker as create
 
     settings = _settings()
     if _stdin_is_terminal():
@@ -280,8 +306,9 @@ def create_caseworker(email: str, name: str, role: str, phone: str | None, duty_
     _migrate(settings)
     db = Database(settings.database_url)
     try:
-        caseworker_id = create(db, Clock().now(), email=email, name=name, password=password, role=role,
-                               phone=phone, duty_hours=duty_hours)
+        caseworker_id = create(
+            db, Clock().now(), email=email, name=name, password=password, role=role, phone=phone, duty_hours=duty_hours
+        )
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -293,9 +320,10 @@ def create_caseworker(email: str, name: str, role: str, phone: str | None, duty_
 @click.argument("email")
 def unlock(email: str) -> None:
     """Clear the wrong-password counts against an account (audited), so nobody waits to log in to it."""
-    from .auth import AccountError, unlock as clear
-    from .clock import Clock
-    from .db import Database
+    from bot.clock import Clock
+    from bot.storage.db import Database
+    from bot.web.auth import AccountError
+    from bot.web.auth import unlock as clear
 
     settings = _settings()
     _migrate(settings)
@@ -314,15 +342,22 @@ def _stdin_is_terminal() -> bool:
 
 
 @main.command()
-@click.option("--older-than", metavar="AGE", help="e.g. 180d or 26w: texts and notes older than this, "
-              "and residents with no activity for that long")
-@click.option("--resident", "number", metavar="PHONE", help="one person who asks: all their texts and notes, "
-              "and their number, at once")
+@click.option(
+    "--older-than",
+    metavar="AGE",
+    help="e.g. 180d or 26w: texts and notes older than this, and residents with no activity for that long",
+)
+@click.option(
+    "--resident",
+    "number",
+    metavar="PHONE",
+    help="one person who asks: all their texts and notes, and their number, at once",
+)
 @click.option("--dry-run", is_flag=True, help="print the counts and change nothing")
 def purge(older_than: str | None, number: str | None, dry_run: bool) -> None:
     """Remove message bodies and notes and anonymise residents; rows stay, so the reports do not change."""
-    from .phones import BadNumber, to_e164
-    from .retention import parse_age, purge_older_than, purge_resident
+    from bot.casework.retention import parse_age, purge_older_than, purge_resident
+    from bot.messaging.phones import BadNumber, to_e164
 
     if (older_than is None) == (number is None):
         raise click.UsageError("give either --older-than AGE or --resident PHONE")
@@ -349,7 +384,7 @@ def purge(older_than: str | None, number: str | None, dry_run: bool) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def backup(path: Path) -> None:
     """Copy the SQLite database to PATH, consistently, while the line runs (PostgreSQL: pg_dump -Fc)."""
-    from .retention import BackupError, backup_sqlite
+    from bot.casework.retention import BackupError, backup_sqlite
 
     settings = _settings()
     try:
@@ -362,8 +397,8 @@ def backup(path: Path) -> None:
 @main.command("rotate-key")
 def rotate_key() -> None:
     """Re-encrypt everything with the first DATA_KEY (DATA_KEY=NEW,OLD) and recompute phone lookups."""
-    from .crypto import UnreadableValue
-    from .retention import rotate_key as rotate
+    from bot.casework.retention import rotate_key as rotate
+    from bot.storage.crypto import UnreadableValue
 
     settings = _settings()
     _migrate(settings)

@@ -1,4 +1,5 @@
 """Settings from the environment, checked once at start-up."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot.resources import SERVICE_AREA_MILES
-from .phones import BadNumber, is_region, valid_e164
+from bot.directory.resources import SERVICE_AREA_MILES
+from bot.messaging.phones import BadNumber, is_region, valid_e164
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = ROOT / "instance"
@@ -62,12 +63,12 @@ class Settings:
     loop_guard_per_minute: int = 8
     loop_guard_quiet_minutes: int = 10
     crisis_hold_hours: int = 24
-    holidays: frozenset[date] = frozenset()   # not working days (HOLIDAYS)
-    escalation_batch_minutes: int = 5   # at most one text to each on-call phone this often
+    holidays: frozenset[date] = frozenset()  # not working days (HOLIDAYS)
+    escalation_batch_minutes: int = 5  # at most one text to each on-call phone this often
     web_referrals_per_hour: int = 5  # per client address; more still open, one tier lower (bot/triage.py)
     service_area_miles: int = SERVICE_AREA_MILES
     allowed_countries: frozenset[str] = frozenset({"US"})
-    fold_accents: bool = True   # FOLD_ACCENTS: á í ó ú unaccented by SMS when it saves a segment
+    fold_accents: bool = True  # FOLD_ACCENTS: á í ó ú unaccented by SMS when it saves a segment
     environment: str = "development"
 
     @property
@@ -223,6 +224,8 @@ def parse_holidays(raw: str, today: date | None = None) -> frozenset[date]:
         except ValueError:
             raise ConfigError(f"HOLIDAYS must be dates like 2026-12-25 (or US), got {part!r}") from None
     return frozenset(days)
+
+
 def _countries(env: dict[str, str]) -> frozenset[str]:
     """ALLOWED_COUNTRIES: ISO regions whose numbers a web visitor may give ('US' or 'US,CA')."""
     codes = {c.strip().upper() for c in (env.get("ALLOWED_COUNTRIES") or "US").split(",") if c.strip()}
@@ -246,9 +249,15 @@ def _twilio(env: dict[str, str]) -> dict[str, str | None]:
         raise ConfigError("TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is not")
     sender, service = env.get("TWILIO_FROM_NUMBER") or None, env.get("TWILIO_MESSAGING_SERVICE_SID") or None
     if sid and not (sender or service):
-        raise ConfigError("TWILIO_ACCOUNT_SID is set but neither TWILIO_FROM_NUMBER nor TWILIO_MESSAGING_SERVICE_SID is")
-    return {"twilio_account_sid": sid, "twilio_auth_token": token,
-            "twilio_from_number": sender, "twilio_messaging_service_sid": service}
+        raise ConfigError(
+            "TWILIO_ACCOUNT_SID is set but neither TWILIO_FROM_NUMBER nor TWILIO_MESSAGING_SERVICE_SID is"
+        )
+    return {
+        "twilio_account_sid": sid,
+        "twilio_auth_token": token,
+        "twilio_from_number": sender,
+        "twilio_messaging_service_sid": service,
+    }
 
 
 def _base_url(env: dict[str, str]) -> str | None:

@@ -1,4 +1,5 @@
 """Structured logs: one line per event, numbers masked, bodies never at INFO."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from .phones import mask_text
+from bot.messaging.phones import mask_text
 
 logger = logging.getLogger("peaceline")
 
@@ -24,8 +25,12 @@ class MaskingFilter(logging.Filter):
 
 class LineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
-                "logger": record.name, "msg": record.getMessage()}
+        line = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         if record.exc_info:
             line["exc"] = mask_text(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False)

@@ -1,20 +1,21 @@
 """Everything one process needs, built once from the settings."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from flask import current_app
 
-from . import crypto
-from .clock import Clock
-from .config import ConfigError, Settings
-from .db import Database
-from .engine import Engine
-from .flows import FlowError, load_flows
-from .matching import Matcher
-from .outbound import Outbound, Sender, make_sender
-from .resources import Directory, DirectoryError, load_directory
-from .service import Service
+from bot.clock import Clock
+from bot.config import ConfigError, Settings
+from bot.conversation.engine import Engine
+from bot.conversation.flows import FlowError, load_flows
+from bot.conversation.matching import Matcher
+from bot.directory.resources import Directory, DirectoryError, load_directory
+from bot.messaging.outbound import Outbound, Sender, make_sender
+from bot.messaging.service import Service
+from bot.storage import crypto
+from bot.storage.db import Database
 
 
 @dataclass
@@ -28,7 +29,7 @@ class Runtime:
     service: Service
 
     @classmethod
-    def build(cls, settings: Settings, clock: Clock | None = None, sender: Sender | None = None) -> "Runtime":
+    def build(cls, settings: Settings, clock: Clock | None = None, sender: Sender | None = None) -> Runtime:
         clock = clock or Clock()
         crypto.configure(settings.data_key)  # the column types read it: see bot/crypto.py
         try:
@@ -43,8 +44,7 @@ class Runtime:
         engine = Engine(flows, matcher, directory, settings.program_timezone)
         db = Database(settings.database_url)
         outbound = Outbound(settings, db, sender or make_sender(settings), clock)
-        return cls(settings, clock, db, directory, engine, outbound,
-                   Service(settings, db, engine, outbound, clock))
+        return cls(settings, clock, db, directory, engine, outbound, Service(settings, db, engine, outbound, clock))
 
 
 def runtime() -> Runtime:

@@ -1,4 +1,5 @@
 """`peaceline serve`: gunicorn for the web, one scheduler process beside it."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,7 +9,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from .config import Settings
+from bot.config import Settings
 
 
 class _Gunicorn(BaseApplication):
@@ -27,8 +28,11 @@ class _Gunicorn(BaseApplication):
 def banner(settings: Settings, host: str, port: int, workers: int, scheduler: bool) -> str:
     base = settings.public_base_url or f"http://{host}:{port}"
     db = "SQLite " + settings.database_url.split("///", 1)[-1] if settings.is_sqlite else "PostgreSQL"
-    sender = ("Twilio REST" if settings.sender_name == "twilio"
-              else "log only (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send texts)")
+    sender = (
+        "Twilio REST"
+        if settings.sender_name == "twilio"
+        else "log only (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send texts)"
+    )
     lines = [
         f"peaceline on http://{host}:{port} ({workers} worker(s)); database: {db}",
         f"  Twilio webhook  POST {base}/sms",
@@ -63,6 +67,17 @@ def run(app: Flask, settings: Settings, host: str, port: int, workers: int, sche
             child.wait(timeout=10)
 
     app.extensions["peaceline"].db.dispose()
-    _Gunicorn(app, {"bind": f"{host}:{port}", "workers": workers, "preload_app": True,
-                    "when_ready": when_ready, "post_fork": post_fork, "on_exit": on_exit,
-                    "accesslog": None, "timeout": 30, "graceful_timeout": 10}).run()
+    _Gunicorn(
+        app,
+        {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "preload_app": True,
+            "when_ready": when_ready,
+            "post_fork": post_fork,
+            "on_exit": on_exit,
+            "accesslog": None,
+            "timeout": 30,
+            "graceful_timeout": 10,
+        },
+    ).run()

@@ -1,8 +1,9 @@
 """What a data-driven conversation case says about the bot's replies (engine cases and transcripts)."""
+
 from __future__ import annotations
 
-from bot.flows import fold
-from bot.segments import segments
+from bot.conversation.flows import fold
+from bot.conversation.segments import segments
 
 
 def check_replies(turn: dict, replies: list[str], context: str) -> None:
@@ -22,7 +23,7 @@ def check_replies(turn: dict, replies: list[str], context: str) -> None:
     for unwanted in turn.get("not", []):
         assert fold(str(unwanted)) not in said, f"unwanted {unwanted!r} {context}"
     at = 0
-    for expected in turn.get("in_order", []):   # each after the one before: a ranking
+    for expected in turn.get("in_order", []):  # each after the one before: a ranking
         found = said.find(fold(str(expected)), at)
         assert found >= 0, f"missing {expected!r} after position {at} {context}"
         at = found + len(fold(str(expected)))

@@ -1,4 +1,5 @@
 """Fixtures: a migrated database (SQLite, or PostgreSQL with TEST_DATABASE_URL), the app, signed texts."""
+
 from __future__ import annotations
 
 import itertools
@@ -6,31 +7,33 @@ import os
 import shutil
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
-from bot import create_app, crypto
+from bot import create_app
 from bot.clock import FrozenClock
 from bot.config import ROOT, load_settings
-from bot.db import scratch_database
-from bot.migrate import upgrade
-from bot.outbound import SendResult
-from bot.models import Base
+from bot.messaging.outbound import SendResult
+from bot.storage import crypto
+from bot.storage.db import scratch_database
+from bot.storage.migrate import upgrade
+from bot.storage.models import Base
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 BASE_URL = "https://peaceline.example.org"
 PROGRAM_NUMBER = "+18165550100"
 RESIDENT = "+18165550123"
 # Tuesday 1 Dec 2026, 10:00 in Kansas City: inside office hours and the sending window.
-T0 = datetime(2026, 12, 1, 16, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
 SHARED = ROOT.parent / "shared"
 
 
 # -- the database -------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def _migrated(tmp_path_factory):
@@ -68,6 +71,7 @@ def is_postgres(_migrated) -> bool:
 
 # -- the app ----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def data_key() -> str | None:
     """DATA_KEY for the app (none: no encryption at rest); a test module may override it."""
@@ -77,8 +81,13 @@ def data_key() -> str | None:
 @pytest.fixture
 def env(database_url, tmp_path, data_key) -> dict[str, str]:
     """The environment the app is configured from; tests may change it before `app` is built."""
-    env = {"DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_BASE_URL": BASE_URL,
-           "SECRET_KEY": "test-secret-key", "PEACELINE_INSTANCE": str(tmp_path / "instance")}
+    env = {
+        "DATABASE_URL": database_url,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "PUBLIC_BASE_URL": BASE_URL,
+        "SECRET_KEY": "test-secret-key",
+        "PEACELINE_INSTANCE": str(tmp_path / "instance"),
+    }
     return {**env, "DATA_KEY": data_key} if data_key else env
 
 
@@ -172,11 +181,26 @@ class Phone:
         """Every field Twilio posts for an inbound SMS (extra fields override or add)."""
         sid = new_sid()
         params = {
-            "ToCountry": "US", "ToState": "MO", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "KANSAS CITY",
-            "FromZip": "64124", "SmsSid": sid, "FromState": "MO", "SmsStatus": "received",
-            "FromCity": "KANSAS CITY", "Body": body if body is not None else "", "FromCountry": "US",
-            "To": PROGRAM_NUMBER, "ToZip": "64106", "NumSegments": "1", "ReferralNumMedia": "0",
-            "MessageSid": sid, "AccountSid": "AC" + "0" * 32, "From": self.number, "ApiVersion": "2010-04-01",
+            "ToCountry": "US",
+            "ToState": "MO",
+            "SmsMessageSid": sid,
+            "NumMedia": "0",
+            "ToCity": "KANSAS CITY",
+            "FromZip": "64124",
+            "SmsSid": sid,
+            "FromState": "MO",
+            "SmsStatus": "received",
+            "FromCity": "KANSAS CITY",
+            "Body": body if body is not None else "",
+            "FromCountry": "US",
+            "To": PROGRAM_NUMBER,
+            "ToZip": "64106",
+            "NumSegments": "1",
+            "ReferralNumMedia": "0",
+            "MessageSid": sid,
+            "AccountSid": "AC" + "0" * 32,
+            "From": self.number,
+            "ApiVersion": "2010-04-01",
         }
         params.update(extra)
         return {k: v for k, v in params.items() if v is not None}

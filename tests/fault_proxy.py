@@ -4,8 +4,10 @@
 connections break and new ones are refused (as when the database server is down or restarting);
 `start()` listens again on the same port. Nothing but 127.0.0.1 is ever contacted.
 """
+
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -23,7 +25,7 @@ class TcpProxy:
 
     # -- control ---------------------------------------------------------------------------------
 
-    def start(self) -> "TcpProxy":
+    def start(self) -> TcpProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -41,7 +43,7 @@ class TcpProxy:
         for sock in sockets:
             _close(sock)
 
-    def __enter__(self) -> "TcpProxy":
+    def __enter__(self) -> TcpProxy:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -83,8 +85,6 @@ class TcpProxy:
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     sock.close()

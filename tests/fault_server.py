@@ -4,6 +4,7 @@ Everything runs on 127.0.0.1. Each process starts in its own session, so `kill()
 `os.killpg(pgid, SIGKILL)` that takes the gunicorn master and its workers down at once, as a
 power cut or the OOM killer would.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -15,17 +16,27 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-
-from bot.db import scratch_database
 
 from conftest import AUTH_TOKEN, BASE_URL
 
+from bot.storage.db import scratch_database
+
 ROOT = Path(__file__).resolve().parent.parent
 # The environment of every child: ours, minus anything that would point it elsewhere.
-DROPPED = ("TWILIO_", "DATABASE_URL", "PORT", "PUBLIC_BASE_URL", "SECRET_KEY", "DATA_KEY", "PEACELINE_",
-           "TRUSTED_PROXIES", "RATELIMIT_", "LOOP_GUARD_")
+DROPPED = (
+    "TWILIO_",
+    "DATABASE_URL",
+    "PORT",
+    "PUBLIC_BASE_URL",
+    "SECRET_KEY",
+    "DATA_KEY",
+    "PEACELINE_",
+    "TRUSTED_PROXIES",
+    "RATELIMIT_",
+    "LOOP_GUARD_",
+)
 
 
 def free_port() -> int:
@@ -53,8 +64,14 @@ def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
 
 def child_env(database_url: str, instance: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED)}
-    env.update(DATABASE_URL=database_url, TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=BASE_URL,
-               SECRET_KEY="fault-test-secret-key", PEACELINE_INSTANCE=str(instance), PYTHONUNBUFFERED="1")
+    env.update(
+        DATABASE_URL=database_url,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        PUBLIC_BASE_URL=BASE_URL,
+        SECRET_KEY="fault-test-secret-key",
+        PEACELINE_INSTANCE=str(instance),
+        PYTHONUNBUFFERED="1",
+    )
     env.update(extra)
     return env
 
@@ -65,15 +82,19 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bot", *args], env=env, cwd=ROOT,
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", *args],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill(self) -> None:
         """SIGKILL the whole group (gunicorn's master and workers, or the CLI), then reap it."""
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=30)
 
     def output(self) -> str:
@@ -101,8 +122,15 @@ class Server(Process):
         raise AssertionError(f"the server did not answer /healthz within {timeout} s:\n{self.output()[-3000:]}")
 
 
-def request(host: str, port: int, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, bytes]:
+def request(
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> tuple[int, bytes]:
     """One HTTP request on a fresh connection; OSError/HTTPException when the server is away."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
@@ -115,10 +143,18 @@ def request(host: str, port: int, method: str, path: str, body: bytes | None = N
 
 def post_form(port: int, path: str, params: dict[str, str], signature: str, timeout: float = 30) -> tuple[int, bytes]:
     body = urllib.parse.urlencode(params).encode()
-    return request("127.0.0.1", port, "POST", path, body, {
-        "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}, timeout)
+    return request(
+        "127.0.0.1",
+        port,
+        "POST",
+        path,
+        body,
+        {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+        timeout,
+    )
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bot", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )

@@ -1,4 +1,5 @@
 """A stand-in for the network under the real twilio client: an injected `HttpClient` that plays a script."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ class ScriptedTwilio(HttpClient):
         super().__init__(logging.getLogger("twilio.http_client"), is_async=False, timeout=10)
         self.steps, self.calls = list(steps), []
 
-    def request(self, method, uri, params=None, data=None, headers=None, auth=None, timeout=None,
-                allow_redirects=False):
+    def request(
+        self, method, uri, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False
+    ):
         self.calls.append({"method": method, "url": uri, "data": dict(data or {})})
         step = self.steps.pop(0) if self.steps else created("SM" + f"{len(self.calls):032d}")
         if isinstance(step, Exception):

@@ -1,4 +1,5 @@
 """Staff-side test helpers: accounts, a caseworker's browser that logs in and posts forms with CSRF tokens."""
+
 from __future__ import annotations
 
 import re
@@ -7,8 +8,8 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from bot import auth
-from bot.models import Referral
+from bot.storage.models import Referral
+from bot.web import auth
 
 PASSWORD = "a long enough password"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -24,8 +25,9 @@ def fast_argon2(monkeypatch):
 
 
 def add_caseworker(rt, email: str = "ana@example.org", name: str = "Ana", **fields) -> int:
-    return auth.create_caseworker(rt.db, rt.clock.now(), email=email, name=name,
-                                  password=fields.pop("password", PASSWORD), **fields)
+    return auth.create_caseworker(
+        rt.db, rt.clock.now(), email=email, name=name, password=fields.pop("password", PASSWORD), **fields
+    )
 
 
 def token_in(html: str) -> str:
@@ -44,8 +46,7 @@ class Staff:
     def login(self, email: str = "ana@example.org", password: str = PASSWORD, **extra: str):
         token = token_in(self.client.get("/login").get_data(as_text=True))
         self.token = None  # a login starts a new session, and with it a new token
-        return self.client.post("/login", data={"email": email, "password": password, "csrf_token": token,
-                                                **extra})
+        return self.client.post("/login", data={"email": email, "password": password, "csrf_token": token, **extra})
 
     def get(self, path: str):
         return self.client.get(path)

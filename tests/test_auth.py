@@ -1,4 +1,5 @@
 """Caseworker accounts: the CLI, argon2 hashes, login and lockout, sessions, CSRF, admin pages."""
+
 from __future__ import annotations
 
 import re
@@ -8,11 +9,13 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
-
-from bot import auth, create_app, lockout
-from bot.cli import main
-from bot.models import AuditEvent, Caseworker, LoginFailure
 from staff_helpers import PASSWORD, Staff, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
+
+from bot import create_app
+from bot.casework import lockout
+from bot.cli import main
+from bot.storage.models import AuditEvent, Caseworker, LoginFailure
+from bot.web import auth
 
 
 def account(rt, email: str = "ana@example.org") -> Caseworker:
@@ -32,13 +35,15 @@ def staff(client) -> Staff:
 
 # -- the CLI ------------------------------------------------------------------------------------------------
 
+
 def create_cli(env, *args: str, password_input: str = PASSWORD + "\n"):
     return CliRunner().invoke(main, ["create-caseworker", *args], input=password_input, env=env)
 
 
 def test_create_caseworker_reads_the_password_from_stdin_and_stores_an_argon2_hash(env, rt):
-    result = create_cli(env, "--email", "Ana@Example.org", "--name", "Ana Ruiz", "--role", "admin",
-                        "--phone", "(816) 555-0142")
+    result = create_cli(
+        env, "--email", "Ana@Example.org", "--name", "Ana Ruiz", "--role", "admin", "--phone", "(816) 555-0142"
+    )
     assert result.exit_code == 0, result.output
     row = account(rt)
     assert (row.name, row.role, row.phone, row.active) == ("Ana Ruiz", "admin", "+18165550142", True)
@@ -48,19 +53,21 @@ def test_create_caseworker_reads_the_password_from_stdin_and_stores_an_argon2_ha
 
 def test_create_caseworker_prompts_twice_at_a_terminal(env, rt, monkeypatch):
     monkeypatch.setattr("bot.cli._stdin_is_terminal", lambda: True)
-    result = create_cli(env, "--email", "ben@example.org", "--name", "Ben",
-                        password_input=f"{PASSWORD}\n{PASSWORD}\n")
+    result = create_cli(env, "--email", "ben@example.org", "--name", "Ben", password_input=f"{PASSWORD}\n{PASSWORD}\n")
     assert result.exit_code == 0, result.output
     assert "Password:" in result.output and "Repeat for confirmation:" in result.output
     assert auth.hasher.verify(account(rt, "ben@example.org").password_hash, PASSWORD)
 
 
-@pytest.mark.parametrize("args, password, message", [
-    (["--email", "a@example.org", "--name", "A"], "too short\n", "at least 12 characters"),
-    (["--email", "not-an-email", "--name", "A"], PASSWORD + "\n", "not an email"),
-    (["--email", "a@example.org", "--name", "A", "--phone", "12"], PASSWORD + "\n", "not a valid phone"),
-    (["--email", "a@example.org", "--name", "A", "--duty-hours", "whenever"], PASSWORD + "\n", "Duty hours"),
-])
+@pytest.mark.parametrize(
+    "args, password, message",
+    [
+        (["--email", "a@example.org", "--name", "A"], "too short\n", "at least 12 characters"),
+        (["--email", "not-an-email", "--name", "A"], PASSWORD + "\n", "not an email"),
+        (["--email", "a@example.org", "--name", "A", "--phone", "12"], PASSWORD + "\n", "not a valid phone"),
+        (["--email", "a@example.org", "--name", "A", "--duty-hours", "whenever"], PASSWORD + "\n", "Duty hours"),
+    ],
+)
 def test_create_caseworker_refuses_bad_input_in_plain_words(env, rt, args, password, message):
     result = create_cli(env, *args, password_input=password)
     assert result.exit_code == 1 and message in result.output
@@ -75,6 +82,7 @@ def test_create_caseworker_refuses_a_second_account_for_the_same_email(env, rt):
 
 
 # -- logging in ----------------------------------------------------------------------------------------------
+
 
 def test_the_right_password_logs_in_and_the_wrong_one_is_refused(rt, staff):
     add_caseworker(rt)
@@ -129,12 +137,15 @@ def test_a_session_ends_after_a_shift(rt, staff, clock):
     assert staff.get("/inbox/").status_code == 302
 
 
-@pytest.mark.parametrize("target, expected", [
-    ("/inbox/?show=mine", "/inbox/?show=mine"),
-    ("https://evil.example.com/", "/inbox/"),
-    ("//evil.example.com/", "/inbox/"),
-    ("/\\evil.example.com", "/inbox/"),
-])
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("/inbox/?show=mine", "/inbox/?show=mine"),
+        ("https://evil.example.com/", "/inbox/"),
+        ("//evil.example.com/", "/inbox/"),
+        ("/\\evil.example.com", "/inbox/"),
+    ],
+)
 def test_login_returns_to_a_page_on_this_site_only(rt, staff, target, expected):
     add_caseworker(rt)
     assert staff.login(next=target).headers["Location"] == expected
@@ -158,6 +169,7 @@ def test_logout_ends_the_session(rt, staff):
 
 # -- CSRF -------------------------------------------------------------------------------------------------------
 
+
 def test_a_form_post_without_the_csrf_token_is_refused(rt, staff, client, app, phone):
     assert app.config.get("WTF_CSRF_ENABLED", True), "CSRF stays on under TESTING"
     add_caseworker(rt)
@@ -177,12 +189,20 @@ def test_twilio_webhooks_need_no_csrf_token(phone):
 
 # -- admin pages ---------------------------------------------------------------------------------------------
 
+
 def test_an_admin_creates_turns_off_and_resets_accounts(rt, client):
     add_caseworker(rt, email="boss@example.org", name="Boss", role="admin")
     admin = Staff(client)
     admin.login("boss@example.org")
-    made = admin.post("/inbox/admin/caseworkers", name="Ben", email="ben@example.org", password=PASSWORD,
-                      role="caseworker", phone="816-555-0177", duty_hours="Mon-Fri 12:00-20:00")
+    made = admin.post(
+        "/inbox/admin/caseworkers",
+        name="Ben",
+        email="ben@example.org",
+        password=PASSWORD,
+        role="caseworker",
+        phone="816-555-0177",
+        duty_hours="Mon-Fri 12:00-20:00",
+    )
     assert made.status_code == 302
     ben = account(rt, "ben@example.org")
     assert (ben.phone, ben.duty_hours, ben.role) == ("+18165550177", "Mon-Fri 12:00-20:00", "caseworker")
@@ -199,8 +219,12 @@ def test_an_admin_creates_turns_off_and_resets_accounts(rt, client):
     new_password = "another long password"
     admin.post(f"/inbox/admin/caseworkers/{ben.id}/password", password=new_password)
     assert auth.hasher.verify(account(rt, "ben@example.org").password_hash, new_password)
-    actions = {e.action for e in audits(rt, "caseworker.created") + audits(rt, "caseworker.deactivated")
-               + audits(rt, "caseworker.password_reset")}
+    actions = {
+        e.action
+        for e in audits(rt, "caseworker.created")
+        + audits(rt, "caseworker.deactivated")
+        + audits(rt, "caseworker.password_reset")
+    }
     assert actions == {"caseworker.created", "caseworker.deactivated", "caseworker.password_reset"}
 
 
@@ -224,8 +248,7 @@ def test_a_caseworker_cannot_use_the_admin_pages(rt, staff):
     add_caseworker(rt)
     staff.login()
     assert staff.get("/inbox/admin/").status_code == 403
-    assert staff.post("/inbox/admin/caseworkers", name="X", email="x@example.org",
-                      password=PASSWORD).status_code == 403
+    assert staff.post("/inbox/admin/caseworkers", name="X", email="x@example.org", password=PASSWORD).status_code == 403
     assert account(rt, "x@example.org") is None
 
 
@@ -252,8 +275,10 @@ def from_address(app, address: str):
 @pytest.fixture
 def no_sleep(monkeypatch):
     """A worker that sleeps stalls every request behind it (/sms too): waiting must be answered, never slept."""
+
     def refuse(seconds: float) -> None:
         raise AssertionError(f"slept {seconds} s in a request")
+
     monkeypatch.setattr(time, "sleep", refuse)
 
 
@@ -305,7 +330,7 @@ def test_the_wait_grows_and_holds_across_processes(settings, clock, rt, app, no_
 def test_the_wait_stops_growing_at_an_hour_and_old_failures_are_forgotten(rt, app, clock):
     add_caseworker(rt)
     attacker = Staff(from_address(app, ATTACKER))
-    for i in range(lockout.FREE_TRIES + 30):
+    for _i in range(lockout.FREE_TRIES + 30):
         with rt.db.transaction() as s:
             lockout.record_failure(s, lockout.keys(rt.settings.secret_key, "ana@example.org", ATTACKER), clock.now())
     assert auth.authenticate(rt, "ana@example.org", PASSWORD, ATTACKER).retry_after == lockout.MAX_WAIT
@@ -319,8 +344,9 @@ def test_a_client_failing_on_many_accounts_waits_on_every_account(rt, app, no_sl
     stuffer = Staff(from_address(app, ATTACKER))
     for i in range(lockout.CLIENT_FREE_TRIES):
         with rt.db.transaction() as s:  # one wrong password on each of 20 addresses (the form's rate limit aside)
-            lockout.record_failure(s, lockout.keys(rt.settings.secret_key, f"user{i}@example.org", ATTACKER),
-                                   rt.clock.now())
+            lockout.record_failure(
+                s, lockout.keys(rt.settings.secret_key, f"user{i}@example.org", ATTACKER), rt.clock.now()
+            )
     refused = stuffer.login()
     assert refused.status_code == 429 and 29 <= int(refused.headers["Retry-After"]) <= 60
     assert Staff(from_address(app, ANA_PHONE)).login().status_code == 302

@@ -1,5 +1,6 @@
 """The benchmarks' inputs stay valid: signed requests the real app accepts, conversations it follows,
 and follow-ups the dispatcher sends. No timing here: see benchmarks/README.md for the figures."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -7,12 +8,12 @@ import sys
 from urllib.parse import urlencode
 
 import pytest
+from conftest import T0, twiml_bodies
 from sqlalchemy import func, select
 
 from bot.config import ROOT, load_settings
-from bot.dispatch import dispatch_due
-from bot.models import FollowUp, Message
-from conftest import T0, twiml_bodies
+from bot.messaging.dispatch import dispatch_due
+from bot.storage.models import FollowUp, Message
 
 BENCHMARKS = ROOT / "benchmarks"
 
@@ -34,8 +35,12 @@ def webhook():
 @pytest.fixture
 def bench_env(env, webhook) -> dict[str, str]:
     """The settings benchmarks/webhook.py gives gunicorn (its token, base URL and loop guard)."""
-    return {**env, "TWILIO_AUTH_TOKEN": webhook.TOKEN, "PUBLIC_BASE_URL": webhook.BASE_URL,
-            "LOOP_GUARD_PER_MINUTE": "100000"}
+    return {
+        **env,
+        "TWILIO_AUTH_TOKEN": webhook.TOKEN,
+        "PUBLIC_BASE_URL": webhook.BASE_URL,
+        "LOOP_GUARD_PER_MINUTE": "100000",
+    }
 
 
 @pytest.fixture
@@ -49,8 +54,12 @@ def bench_client(bench_env, clock):
 
 def post(client, signature: str, params: dict[str, str]):
     """Exactly what wrk sends: the form-encoded body from the request file and the signature header."""
-    return client.post("/sms", data=urlencode(params), content_type="application/x-www-form-urlencoded",
-                       headers={"X-Twilio-Signature": signature})
+    return client.post(
+        "/sms",
+        data=urlencode(params),
+        content_type="application/x-www-form-urlencoded",
+        headers={"X-Twilio-Signature": signature},
+    )
 
 
 def test_generated_requests_are_signed_and_answered(webhook, bench_client, tmp_path):

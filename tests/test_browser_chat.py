@@ -3,6 +3,7 @@
 The app runs on a real local server; every request to another host is refused, and the
 "Leave now" destination is answered locally, so no test touches the network.
 """
+
 from __future__ import annotations
 
 import re
@@ -12,20 +13,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import T0
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from bot import create_app
 from bot.config import load_settings
-from bot.models import Resident
-
-from conftest import T0
+from bot.storage.models import Resident
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PHONE = {"width": 390, "height": 844}
 NEUTRAL = "https://www.weather.gov/"
 

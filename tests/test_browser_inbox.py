@@ -1,5 +1,6 @@
 """A caseworker's phone browser against the real app on a real socket: log in, see a new
 referral arrive without a reload, claim it, reply, close it. Debian's chromium, driven by Playwright."""
+
 from __future__ import annotations
 
 import threading
@@ -8,19 +9,25 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from conftest import Phone, sign
 from sqlalchemy import select
+from staff_helpers import PASSWORD, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 from werkzeug.serving import make_server
 
 from bot.config import ROOT
-from bot.models import Message, Referral
-from conftest import Phone, sign
-from staff_helpers import PASSWORD, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
+from bot.storage.models import Message, Referral
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PHONE_SCREEN = {"width": 390, "height": 844}
 SHOTS = ROOT / "test-output"  # ignored by git
 
@@ -59,8 +66,9 @@ def page(playwright):
 def text_the_program(base_url: str, body: str) -> None:
     """A resident's text over HTTP to the live server, signed as Twilio signs it."""
     params = Phone(client=None).payload(body)
-    request = urllib.request.Request(f"{base_url}/sms", data=urlencode(params).encode(),
-                                     headers={"X-Twilio-Signature": sign("/sms", params)})
+    request = urllib.request.Request(
+        f"{base_url}/sms", data=urlencode(params).encode(), headers={"X-Twilio-Signature": sign("/sms", params)}
+    )
     with urllib.request.urlopen(request, timeout=10) as resp:
         assert resp.status == 200
 
@@ -120,15 +128,17 @@ def test_the_totals_follow_the_queue_without_a_reload(rt, base_url, page, clock)
     """60 calm referrals wait; an urgent SMS arrives: it shows first and the totals move, by the poll alone."""
     from datetime import timedelta
 
-    from bot.models import Resident
+    from bot.storage.models import Resident
 
     add_caseworker(rt)
     with rt.db.transaction() as s:
         someone = Resident(phone="+18165550142", channel="sms", created_at=clock.now())
         s.add(someone)
         s.flush()
-        s.add_all(Referral(resident_id=someone.id, reason="asked_person", created_at=clock.now() - timedelta(hours=1))
-                  for _ in range(60))
+        s.add_all(
+            Referral(resident_id=someone.id, reason="asked_person", created_at=clock.now() - timedelta(hours=1))
+            for _ in range(60)
+        )
     page.goto(f"{base_url}/login")
     page.fill("input[name=email]", "ana@example.org")
     page.fill("input[name=password]", PASSWORD)

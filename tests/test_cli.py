@@ -1,4 +1,5 @@
 """The operator's commands: serve, init-db, check, chat."""
+
 from __future__ import annotations
 
 import json
@@ -93,8 +94,14 @@ def test_serve_migrates_and_runs_web_workers_and_one_scheduler(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO", "DATABASE_URL", "PORT", "DATA_KEY"))}
     env.update(PEACELINE_INSTANCE=str(tmp_path / "instance"), PORT=str(port))
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--workers", "2"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline, health = time.monotonic() + 60, None
         while time.monotonic() < deadline and health is None:

@@ -1,10 +1,11 @@
 """STOP, START, HELP and Twilio's Advanced Opt-Out, through the signed webhook."""
+
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from bot.models import Message, Resident
+from bot.storage.models import Message, Resident
 
 
 def resident(rt) -> Resident:
@@ -12,8 +13,22 @@ def resident(rt) -> Resident:
         return s.scalars(select(Resident)).one()
 
 
-STOP_WORDS = ["STOP", "stop", "Stop.", "STOPALL", "unsubscribe", "CANCEL", "end", "QUIT", "revoke",
-              "OPTOUT", " stop! ", "stop texting me", "no more texts please", "no me manden más mensajes"]
+STOP_WORDS = [
+    "STOP",
+    "stop",
+    "Stop.",
+    "STOPALL",
+    "unsubscribe",
+    "CANCEL",
+    "end",
+    "QUIT",
+    "revoke",
+    "OPTOUT",
+    " stop! ",
+    "stop texting me",
+    "no more texts please",
+    "no me manden más mensajes",
+]
 
 
 @pytest.mark.parametrize("word", STOP_WORDS)
@@ -42,8 +57,9 @@ def test_start_opts_back_in(phone, rt, word):
     assert not resident(rt).opted_out
 
 
-@pytest.mark.parametrize("phrase", ["he won't leave me alone", "stop hitting me", "I can't stop crying",
-                                    "my lights will end tomorrow"])
+@pytest.mark.parametrize(
+    "phrase", ["he won't leave me alone", "stop hitting me", "I can't stop crying", "my lights will end tomorrow"]
+)
 def test_phrases_that_merely_contain_opt_out_words_are_not_revocations(phone, rt, phrase):
     replies = phone.text(phrase)
     assert replies, "a person asking for help is answered"

@@ -1,4 +1,5 @@
-"""bot/crisis.py against the labelled corpus in tests/corpora/crisis.yaml."""
+"""bot/conversation/crisis.py against the labelled corpus in tests/corpora/crisis.yaml."""
+
 from __future__ import annotations
 
 import copy
@@ -7,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.crisis import PRIORITY, CrisisDetector, CrisisKind, detect
-from bot.matching import VOCABULARY_PATH, VocabularyError
+from bot.conversation.crisis import PRIORITY, CrisisDetector, CrisisKind, detect
+from bot.conversation.matching import VOCABULARY_PATH, VocabularyError
 
 CORPUS = yaml.safe_load((Path(__file__).parent / "corpora" / "crisis.yaml").read_text(encoding="utf-8"))
 CASES = [(text, CrisisKind(kind) if kind else None) for text, kind in CORPUS["positives"] + CORPUS["negatives"]]
@@ -38,8 +39,18 @@ def test_each_case_gets_its_kind(text, kind):
     assert detect(text) is kind
 
 
-@pytest.mark.parametrize("text", ["I WANT TO DIE", "i want to die.", "i want 2 die", "I want   to die!!!",
-                                  "i want to die 😢", "Quiero MORIR", "me quiero morír"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I WANT TO DIE",
+        "i want to die.",
+        "i want 2 die",
+        "I want   to die!!!",
+        "i want to die 😢",
+        "Quiero MORIR",
+        "me quiero morír",
+    ],
+)
 def test_case_punctuation_emoji_and_accents_do_not_matter(text):
     assert detect(text) is CrisisKind.SELF_HARM
 

@@ -1,22 +1,24 @@
 """Encryption at rest (DATA_KEY): ciphertext in the tables, plain text in the app, keyed phone lookups,
 key rotation, and a wrong key stopping the start. The smoke tests run with and without a key."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
 from click.testing import CliRunner
+from conftest import RESIDENT, T0, Outbox, Phone
 from sqlalchemy import create_engine, select, text
+from staff_helpers import Staff, add_caseworker, fast_argon2, open_referral  # noqa: F401 (autouse fixture)
 
-from bot import create_app, crypto
+from bot import create_app
 from bot.cli import main
 from bot.config import ConfigError, load_settings
-from bot.crypto import UnreadableValue
-from bot.dispatch import dispatch_due
-from bot.migrate import alembic_config
-from bot.models import AuditEvent, FollowUp, Message, Note, Resident
-from conftest import RESIDENT, T0, Outbox, Phone
-from staff_helpers import Staff, add_caseworker, fast_argon2, open_referral  # noqa: F401 (autouse fixture)
+from bot.messaging.dispatch import dispatch_due
+from bot.storage import crypto
+from bot.storage.crypto import UnreadableValue
+from bot.storage.migrate import alembic_config
+from bot.storage.models import AuditEvent, FollowUp, Message, Note, Resident
 
 # Test keys, fixed so that every xdist worker collects the same test ids.
 NEW, OLD = "p0J6Ckp9dQvQfDcCCrnZI8ZZ7Gv2FewEHdcHASQF6T0=", "JZEI-4e7AQGKP7z0i3FCKDk41ZQLO2aFdkaBHofAcF8="
@@ -91,14 +93,19 @@ def test_a_notice_goes_once_to_the_caseworker_when_the_resident_asks_twice(clien
 
 
 @smoke
-def test_a_web_visitor_who_proves_the_number_is_linked_to_the_resident_who_texts_from_it(client, rt, phone,
-                                                                                         outbox, data_key):
+def test_a_web_visitor_who_proves_the_number_is_linked_to_the_resident_who_texts_from_it(
+    client, rt, phone, outbox, data_key
+):
     phone.text("hi")
     client.post("/chat/messages", json={"text": "I need food"}, headers=ORIGIN)
     assert client.post("/chat/phone", json={"phone": "816-555-0123"}, headers=ORIGIN).status_code == 200
     code = re.search(r"\d{6}", outbox.to(RESIDENT)[-1]).group(0)  # the decrypted number got the code
-    assert client.post("/chat/phone", json={"phone": "816-555-0123", "code": code, "consent": True},
-                       headers=ORIGIN).status_code == 200
+    assert (
+        client.post(
+            "/chat/phone", json={"phone": "816-555-0123", "code": code, "consent": True}, headers=ORIGIN
+        ).status_code
+        == 200
+    )
     with rt.db.sessions() as s:
         sms = s.scalars(select(Resident).where(Resident.channel == "sms")).one()
         web = s.scalars(select(Resident).where(Resident.channel == "web")).one()
@@ -120,12 +127,16 @@ def test_a_body_that_looks_encrypted_reads_back_as_sent(rt, phone):
 
 # -- with a key: what the tables hold -------------------------------------------------------------
 
+
 def test_the_tables_hold_no_plain_body_note_or_number(client, rt, phone):
     staff = staff_login(client, rt)
     rid = open_referral(phone, rt, SECRET)
     staff.post(f"/inbox/referrals/{rid}/notes", body=NOTE)
-    stored = (raw(rt, "SELECT body FROM messages") + raw(rt, "SELECT body FROM notes")
-              + raw(rt, "SELECT phone FROM residents"))
+    stored = (
+        raw(rt, "SELECT body FROM messages")
+        + raw(rt, "SELECT body FROM notes")
+        + raw(rt, "SELECT phone FROM residents")
+    )
     assert len(stored) >= 4 and all(value.startswith("enc1:") for value in stored)
     dump = " ".join(stored + raw(rt, "SELECT phone_lookup FROM residents"))
     for plain in ("landlord", "gun", "locks", "5550123", "talk to a person"):
@@ -158,6 +169,7 @@ def test_an_encrypted_column_refuses_comparison_in_sql():
 
 
 # -- setting a key on a database that has none, and rotating ----------------------------------------
+
 
 @pytest.mark.parametrize("data_key", [None])
 def test_a_key_set_later_still_finds_old_residents_and_rotate_key_encrypts_them(env, clock, outbox, rt, phone):
@@ -217,6 +229,7 @@ def test_rotate_key_without_a_key_says_so(env):
 
 # -- a wrong key stops the start, in one line -------------------------------------------------------
 
+
 @pytest.mark.parametrize("bad", ["not-a-key", f"{NEW},", f"{NEW},{NEW[:-2]}"])
 def test_a_malformed_key_stops_the_app_with_one_line_naming_it(env, bad):
     with pytest.raises(ConfigError) as caught:
@@ -237,6 +250,7 @@ def test_a_key_that_cannot_read_the_data_stops_the_start_with_one_line(env, rt, 
 
 # -- the migration -----------------------------------------------------------------------------------
 
+
 def test_migration_0002_keeps_every_row_and_fills_the_lookup(tmp_path):
     from alembic import command
 
@@ -244,11 +258,19 @@ def test_migration_0002_keeps_every_row_and_fills_the_lookup(tmp_path):
     command.upgrade(alembic_config(url), "0001")
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO residents (id, phone, channel, consent_texts, created_at) "
-                          "VALUES (1, '+18165550123', 'sms', 1, '2026-11-01 00:00:00')"))
-        conn.execute(text("INSERT INTO messages (resident_id, direction, channel, kind, body, status, segments, "
-                          "num_media, created_at, updated_at) VALUES (1, 'in', 'sms', 'inbound', 'hi', 'received', "
-                          "1, 0, '2026-11-01 00:00:00', '2026-11-01 00:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO residents (id, phone, channel, consent_texts, created_at) "
+                "VALUES (1, '+18165550123', 'sms', 1, '2026-11-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO messages (resident_id, direction, channel, kind, body, status, segments, "
+                "num_media, created_at, updated_at) VALUES (1, 'in', 'sms', 'inbound', 'hi', 'received', "
+                "1, 0, '2026-11-01 00:00:00', '2026-11-01 00:00:00')"
+            )
+        )
     command.upgrade(alembic_config(url), "head")
     with engine.connect() as conn:
         # batch mode rebuilt residents; foreign keys were off, so no cascade emptied the messages
@@ -259,7 +281,7 @@ def test_migration_0002_keeps_every_row_and_fills_the_lookup(tmp_path):
 
 
 def test_rotation_works_in_batches(env, rt, phone):
-    from bot.retention import rotate_key
+    from bot.casework.retention import rotate_key
 
     for n in range(3):
         phone.text(f"message {n}")
@@ -268,5 +290,7 @@ def test_rotation_works_in_batches(env, rt, phone):
     assert counts["messages.body"]["re-encrypted"] == len(raw(rt, "SELECT id FROM messages"))
     crypto.configure(OLD)
     assert {crypto.decode(v) for v in raw(rt, "SELECT body FROM messages WHERE direction = 'in'")} == {
-        "message 0", "message 1", "message 2"}
-
+        "message 0",
+        "message 1",
+        "message 2",
+    }

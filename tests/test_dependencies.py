@@ -2,6 +2,7 @@
 
 No network: the lock files are read as text and checked against pyproject.toml.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,20 +21,26 @@ LOCKS = {"runtime": ROOT / "requirements.txt", "test": ROOT / "requirements-test
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 # Versions with published advisories: each must be outside our floors, and never locked.
 ADVISORIES = {
-    "gunicorn": ["22.0.0"],                                      # CVE-2024-6827 (request smuggling)
-    "cryptography": ["42.0.0", "42.0.3", "43.0.0", "44.0.0"],    # CVE-2024-26130; OpenSSL in the wheels
-    "flask": ["3.1.0"],                                          # CVE-2025-47278
-    "werkzeug": ["3.0.2", "3.0.5", "3.1.3"],                     # CVE-2024-34069, CVE-2024-49767, CVE-2025-66221
-    "jinja2": ["3.1.2", "3.1.4", "3.1.5"],                       # sandbox escapes, CVE-2025-27516
-    "requests": ["2.31.0", "2.32.3"],                            # CVE-2024-35195, CVE-2024-47081
-    "setuptools": ["68.0.0", "70.0.0", "78.1.0"],                # CVE-2024-6345, CVE-2025-47273
+    "gunicorn": ["22.0.0"],  # CVE-2024-6827 (request smuggling)
+    "cryptography": ["42.0.0", "42.0.3", "43.0.0", "44.0.0"],  # CVE-2024-26130; OpenSSL in the wheels
+    "flask": ["3.1.0"],  # CVE-2025-47278
+    "werkzeug": ["3.0.2", "3.0.5", "3.1.3"],  # CVE-2024-34069, CVE-2024-49767, CVE-2025-66221
+    "jinja2": ["3.1.2", "3.1.4", "3.1.5"],  # sandbox escapes, CVE-2025-27516
+    "requests": ["2.31.0", "2.32.3"],  # CVE-2024-35195, CVE-2024-47081
+    "setuptools": ["68.0.0", "70.0.0", "78.1.0"],  # CVE-2024-6345, CVE-2025-47273
 }
 
 
 def locked(kind: str) -> dict[str, tuple[Version, int]]:
     """name -> (version, number of hashes) for the entries that apply to Python 3.11 on Linux."""
-    env = {**default_environment(), "python_version": "3.11", "python_full_version": "3.11.2",
-           "sys_platform": "linux", "platform_system": "Linux", "implementation_name": "cpython"}
+    env = {
+        **default_environment(),
+        "python_version": "3.11",
+        "python_full_version": "3.11.2",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "implementation_name": "cpython",
+    }
     out: dict[str, tuple[Version, int]] = {}
     lines = LOCKS[kind].read_text(encoding="utf-8").splitlines()
     for i, line in enumerate(lines):
@@ -44,7 +51,7 @@ def locked(kind: str) -> dict[str, tuple[Version, int]]:
         if marker and not Requirement(f"x; {marker}").marker.evaluate(env):
             continue
         hashes = 0
-        for following in lines[i + 1:]:
+        for following in lines[i + 1 :]:
             if not following.startswith("    --hash=sha256:"):
                 break
             hashes += 1
@@ -54,8 +61,11 @@ def locked(kind: str) -> dict[str, tuple[Version, int]]:
 
 def requirements(kind: str) -> list[Requirement]:
     runtime = [Requirement(r) for r in PYPROJECT["project"]["dependencies"]]
-    return runtime if kind == "runtime" else runtime + [
-        Requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["test"]]
+    return (
+        runtime
+        if kind == "runtime"
+        else runtime + [Requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["test"]]
+    )
 
 
 @pytest.mark.parametrize("kind", LOCKS)

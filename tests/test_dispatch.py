@@ -1,16 +1,17 @@
 """Follow-ups: rows sent once, inside the window, never to an opted-out number; `send-due`."""
+
 from __future__ import annotations
 
 import json
 from datetime import timedelta
 
 import pytest
+from conftest import T0
 from sqlalchemy import func, select
 
 from bot.cli import main
-from bot.dispatch import STUCK_AFTER, dispatch_due, next_window_start
-from bot.models import FollowUp, Message, Resident
-from conftest import T0
+from bot.messaging.dispatch import STUCK_AFTER, dispatch_due, next_window_start
+from bot.storage.models import FollowUp, Message, Resident
 
 
 @pytest.fixture
@@ -84,8 +85,8 @@ def test_the_window_uses_the_residents_own_time_zone(rt, resident_id, clock):
 
 
 def test_window_edges():
-    from zoneinfo import ZoneInfo
     from datetime import time
+    from zoneinfo import ZoneInfo
 
     tz, window = ZoneInfo("America/Chicago"), (time(9), time(20))
     assert next_window_start(T0, tz, window) is None

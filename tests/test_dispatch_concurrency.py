@@ -3,6 +3,7 @@
 PostgreSQL (claims with FOR UPDATE SKIP LOCKED) needs TEST_DATABASE_URL; SQLite (claims under the
 write lock that BEGIN IMMEDIATE takes) runs everywhere.
 """
+
 from __future__ import annotations
 
 import sys
@@ -11,24 +12,46 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from conftest import T0
 from sqlalchemy import func, insert, select
 
 from bot import create_app
 from bot.clock import FrozenClock
-from bot.dispatch import BATCH, dispatch_due
-from bot.models import FollowUp, Message, Resident
-from conftest import T0
+from bot.messaging.dispatch import BATCH, dispatch_due
+from bot.storage.models import FollowUp, Message, Resident
 
 
 def seed(rt, count: int) -> set[int]:
     """`count` residents with one check-in each, due a minute ago; returns the follow-up ids."""
     due = T0 - timedelta(minutes=1)
     with rt.db.transaction() as s:
-        s.execute(insert(Resident), [{"phone": f"+1816300{i:04d}", "channel": "sms", "created_at": due,
-                                      "language": "es" if i % 3 == 0 else "en"} for i in range(count)])
+        s.execute(
+            insert(Resident),
+            [
+                {
+                    "phone": f"+1816300{i:04d}",
+                    "channel": "sms",
+                    "created_at": due,
+                    "language": "es" if i % 3 == 0 else "en",
+                }
+                for i in range(count)
+            ],
+        )
         residents = list(s.scalars(select(Resident.id)))
-        s.execute(insert(FollowUp), [{"resident_id": rid, "template": "checkin", "due_at": due,
-                                      "status": "pending", "attempts": 0, "created_at": due} for rid in residents])
+        s.execute(
+            insert(FollowUp),
+            [
+                {
+                    "resident_id": rid,
+                    "template": "checkin",
+                    "due_at": due,
+                    "status": "pending",
+                    "attempts": 0,
+                    "created_at": due,
+                }
+                for rid in residents
+            ],
+        )
         return set(s.scalars(select(FollowUp.id)))
 
 
@@ -81,8 +104,9 @@ def assert_each_sent_exactly_once(rt, ids: set[int], handled: list[list[int]]) -
         assert None not in linked and len(set(linked)) == len(ids)
         per_resident = Counter(s.scalars(select(Message.resident_id).where(Message.kind == "followup")))
         assert len(per_resident) == len(ids) and set(per_resident.values()) == {1}
-        statuses = s.execute(select(Message.status, func.count()).where(Message.kind == "followup")
-                             .group_by(Message.status)).all()
+        statuses = s.execute(
+            select(Message.status, func.count()).where(Message.kind == "followup").group_by(Message.status)
+        ).all()
         assert dict(statuses) == {"logged": len(ids)}
         assert set(s.scalars(select(Message.id).where(Message.kind == "followup"))) == set(linked)
 

@@ -25,43 +25,47 @@ preference and an open referral from the effects and the state from the outcome,
 clock 20 seconds. `on_duty` and `on_call_told` in ctx set who is available (default: a caseworker
 is on duty); with nobody on duty the next working day is worked out from the office hours.
 """
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
 from dataclasses import dataclass, fields, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from cases import check_replies
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import engine as eng
 from bot.config import parse_office_hours
-from bot.contact import ContactPreference
-from bot.engine import Availability, Context, Engine, Inbound, Outcome
-from bot.flows import load_flows, parse_duration
-from bot.matching import Matcher
-from bot.resources import load_directory
-from bot.segments import segments
-from cases import check_replies
+from bot.conversation import engine as eng
+from bot.conversation.contact import ContactPreference
+from bot.conversation.engine import Availability, Context, Engine, Inbound, Outcome
+from bot.conversation.flows import load_flows, parse_duration
+from bot.conversation.matching import Matcher
+from bot.conversation.segments import segments
+from bot.directory.resources import load_directory
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
 CASES = sorted((Path(__file__).parent / "engine_cases").glob("*.yaml"))
-T0 = datetime(2026, 12, 1, 16, 0, tzinfo=timezone.utc)   # Tuesday 10:00 in Kansas City
+T0 = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)  # Tuesday 10:00 in Kansas City
 TZ = ZoneInfo("America/Chicago")
 DIRECTORY = load_directory(ROOT / "resources.yaml")
 MATCHER = Matcher.from_file(FLOWS / "vocabulary.yaml")
 FLOWSET = load_flows(FLOWS, categories=set(DIRECTORY.categories))
 TURN_GAP = timedelta(seconds=20)
-CTX_FLAGS = {f.name for f in fields(Context)} - {"now", "availability", "checkin_sent_at"} \
-    | {"on_duty", "on_call_told", "checkin_open"}
+CTX_FLAGS = {f.name for f in fields(Context)} - {"now", "availability", "checkin_sent_at"} | {
+    "on_duty",
+    "on_call_told",
+    "checkin_open",
+}
 OFFICE = parse_office_hours("Mon-Fri 09:00-17:00")
 
 
@@ -110,9 +114,14 @@ def availability(now: datetime, on_duty: bool = True, on_call_told: bool = False
     while day.weekday() not in OFFICE.days:
         day += timedelta(days=1)
     opens = datetime.combine(day, OFFICE.opens, tzinfo=TZ)
-    return Availability(on_duty=on_duty, on_call_told=on_call_told, next_open=None if on_duty else opens,
-                        office_days=tuple(sorted(OFFICE.days)), office_opens=OFFICE.opens,
-                        office_closes=OFFICE.closes)
+    return Availability(
+        on_duty=on_duty,
+        on_call_told=on_call_told,
+        next_open=None if on_duty else opens,
+        office_days=tuple(sorted(OFFICE.days)),
+        office_opens=OFFICE.opens,
+        office_closes=OFFICE.closes,
+    )
 
 
 def load_cases() -> list:
@@ -125,8 +134,9 @@ def load_cases() -> list:
 
 def run_case(engine: Engine, case: dict) -> list[Outcome]:
     base = dict(case.get("ctx", {}))
-    resident = Resident(opted_out=base.pop("opted_out", False), language=base.pop("language", None),
-                        zip_code=base.pop("zip_code", None))
+    resident = Resident(
+        opted_out=base.pop("opted_out", False), language=base.pop("language", None), zip_code=base.pop("zip_code", None)
+    )
     now = start = datetime.fromisoformat(case["now"]) if "now" in case else T0
     outcomes = []
     for turn in case["turns"]:
@@ -135,17 +145,28 @@ def run_case(engine: Engine, case: dict) -> list[Outcome]:
             continue
         if "state" in turn:
             resident.state = {**(resident.state or {}), **turn["state"]}
-        flags = {"first_contact": not resident.seen, "referral_open": resident.referral_open,
-                 "contact_preference": resident.contact_preference, **base, **turn.get("ctx", {})}
+        flags = {
+            "first_contact": not resident.seen,
+            "referral_open": resident.referral_open,
+            "contact_preference": resident.contact_preference,
+            **base,
+            **turn.get("ctx", {}),
+        }
         assert set(flags) <= CTX_FLAGS, f"unknown ctx keys {set(flags) - CTX_FLAGS}"
         who = availability(now, flags.pop("on_duty", True), flags.pop("on_call_told", False))
         flags.pop("checkin_open", None)
-        if turn.get("ctx", {}).get("checkin_open"):   # a check-in went out just before this turn
+        if turn.get("ctx", {}).get("checkin_open"):  # a check-in went out just before this turn
             flags["checkin_sent_at"] = now - timedelta(seconds=10)
-        elif base.get("checkin_open"):   # a check-in went out before the case began
+        elif base.get("checkin_open"):  # a check-in went out before the case began
             flags["checkin_sent_at"] = start - timedelta(seconds=10)
-        ctx = Context(now=now, opted_out=resident.opted_out, language=resident.language,
-                      zip_code=resident.zip_code, availability=who, **flags)
+        ctx = Context(
+            now=now,
+            opted_out=resident.opted_out,
+            language=resident.language,
+            zip_code=resident.zip_code,
+            availability=who,
+            **flags,
+        )
         inbound = Inbound(str(turn["send"]), turn.get("media", 0), turn.get("carrier"))
         outcome = engine.step(resident.state, inbound, ctx)
         check_turn(turn, outcome)
@@ -170,7 +191,7 @@ def check_turn(turn: dict, outcome: Outcome) -> None:
 def check_effects(expected: list, actual: list, context: str) -> None:
     names = [next(iter(e)) if isinstance(e, dict) else e for e in expected]
     assert [type(e).__name__ for e in actual] == names, context
-    for spec, effect in zip(expected, actual):
+    for spec, effect in zip(expected, actual, strict=False):
         if isinstance(spec, dict):
             for key, value in next(iter(spec.values())).items():
                 got = getattr(effect, key)
@@ -322,8 +343,8 @@ def test_number_text_set_language_empty_and_follow_up_steps(tmp_path, directory)
 def test_text_fills_templates_for_the_service():
     notice = ENGINE.text("caseworker_notice", "en", referral="42", link="https://x.example/inbox/42")
     assert "#42" in notice and "https://x.example/inbox/42" in notice
-    assert ENGINE.text("checkin", "fr") == ENGINE.text("checkin", "en")   # unknown language: the first
-    assert ENGINE.text("resource_open_until", "en") == "Open until "      # missing value: empty
+    assert ENGINE.text("checkin", "fr") == ENGINE.text("checkin", "en")  # unknown language: the first
+    assert ENGINE.text("resource_open_until", "en") == "Open until "  # missing value: empty
     assert ENGINE.followup_templates == ("checkin",)
     with pytest.raises(KeyError):
         ENGINE.text("no_such_key", "en")
@@ -332,15 +353,28 @@ def test_text_fills_templates_for_the_service():
 def test_state_is_json_and_round_trips():
     out = ENGINE.step(None, Inbound("hi"), ctx(first_contact=True))
     state = json.loads(json.dumps(out.state))
-    assert state == {"v": 1, "flow": "intake", "step": "menu", "lang": "en", "vars": {"greeted": True}, "misses": 0,
-                     "offer": None, "last_at": T0.isoformat(), "hold": None, "hold_until": None}
+    assert state == {
+        "v": 1,
+        "flow": "intake",
+        "step": "menu",
+        "lang": "en",
+        "vars": {"greeted": True},
+        "misses": 0,
+        "offer": None,
+        "last_at": T0.isoformat(),
+        "hold": None,
+        "hold_until": None,
+    }
     again = ENGINE.step(state, Inbound("2"), ctx(now=T0 + TURN_GAP))
     assert again.state["flow"] == "food" and again.state["vars"]["category"] == "food"
 
 
 def test_flow_removed_under_a_live_session():
-    out = ENGINE.step({"flow": "old_flow", "step": "q1", "lang": "es", "last_at": T0.isoformat()},
-                      Inbound("2"), ctx(now=T0 + TURN_GAP))
+    out = ENGINE.step(
+        {"flow": "old_flow", "step": "q1", "lang": "es", "last_at": T0.isoformat()},
+        Inbound("2"),
+        ctx(now=T0 + TURN_GAP),
+    )
     assert out.replies[0] == ENGINE.text("restarted", "es")
     assert out.state["step"] == "menu" and out.state["lang"] == "es"
 
@@ -359,7 +393,7 @@ def test_reply_packing_keeps_each_reply_within_four_segments():
 
 def test_importing_the_engine_pulls_no_web_database_or_twilio():
     code = (
-        "import sys, bot.engine\n"
+        "import sys, bot.conversation.engine\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'sqlalchemy', 'twilio', 'werkzeug'))\n"
         "print(','.join(bad))\n"
     )
@@ -369,7 +403,7 @@ def test_importing_the_engine_pulls_no_web_database_or_twilio():
 
 
 def test_the_engine_never_reads_the_clock():
-    source = (ROOT / "bot" / "engine.py").read_text(encoding="utf-8")
+    source = (ROOT / "bot" / "conversation" / "engine.py").read_text(encoding="utf-8")
     for call in ("datetime.now", "datetime.utcnow", "date.today", "time.time", "import time"):
         assert call not in source
 
@@ -377,36 +411,102 @@ def test_the_engine_never_reads_the_clock():
 # ---------------------------------------------------------------- fuzz: never raises
 
 
-WORDS = ["hi", "hola", "I need food", "necesito comida", "1", "2", "3", "4", "5", "6", "7", "8", "9", "0",
-         "yes", "no", "sí", "64124", "99999", "MENU", "ESPAÑOL", "english", "talk to a person", "STOP",
-         "START", "HELP", "stop texting me", "I want to kill myself", "he is hitting me", "overdose",
-         "dont text me he checks my phone", "my son got shot and we need a lawyer", "my cousin was killed",
-         "", "   ", "🙂", "rent", "court", "body", "feelings", "abogado", "no sé", "\x00", "a" * 2000]
+WORDS = [
+    "hi",
+    "hola",
+    "I need food",
+    "necesito comida",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+    "0",
+    "yes",
+    "no",
+    "sí",
+    "64124",
+    "99999",
+    "MENU",
+    "ESPAÑOL",
+    "english",
+    "talk to a person",
+    "STOP",
+    "START",
+    "HELP",
+    "stop texting me",
+    "I want to kill myself",
+    "he is hitting me",
+    "overdose",
+    "dont text me he checks my phone",
+    "my son got shot and we need a lawyer",
+    "my cousin was killed",
+    "",
+    "   ",
+    "🙂",
+    "rent",
+    "court",
+    "body",
+    "feelings",
+    "abogado",
+    "no sé",
+    "\x00",
+    "a" * 2000,
+]
 texts = st.one_of(st.sampled_from(WORDS), st.text(max_size=200))
 contexts = st.builds(
-    Context, now=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1),
-                              timezones=st.just(timezone.utc)),
-    opted_out=st.booleans(), handoff_open=st.booleans(),
-    checkin_sent_at=st.sampled_from([None, datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)]),
-    language=st.sampled_from([None, "en", "es", "fr"]), zip_code=st.sampled_from([None, "64124", "00000"]),
-    idle_hours=st.integers(0, 48), first_contact=st.booleans(), referral_open=st.booleans(),
-    can_text=st.booleans(), contact_preference=st.sampled_from(list(ContactPreference)),
-    availability=st.builds(Availability, on_duty=st.booleans(), on_call_told=st.booleans(),
-                           next_open=st.sampled_from([None, datetime(2026, 12, 7, 9, 0, tzinfo=TZ)])))
-inbounds = st.builds(Inbound, text=texts, media_count=st.integers(0, 3),
-                     carrier_keyword=st.sampled_from([None, None, None, "STOP", "START", "HELP", "bogus"]))
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                           max_leaves=8)
+    Context,
+    now=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1), timezones=st.just(UTC)),
+    opted_out=st.booleans(),
+    handoff_open=st.booleans(),
+    checkin_sent_at=st.sampled_from([None, datetime(2026, 12, 1, 10, 0, tzinfo=UTC)]),
+    language=st.sampled_from([None, "en", "es", "fr"]),
+    zip_code=st.sampled_from([None, "64124", "00000"]),
+    idle_hours=st.integers(0, 48),
+    first_contact=st.booleans(),
+    referral_open=st.booleans(),
+    can_text=st.booleans(),
+    contact_preference=st.sampled_from(list(ContactPreference)),
+    availability=st.builds(
+        Availability,
+        on_duty=st.booleans(),
+        on_call_told=st.booleans(),
+        next_open=st.sampled_from([None, datetime(2026, 12, 7, 9, 0, tzinfo=TZ)]),
+    ),
+)
+inbounds = st.builds(
+    Inbound,
+    text=texts,
+    media_count=st.integers(0, 3),
+    carrier_keyword=st.sampled_from([None, None, None, "STOP", "START", "HELP", "bogus"]),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
 junk_states = st.one_of(
-    st.none(), st.dictionaries(st.sampled_from(["v", "flow", "step", "lang", "vars", "misses", "offer", "last_at",
-                                                "hold", "hold_until"]), json_values, max_size=8),
-    st.fixed_dictionaries({"flow": st.sampled_from(["intake", "food", "safety", "gone"]),
-                           "step": st.sampled_from(["menu", "zip", "safe_now", "person", "gone"]),
-                           "offer": st.sampled_from([None, "two_misses", "no_resource", "next_need", "other"]),
-                           "last_at": st.sampled_from([None, "2026-12-01T10:00:00", "garbage"]),
-                           "hold": st.sampled_from([None, "self_harm", "abuse", "nonsense"]),
-                           "hold_until": st.sampled_from([None, "2030-01-01T00:00:00+00:00", "garbage"])}))
+    st.none(),
+    st.dictionaries(
+        st.sampled_from(["v", "flow", "step", "lang", "vars", "misses", "offer", "last_at", "hold", "hold_until"]),
+        json_values,
+        max_size=8,
+    ),
+    st.fixed_dictionaries(
+        {
+            "flow": st.sampled_from(["intake", "food", "safety", "gone"]),
+            "step": st.sampled_from(["menu", "zip", "safe_now", "person", "gone"]),
+            "offer": st.sampled_from([None, "two_misses", "no_resource", "next_need", "other"]),
+            "last_at": st.sampled_from([None, "2026-12-01T10:00:00", "garbage"]),
+            "hold": st.sampled_from([None, "self_harm", "abuse", "nonsense"]),
+            "hold_until": st.sampled_from([None, "2030-01-01T00:00:00+00:00", "garbage"]),
+        }
+    ),
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -417,7 +517,7 @@ def test_fuzz_never_raises_and_replies_fit(state, turns):
         json.dumps(out.state)
         assert all(isinstance(r, str) and r and len(r) <= 1600 and segments(r) <= 4 for r in out.replies)
         if inbound.carrier_keyword and not (inbound.carrier_keyword == "START" and not context.opted_out):
-            assert out.replies == []   # Twilio answered; only a "yes" START to an open question is ours
+            assert out.replies == []  # Twilio answered; only a "yes" START to an open question is ours
         state = out.state
 
 
@@ -426,7 +526,8 @@ def test_fuzz_never_raises_and_replies_fit(state, turns):
 def test_fuzz_opted_out_hears_nothing_but_crisis_help_and_start(text, context):
     context = replace(context, opted_out=True)
     out = ENGINE.step(None, Inbound(text), context)
-    if out.replies:   # only a crisis answer, START (opt back in) or the HELP text
+    if out.replies:  # only a crisis answer, START (opt back in) or the HELP text
         kinds = {type(e).__name__ for e in out.effects}
-        assert "CreateReferral" in kinds or "OptIn" in kinds \
-            or out.replies == [ENGINE.text("help", out.state["lang"])], (text, out.replies)
+        assert (
+            "CreateReferral" in kinds or "OptIn" in kinds or out.replies == [ENGINE.text("help", out.state["lang"])]
+        ), (text, out.replies)

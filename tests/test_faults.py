@@ -5,6 +5,7 @@ whole process group; the database test points the app at a TCP forwarder it stop
 the Twilio tests put an injected `HttpClient` under the real twilio library. Only 127.0.0.1 is
 ever contacted.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -17,26 +18,29 @@ from datetime import timedelta
 
 import pytest
 import requests
-from sqlalchemy import create_engine, func, select
-from sqlalchemy.engine import make_url
-
-from bot import create_app
-from bot.clock import FrozenClock
-from bot.config import load_settings
-from bot.dispatch import STUCK_AFTER, claim, dispatch_due
-from bot.migrate import upgrade
-from bot.models import ConversationSession, FollowUp, Message, Referral, Resident
-from bot.outbound import TwilioSender
 from conftest import PROGRAM_NUMBER, T0, Phone, sign, twiml_bodies
 from fault_proxy import TcpProxy
 from fault_server import Process, Server, child_env, fresh_database, post_form, postgres_admin_url, run_cli
 from fault_twilio import ACCOUNT_SID, ScriptedTwilio, created, error
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import make_url
 from staff_helpers import Staff, add_caseworker, fast_argon2, open_referral  # noqa: F401 (autouse fixture)
+
+from bot import create_app
+from bot.clock import FrozenClock
+from bot.config import load_settings
+from bot.messaging.dispatch import STUCK_AFTER, claim, dispatch_due
+from bot.messaging.outbound import TwilioSender
+from bot.storage.migrate import upgrade
+from bot.storage.models import ConversationSession, FollowUp, Message, Referral, Resident
 
 DATABASES = [
     pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.skipif(
-        not postgres_admin_url(), reason="TEST_DATABASE_URL is not PostgreSQL")),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=pytest.mark.skipif(not postgres_admin_url(), reason="TEST_DATABASE_URL is not PostgreSQL"),
+    ),
 ]
 
 
@@ -122,7 +126,7 @@ def test_kill_9_under_load_loses_nothing_doubles_nothing_and_conversations_conti
                 try:
                     for t in conv.texts:
                         text_until_answered(first.port, conv, t, deadline, progress)
-                except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                except BaseException as exc:
                     failures.append(exc)
 
             threads = [threading.Thread(target=run, args=(c,), daemon=True) for c in conversations]
@@ -160,13 +164,22 @@ def test_kill_9_under_load_loses_nothing_doubles_nothing_and_conversations_conti
         engine = create_engine(url)
         try:
             with engine.connect() as conn:
-                rows = conn.execute(select(Message.provider_sid, Message.id, Message.resident_id)
-                                    .where(Message.direction == "in")).all()
-                replies = dict(conn.execute(select(Message.in_reply_to_id, func.count())
-                                            .where(Message.direction == "out")
-                                            .group_by(Message.in_reply_to_id)).all())
-                steps = {r.resident_id: f"{r.flow}/{r.step}" for r in conn.execute(
-                    select(ConversationSession.resident_id, ConversationSession.flow, ConversationSession.step))}
+                rows = conn.execute(
+                    select(Message.provider_sid, Message.id, Message.resident_id).where(Message.direction == "in")
+                ).all()
+                replies = dict(
+                    conn.execute(
+                        select(Message.in_reply_to_id, func.count())
+                        .where(Message.direction == "out")
+                        .group_by(Message.in_reply_to_id)
+                    ).all()
+                )
+                steps = {
+                    r.resident_id: f"{r.flow}/{r.step}"
+                    for r in conn.execute(
+                        select(ConversationSession.resident_id, ConversationSession.flow, ConversationSession.step)
+                    )
+                }
         finally:
             engine.dispose()
 
@@ -176,7 +189,7 @@ def test_kill_9_under_load_loses_nothing_doubles_nothing_and_conversations_conti
         stored.setdefault(row.provider_sid, []).append(row)
     assert set(stored) == set(answered), "every text that got a 200 is stored, and nothing else"
     assert [sid for sid, found in stored.items() if len(found) != 1] == [], "a text was stored twice"
-    for sid, (conv, text, got) in answered.items():
+    for sid, (_conv, text, got) in answered.items():
         (row,) = stored[sid]
         assert replies.get(row.id, 0) == len(got), f"{text!r}: the stored replies differ from the answer sent"
     resident_of = {conv.number: stored[conv.answered[0][0]][0].resident_id for conv in conversations}
@@ -214,8 +227,14 @@ def test_kill_9_during_dispatch_sends_each_follow_up_at_most_once_and_loses_none
                 resident = Resident(phone=f"+1816556{i:04d}", channel="sms", created_at=T0, last_seen_at=T0)
                 s.add(resident)
                 s.flush()
-                s.add(FollowUp(resident_id=resident.id, template="checkin", due_at=T0 - timedelta(hours=1),
-                               created_at=T0 - timedelta(days=3)))
+                s.add(
+                    FollowUp(
+                        resident_id=resident.id,
+                        template="checkin",
+                        due_at=T0 - timedelta(hours=1),
+                        created_at=T0 - timedelta(days=3),
+                    )
+                )
         rt.db.dispose()
 
         sender = Process(["send-due", "--now", T0.isoformat(), "--json"], env, tmp_path / "send-due-1.log")
@@ -244,19 +263,27 @@ def test_kill_9_during_dispatch_sends_each_follow_up_at_most_once_and_loses_none
         engine = create_engine(url)
         try:
             with engine.connect() as conn:
-                followups = conn.execute(select(FollowUp.id, FollowUp.resident_id, FollowUp.status,
-                                                FollowUp.message_id)).all()
-                sent = dict(conn.execute(select(Message.resident_id, func.count()).where(
-                    Message.kind == "followup").group_by(Message.resident_id)).all())
-                message_status = dict(conn.execute(select(Message.id, Message.status)
-                                                   .where(Message.kind == "followup")).all())
+                followups = conn.execute(
+                    select(FollowUp.id, FollowUp.resident_id, FollowUp.status, FollowUp.message_id)
+                ).all()
+                sent = dict(
+                    conn.execute(
+                        select(Message.resident_id, func.count())
+                        .where(Message.kind == "followup")
+                        .group_by(Message.resident_id)
+                    ).all()
+                )
+                message_status = dict(
+                    conn.execute(select(Message.id, Message.status).where(Message.kind == "followup")).all()
+                )
         finally:
             engine.dispose()
 
     statuses = [f.status for f in followups]
     assert set(statuses) <= {"logged", "unknown"}, statuses
     assert statuses.count("unknown") <= 1, (
-        f"{statuses.count('unknown')} follow-ups were lost to review: only the one in flight at the kill may be")
+        f"{statuses.count('unknown')} follow-ups were lost to review: only the one in flight at the kill may be"
+    )
     assert max(sent.values()) == 1, "a follow-up was sent twice"
     for f in followups:
         if f.status == "logged":
@@ -285,6 +312,7 @@ def test_a_claim_takes_no_more_rows_than_asked(rt):
 
 # -- the database goes away ----------------------------------------------------------------------------
 
+
 def timed(call):
     start = time.monotonic()
     result = call()
@@ -303,8 +331,9 @@ def assert_down_then_back(app, outage_begins, outage_ends, number: str) -> None:
         assert resp.status_code == 503 and took < 1.0, (resp.status_code, took, resp.data[:300])
         health, took = timed(lambda: client.get("/healthz"))
         assert health.status_code == 503 and health.get_json()["db"] == "down" and took < 1.0, took
-        chat, took = timed(lambda: client.post("/chat/messages", json={"text": "hi"},
-                                               headers={"Origin": "http://localhost"}))
+        chat, took = timed(
+            lambda: client.post("/chat/messages", json={"text": "hi"}, headers={"Origin": "http://localhost"})
+        )
         assert chat.status_code == 503 and "error" in chat.get_json() and took < 1.0
     finally:
         outage_ends()
@@ -315,12 +344,12 @@ def assert_down_then_back(app, outage_begins, outage_ends, number: str) -> None:
     assert any(SAYS["ask_zip"] in r for r in twiml_bodies(resp.get_data(as_text=True))), "the conversation went on"
     rt = app.extensions["peaceline"]
     with rt.db.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(Message).where(
-            Message.provider_sid == params["MessageSid"])) == 1
+        assert (
+            s.scalar(select(func.count()).select_from(Message).where(Message.provider_sid == params["MessageSid"])) == 1
+        )
 
 
-def test_postgres_going_away_answers_503_fast_and_service_resumes_by_itself(env, database_url, is_postgres,
-                                                                             clock):
+def test_postgres_going_away_answers_503_fast_and_service_resumes_by_itself(env, database_url, is_postgres, clock):
     if not is_postgres:
         pytest.skip("needs PostgreSQL (TEST_DATABASE_URL): the outage is a TCP forwarder in front of it")
     real = make_url(database_url)
@@ -333,8 +362,9 @@ def test_postgres_going_away_answers_503_fast_and_service_resumes_by_itself(env,
             app.extensions["peaceline"].db.dispose()
 
 
-def test_sqlite_folder_gone_answers_503_fast_and_service_resumes_by_itself(env, database_url, is_postgres, clock,
-                                                                           tmp_path):
+def test_sqlite_folder_gone_answers_503_fast_and_service_resumes_by_itself(
+    env, database_url, is_postgres, clock, tmp_path
+):
     """The folder holding the SQLite file disappears (an unmounted volume) while a worker reconnects."""
     if is_postgres:
         pytest.skip("the SQLite variant; the PostgreSQL one runs beside it")
@@ -425,8 +455,11 @@ def test_twilio_fault_on_a_follow_up_leaves_the_right_status_and_is_never_sent_t
     with rt.db.transaction() as s:
         resident_id = s.scalars(select(Resident.id)).one()
         for minutes in (1, 30):  # a second check-in, due later: it must respect what the first one learned
-            s.add(FollowUp(resident_id=resident_id, template="checkin", due_at=T0 + timedelta(minutes=minutes),
-                           created_at=T0))
+            s.add(
+                FollowUp(
+                    resident_id=resident_id, template="checkin", due_at=T0 + timedelta(minutes=minutes), created_at=T0
+                )
+            )
     fake.steps[:] = list(script)
     done = dispatch_due(rt, T0 + timedelta(minutes=1))
     assert [d.status for d in done] == [followup_status]
@@ -444,5 +477,6 @@ def test_twilio_fault_on_a_follow_up_leaves_the_right_status_and_is_never_sent_t
     assert len(fake.calls) == requests_made + (0 if opted_out else 1)
     with rt.db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Message).where(Message.kind == "followup")) == (
-            1 if opted_out else 2)
+            1 if opted_out else 2
+        )
         assert s.get(FollowUp, first.id).status == followup_status

@@ -1,4 +1,5 @@
 """The flow checker: the shipped flows pass; each kind of mistake is caught with file, line and step."""
+
 from __future__ import annotations
 
 import shutil
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.flows import Ask, FlowError, M, check_flows, load_flows, parse_duration, render_menu
-from bot.resources import load_directory
-from bot.segments import segments
+from bot.conversation.flows import Ask, FlowError, M, check_flows, load_flows, parse_duration, render_menu
+from bot.conversation.segments import segments
+from bot.directory.resources import load_directory
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
@@ -59,28 +60,31 @@ def test_checkin_template_is_discreet_and_numbered():
 # ---------------------------------------------------------------- segments
 
 
-@pytest.mark.parametrize("text, count", [
-    ("", 0),
-    ("hello", 1),
-    ("a" * 160, 1),
-    ("a" * 161, 2),
-    ("a" * 306, 2),
-    ("a" * 307, 3),
-    ("{" * 80, 1),                        # extension characters count double
-    ("{" * 81, 2),
-    ("€" * 80, 1),
-    ("a" * 152 + "{" + "a" * 152, 3),     # an escape pair never splits across segments
-    ("ñandú", 1),
-    ("é" * 160, 1),                       # é, ñ, ü are GSM-7
-    ("á" * 70, 1),                        # á, í, ó, ú are not: UCS-2
-    ("á" * 71, 2),
-    ("á" * 134, 2),
-    ("á" * 135, 3),
-    ("😀" * 35, 1),                       # a surrogate pair is two UCS-2 units
-    ("😀" * 36, 2),
-    ("a" * 66 + "😀" + "a" * 66, 3),      # ... and never splits
-    ("It’s", 1),
-])
+@pytest.mark.parametrize(
+    "text, count",
+    [
+        ("", 0),
+        ("hello", 1),
+        ("a" * 160, 1),
+        ("a" * 161, 2),
+        ("a" * 306, 2),
+        ("a" * 307, 3),
+        ("{" * 80, 1),  # extension characters count double
+        ("{" * 81, 2),
+        ("€" * 80, 1),
+        ("a" * 152 + "{" + "a" * 152, 3),  # an escape pair never splits across segments
+        ("ñandú", 1),
+        ("é" * 160, 1),  # é, ñ, ü are GSM-7
+        ("á" * 70, 1),  # á, í, ó, ú are not: UCS-2
+        ("á" * 71, 2),
+        ("á" * 134, 2),
+        ("á" * 135, 3),
+        ("😀" * 35, 1),  # a surrogate pair is two UCS-2 units
+        ("😀" * 36, 2),
+        ("a" * 66 + "😀" + "a" * 66, 3),  # ... and never splits
+        ("It’s", 1),
+    ],
+)
 def test_segments(text, count):
     assert segments(text) == count
 
@@ -151,7 +155,7 @@ def test_missing_translation(flows_copy):
     edit(food, '      es: "Lugares con comida:"\n', "")
     issue = only_error(flows_copy, "missing translation 'es'")
     assert (issue.file, issue.step) == ("flows/food.yaml", "places")
-    assert issue.line == line_of(food, 'en: "Places with food:"') - 1   # the `text:` key
+    assert issue.line == line_of(food, 'en: "Places with food:"') - 1  # the `text:` key
 
 
 def test_missing_translation_in_messages(flows_copy):
@@ -190,8 +194,11 @@ def test_text_over_four_segments_is_an_error(flows_copy):
 
 def test_text_over_two_segments_is_a_warning(flows_copy):
     food = flows_copy / "food.yaml"
-    edit(food, 'en: "Food help. What is your ZIP code? Like 64124"',
-         'en: "' + "Food help. " * 30 + 'What is your ZIP code?"')
+    edit(
+        food,
+        'en: "Food help. What is your ZIP code? Like 64124"',
+        'en: "' + "Food help. " * 30 + 'What is your ZIP code?"',
+    )
     issues = check_flows(flows_copy, CATEGORIES)
     assert not [i for i in issues if i.level == "error"]
     warning = [i for i in issues if "SMS segments" in i.message and i.file == "flows/food.yaml"]
@@ -200,8 +207,11 @@ def test_text_over_two_segments_is_a_warning(flows_copy):
 
 def test_long_menu_counts_its_options(flows_copy):
     intake = flows_copy / "intake.yaml"
-    edit(intake, 'label: {en: "Food", es: "Comida"}',
-         'label: {en: "' + "Food and groceries and meals " * 20 + '", es: "Comida"}')
+    edit(
+        intake,
+        'label: {en: "Food", es: "Comida"}',
+        'label: {en: "' + "Food and groceries and meals " * 20 + '", es: "Comida"}',
+    )
     issue = only_error(flows_copy, "SMS segments")
     assert issue.step == "menu" and issue.file == "flows/intake.yaml"
 
@@ -221,14 +231,22 @@ def test_sensitive_word_matches_without_accents(flows_copy):
 
 def test_followup_step_with_unknown_template(flows_copy):
     closing = flows_copy / "closing.yaml"
-    edit(closing, "follow_up: {after: 3d, template: checkin}\n    text:", "follow_up: {after: 3d, template: eviction_reminder}\n    text:")
+    edit(
+        closing,
+        "follow_up: {after: 3d, template: checkin}\n    text:",
+        "follow_up: {after: 3d, template: eviction_reminder}\n    text:",
+    )
     issue = only_error(flows_copy, "template 'eviction_reminder'")
     assert (issue.line, issue.step) == (line_of(closing, "eviction_reminder"), "checkin")
 
 
 def test_bad_duration(flows_copy):
     closing = flows_copy / "closing.yaml"
-    edit(closing, "follow_up: {after: 3d, template: checkin}\n    text:", "follow_up: {after: soon, template: checkin}\n    text:")
+    edit(
+        closing,
+        "follow_up: {after: 3d, template: checkin}\n    text:",
+        "follow_up: {after: soon, template: checkin}\n    text:",
+    )
     issue = only_error(flows_copy, "after:")
     assert (issue.line, issue.step) == (line_of(closing, "after: soon"), "checkin")
 
@@ -307,8 +325,7 @@ def test_missing_intake(flows_copy):
 
 def test_undeclared_language_is_a_warning(flows_copy):
     food = flows_copy / "food.yaml"
-    edit(food, '      es: "Lugares con comida:"\n',
-         '      es: "Lugares con comida:"\n      fr: "Des endroits:"\n')
+    edit(food, '      es: "Lugares con comida:"\n', '      es: "Lugares con comida:"\n      fr: "Des endroits:"\n')
     issues = check_flows(flows_copy, CATEGORIES)
     assert not [i for i in issues if i.level == "error"]
     assert any(i.level == "warning" and "'fr'" in i.message and i.step == "places" for i in issues)
@@ -327,41 +344,58 @@ def test_load_flows_raises_with_every_error(flows_copy):
 
 # -- the crisis hold and carrier keywords --------------------------------------------------------------
 
+
 def test_a_crisis_hold_step_that_offers_numbered_options_fails_the_check(flows_copy):
     safety = flows_copy / "safety.yaml"
     edit(safety, 'text START to 88788). {promise}"', 'text START to 88788). {promise} Reply 1 yes, 2 no"')
     issue = only_error(flows_copy, "crisis-hold step offers numbered options")
-    assert (issue.file, issue.line, issue.step) == ("flows/safety.yaml", line_of(safety, "{promise} Reply 1 yes"), "danger")
+    assert (issue.file, issue.line, issue.step) == (
+        "flows/safety.yaml",
+        line_of(safety, "{promise} Reply 1 yes"),
+        "danger",
+    )
 
 
 def test_a_crisis_hold_step_that_leads_to_a_question_fails_the_check(flows_copy):
     safety = flows_copy / "safety.yaml"
-    edit(safety, '    handoff: {reason: "crisis:abuse", urgent: true}\n',
-         '    handoff: {reason: "crisis:abuse", urgent: true}\n    next: zip\n')
+    edit(
+        safety,
+        '    handoff: {reason: "crisis:abuse", urgent: true}\n',
+        '    handoff: {reason: "crisis:abuse", urgent: true}\n    next: zip\n',
+    )
     issue = only_error(flows_copy, "leads to a question")
     assert issue.step == "danger"
 
 
 def test_a_crisis_hold_text_with_the_menu_fails_the_check(flows_copy):
     messages = flows_copy / "messages.yaml"
-    edit(messages, 'en: "We are here. Keep texting us if you want. You can also text 988',
-         'en: "Text MENU to start over. We are here. Keep texting us if you want. You can also text 988')
+    edit(
+        messages,
+        'en: "We are here. Keep texting us if you want. You can also text 988',
+        'en: "Text MENU to start over. We are here. Keep texting us if you want. You can also text 988',
+    )
     issue = only_error(flows_copy, "crisis-hold text")
     assert issue.line == line_of(messages, "Text MENU to start over. We are here.")
 
 
 def test_a_question_that_asks_for_a_carrier_keyword_fails_the_check(flows_copy):
     housing = flows_copy / "housing.yaml"
-    edit(housing, "Do you have a court date for an eviction? Reply 1 yes, 2 no",
-         "Do you have a court date for an eviction? Reply YES or NO")
+    edit(
+        housing,
+        "Do you have a court date for an eviction? Reply 1 yes, 2 no",
+        "Do you have a court date for an eviction? Reply YES or NO",
+    )
     issue = only_error(flows_copy, "carrier keyword 'YES'")
     assert (issue.line, issue.step) == (line_of(housing, "Reply YES or NO"), "court")
 
 
 def test_a_system_question_that_asks_for_a_carrier_keyword_fails_the_check(flows_copy):
     messages = flows_copy / "messages.yaml"
-    edit(messages, "Want to talk with a person from our team? Reply 1 yes, 2 no\"\n    es: \"¿Quiere",
-         "Want to talk with a person from our team? Reply START\"\n    es: \"¿Quiere")
+    edit(
+        messages,
+        'Want to talk with a person from our team? Reply 1 yes, 2 no"\n    es: "¿Quiere',
+        'Want to talk with a person from our team? Reply START"\n    es: "¿Quiere',
+    )
     issue = only_error(flows_copy, "carrier keyword 'START'")
     assert issue.line == line_of(messages, "Reply START")
 

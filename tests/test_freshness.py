@@ -1,5 +1,6 @@
 """Freshness: `peaceline check` warns about services not verified within RESOURCE_MAX_AGE_DAYS (the exit
 code stays), and the reports page lists them for the program lead."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -8,45 +9,65 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from staff_helpers import Staff, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 
 from bot import create_app
+from bot.casework.reports import stale_services
 from bot.cli import main
 from bot.config import ROOT, load_settings
-from bot.reports import stale_services
-from bot.resources import load_directory
-from staff_helpers import Staff, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
+from bot.directory.resources import load_directory
 
 TODAY = date(2026, 12, 1)  # the day of conftest's T0 in Kansas City
 
 
 def entry(service_id: str, verified: date | None) -> dict:
-    return {"id": service_id, "name": service_id.replace("-", " ").title(), "description": "Helps.",
-            "status": "active", "organization": {"name": f"{service_id.split('-')[0].title()} Org"},
-            "categories": ["food"], "phones": [{"number": "+18164746750"}],
-            **({"assured_date": verified.isoformat()} if verified else {})}
+    return {
+        "id": service_id,
+        "name": service_id.replace("-", " ").title(),
+        "description": "Helps.",
+        "status": "active",
+        "organization": {"name": f"{service_id.split('-')[0].title()} Org"},
+        "categories": ["food"],
+        "phones": [{"number": "+18164746750"}],
+        **({"assured_date": verified.isoformat()} if verified else {}),
+    }
 
 
 def write_directory(folder: Path, verified: dict[str, date | None]) -> Path:
     """A resources.yaml with the shipped categories and one service per (id, last verified) pair."""
     categories = yaml.safe_load((ROOT / "resources.yaml").read_text(encoding="utf-8"))["categories"]
     path = folder / "resources.yaml"
-    document = {"spec_version": "3.0", "categories": categories,
-                "services": [entry(i, day) for i, day in verified.items()]}
+    document = {
+        "spec_version": "3.0",
+        "categories": categories,
+        "services": [entry(i, day) for i, day in verified.items()],
+    }
     path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
 
 
 def test_stale_services_are_older_than_the_limit_oldest_first(tmp_path):
-    directory = load_directory(write_directory(tmp_path, {
-        "fresh-pantry": TODAY - timedelta(days=10), "edge-clinic": TODAY - timedelta(days=180),
-        "old-clinic": TODAY - timedelta(days=181), "oldest-shelter": TODAY - timedelta(days=400)}))
+    directory = load_directory(
+        write_directory(
+            tmp_path,
+            {
+                "fresh-pantry": TODAY - timedelta(days=10),
+                "edge-clinic": TODAY - timedelta(days=180),
+                "old-clinic": TODAY - timedelta(days=181),
+                "oldest-shelter": TODAY - timedelta(days=400),
+            },
+        )
+    )
     stale = stale_services(directory, TODAY, 180)
     assert [(s.id, s.name, s.organization, s.days_old) for s in stale] == [
-        ("oldest-shelter", "Oldest Shelter", "Oldest Org", 400), ("old-clinic", "Old Clinic", "Old Org", 181)]
+        ("oldest-shelter", "Oldest Shelter", "Oldest Org", 400),
+        ("old-clinic", "Old Clinic", "Old Org", 181),
+    ]
     assert stale[0].verified == TODAY - timedelta(days=400)
 
 
 # -- peaceline check -----------------------------------------------------------------------------
+
 
 def check(env: dict[str, str], resources: Path, **extra: str):
     return CliRunner().invoke(main, ["check"], env={**env, "RESOURCES_PATH": str(resources), **extra})
@@ -54,14 +75,14 @@ def check(env: dict[str, str], resources: Path, **extra: str):
 
 def test_check_warns_about_stale_services_without_failing(env, tmp_path):
     today = date.today()  # `check` reads the real clock; these margins make the day's time zone moot
-    resources = write_directory(tmp_path, {"fresh-pantry": today - timedelta(days=10),
-                                           "old-clinic": today - timedelta(days=400)})
+    resources = write_directory(
+        tmp_path, {"fresh-pantry": today - timedelta(days=10), "old-clinic": today - timedelta(days=400)}
+    )
     quiet = check(env, resources, RESOURCE_MAX_AGE_DAYS="1000")
     loud = check(env, resources)
     assert quiet.exit_code == loud.exit_code == 0, loud.output
     assert "old-clinic" not in quiet.output
-    assert (f"{resources}: warning: service 'old-clinic': last verified {today - timedelta(days=400)}"
-            in loud.output)
+    assert f"{resources}: warning: service 'old-clinic': last verified {today - timedelta(days=400)}" in loud.output
     assert "RESOURCE_MAX_AGE_DAYS is 180" in loud.output and "fresh-pantry" not in loud.output
     warnings = [int(out.output.split(" error(s), ")[1].split(" ")[0]) for out in (quiet, loud)]
     assert warnings[1] == warnings[0] + 1
@@ -86,12 +107,17 @@ def test_stale_services_do_not_hide_an_error(env, tmp_path):
 
 # -- the reports page ------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def env(env, tmp_path):
     """The conftest environment, with a directory of known verification dates."""
     (tmp_path / "page").mkdir()
-    env["RESOURCES_PATH"] = str(write_directory(tmp_path / "page", {
-        "fresh-pantry": date(2026, 11, 20), "old-clinic": date(2026, 5, 1), "oldest-shelter": date(2025, 11, 20)}))
+    env["RESOURCES_PATH"] = str(
+        write_directory(
+            tmp_path / "page",
+            {"fresh-pantry": date(2026, 11, 20), "old-clinic": date(2026, 5, 1), "oldest-shelter": date(2025, 11, 20)},
+        )
+    )
     return env
 
 

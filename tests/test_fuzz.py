@@ -6,6 +6,7 @@ chat. Properties: no 5xx (400 only for a missing or unreadable From or MessageSi
 most 1,600 characters, the same request twice gets the same answer, and the saved conversation
 state always loads again (it round-trips through JSON and the person's next text is answered).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -14,48 +15,126 @@ import re
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings, strategies as st
+from conftest import Phone, new_sid, sign, twiml_bodies
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.models import ConversationSession, Message, Resident
-from conftest import Phone, new_sid, sign, twiml_bodies
+from bot.storage.models import ConversationSession, Message, Resident
 
 ORIGIN = "http://localhost"
 MAX_TEXT_REPLY = 1600
 # A Twilio SID is two letters and 32 hex digits; the webhook refuses what cannot be one (400).
 SID_LIKE = re.compile(r"[A-Za-z0-9]{1,64}")
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large, HealthCheck.large_base_example])
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
 
 # -- what a form can carry: any character but a lone surrogate (UTF-8 cannot encode one) -------------------
 
 FORM_CHARS = st.characters(exclude_categories=("Cs",))
-CONTROL = st.sampled_from(["\x00", "\x01", "\x07", "\x08", "\x0b", "\x0c", "\x1b", "\x7f", "\x85", "\u2028",
-                           "\u202e", "\ufeff", "\ufffd", "\r", "\n", "\t", "\u200b"])
+CONTROL = st.sampled_from(
+    [
+        "\x00",
+        "\x01",
+        "\x07",
+        "\x08",
+        "\x0b",
+        "\x0c",
+        "\x1b",
+        "\x7f",
+        "\x85",
+        "\u2028",
+        "\u202e",
+        "\ufeff",
+        "\ufffd",
+        "\r",
+        "\n",
+        "\t",
+        "\u200b",
+    ]
+)
 junk = st.text(FORM_CHARS, max_size=40)
-numbery = st.one_of(junk, st.integers(-10**30, 10**30).map(str),
-                    st.sampled_from(["²", "٣", "1e9", " 1", "0x1", "9" * 5000, "", "-1", "01", "1.5", "Infinity"]))
+numbery = st.one_of(
+    junk,
+    st.integers(-(10**30), 10**30).map(str),
+    st.sampled_from(["²", "٣", "1e9", " 1", "0x1", "9" * 5000, "", "-1", "01", "1.5", "Infinity"]),
+)
 bodies = st.one_of(
     st.text(FORM_CHARS, max_size=200),
     st.text(st.one_of(CONTROL, FORM_CHARS), max_size=60),
-    st.sampled_from(["STOP", "stop texting me", "START", "HELP", "MENU", "1", "2", "64124", "yes", "no",
-                     "he is hitting me", "I need food", "talk to a person", "\x00", "enc1:gAAAA", "raw1:x"]),
+    st.sampled_from(
+        [
+            "STOP",
+            "stop texting me",
+            "START",
+            "HELP",
+            "MENU",
+            "1",
+            "2",
+            "64124",
+            "yes",
+            "no",
+            "he is hitting me",
+            "I need food",
+            "talk to a person",
+            "\x00",
+            "enc1:gAAAA",
+            "raw1:x",
+        ]
+    ),
     # huge: up to 10,000 characters (a form of 4-byte characters stays under the 256 KB request limit)
-    st.builds(lambda unit, n: (unit * n)[:10_000], st.text(FORM_CHARS, min_size=1, max_size=8),
-              st.integers(100, 5000)),
+    st.builds(lambda unit, n: (unit * n)[:10_000], st.text(FORM_CHARS, min_size=1, max_size=8), st.integers(100, 5000)),
 )
 # Fields Twilio posts besides From, Body and the SIDs: each may be missing.
-DROPPABLE = ["ToCountry", "ToState", "NumMedia", "ToCity", "FromZip", "SmsSid", "FromState", "SmsStatus",
-             "FromCity", "FromCountry", "To", "ToZip", "NumSegments", "ReferralNumMedia", "AccountSid",
-             "ApiVersion", "Body"]
-known_junk = st.fixed_dictionaries({}, optional={
-    "NumMedia": numbery, "NumSegments": numbery, "ReferralNumMedia": numbery,
-    "OptOutType": st.one_of(junk, st.sampled_from(["STOP", "START", "HELP", "stop", " ", "\x00", "UNKNOWN"])),
-    "MediaUrl0": junk, "MediaContentType0": junk, "ProfileName": junk, "WaId": junk, "SmsStatus": junk,
-    "AccountSid": junk, "To": junk, "Latitude": junk, "ButtonText": junk, "MessagingServiceSid": junk,
-})
+DROPPABLE = [
+    "ToCountry",
+    "ToState",
+    "NumMedia",
+    "ToCity",
+    "FromZip",
+    "SmsSid",
+    "FromState",
+    "SmsStatus",
+    "FromCity",
+    "FromCountry",
+    "To",
+    "ToZip",
+    "NumSegments",
+    "ReferralNumMedia",
+    "AccountSid",
+    "ApiVersion",
+    "Body",
+]
+known_junk = st.fixed_dictionaries(
+    {},
+    optional={
+        "NumMedia": numbery,
+        "NumSegments": numbery,
+        "ReferralNumMedia": numbery,
+        "OptOutType": st.one_of(junk, st.sampled_from(["STOP", "START", "HELP", "stop", " ", "\x00", "UNKNOWN"])),
+        "MediaUrl0": junk,
+        "MediaContentType0": junk,
+        "ProfileName": junk,
+        "WaId": junk,
+        "SmsStatus": junk,
+        "AccountSid": junk,
+        "To": junk,
+        "Latitude": junk,
+        "ButtonText": junk,
+        "MessagingServiceSid": junk,
+    },
+)
 random_fields = st.dictionaries(st.text(FORM_CHARS, min_size=1, max_size=20), junk, max_size=4)
 
 _numbers = itertools.count(1)
@@ -74,15 +153,31 @@ FROM_VARIANTS = {  # ways Twilio or a test might write the same US number
     "ten digits": lambda n: n[2:],
     "spaced": lambda n: f"  {n}  ",
 }
-froms = st.one_of(st.sampled_from(sorted(FROM_VARIANTS)).map(lambda k: ("good", k)),
-                  st.sampled_from([None, "", "   "]).map(lambda v: ("missing", v)),
-                  junk.map(lambda v: ("junk", v)),
-                  st.sampled_from(["+1", "tel:", "client:anna", "+999999999999999999", "whatsapp:", "+1816555\x00123",
-                                   "1" * 40, "+44 20 7946 0958", "messenger:123"]).map(lambda v: ("junk", v)))
-sids = st.one_of(st.just(("keep", None)), st.just(("only SmsMessageSid", None)), st.just(("missing", None)),
-                 st.sampled_from(["", "S" * 65, "SM\x00abc", "SM abc", "é" * 10, "SM" + "a" * 62]).map(
-                     lambda v: ("given", v)),
-                 junk.map(lambda v: ("given", v)))
+froms = st.one_of(
+    st.sampled_from(sorted(FROM_VARIANTS)).map(lambda k: ("good", k)),
+    st.sampled_from([None, "", "   "]).map(lambda v: ("missing", v)),
+    junk.map(lambda v: ("junk", v)),
+    st.sampled_from(
+        [
+            "+1",
+            "tel:",
+            "client:anna",
+            "+999999999999999999",
+            "whatsapp:",
+            "+1816555\x00123",
+            "1" * 40,
+            "+44 20 7946 0958",
+            "messenger:123",
+        ]
+    ).map(lambda v: ("junk", v)),
+)
+sids = st.one_of(
+    st.just(("keep", None)),
+    st.just(("only SmsMessageSid", None)),
+    st.just(("missing", None)),
+    st.sampled_from(["", "S" * 65, "SM\x00abc", "SM abc", "é" * 10, "SM" + "a" * 62]).map(lambda v: ("given", v)),
+    junk.map(lambda v: ("given", v)),
+)
 
 
 def loads_again(rt, resident_id: int) -> dict:
@@ -96,17 +191,31 @@ def loads_again(rt, resident_id: int) -> dict:
 
 
 @FUZZ
-@given(body=bodies, known=known_junk, extra=random_fields, dropped=st.sets(st.sampled_from(DROPPABLE)),
-       sender=froms, sid=sids)
+@given(
+    body=bodies,
+    known=known_junk,
+    extra=random_fields,
+    dropped=st.sets(st.sampled_from(DROPPABLE)),
+    sender=froms,
+    sid=sids,
+)
 @example(body="hi", known={"NumMedia": "²"}, extra={}, dropped=set(), sender=("good", "e164"), sid=("keep", None))
-@example(body="hi", known={"NumMedia": "9" * 5000}, extra={}, dropped=set(), sender=("good", "e164"),
-         sid=("keep", None))
-@example(body="hi", known={"NumMedia": "99999999999999999999"}, extra={}, dropped=set(), sender=("good", "e164"),
-         sid=("keep", None))
+@example(
+    body="hi", known={"NumMedia": "9" * 5000}, extra={}, dropped=set(), sender=("good", "e164"), sid=("keep", None)
+)
+@example(
+    body="hi",
+    known={"NumMedia": "99999999999999999999"},
+    extra={},
+    dropped=set(),
+    sender=("good", "e164"),
+    sid=("keep", None),
+)
 @example(body="hi", known={}, extra={}, dropped=set(), sender=("good", "e164"), sid=("given", "S" * 65))
 @example(body="hi", known={}, extra={}, dropped=set(), sender=("good", "e164"), sid=("given", "SM\x00abc"))
-def test_any_signed_text_gets_a_clean_answer_and_leaves_a_state_that_loads(client, rt, body, known, extra,
-                                                                           dropped, sender, sid):
+def test_any_signed_text_gets_a_clean_answer_and_leaves_a_state_that_loads(
+    client, rt, body, known, extra, dropped, sender, sid
+):
     number = fresh_number()
     phone = Phone(client, number)
     params = phone.payload(body)
@@ -167,9 +276,13 @@ def _inbound_count(rt) -> int:
 
 
 @FUZZ
-@given(status=st.one_of(st.sampled_from(["queued", "sent", "delivered", "undelivered", "failed", "read"]), junk),
-       error_code=st.one_of(st.none(), numbery), sid=st.one_of(st.just("real"), junk),
-       reply=st.one_of(st.just("real"), junk), extra=random_fields)
+@given(
+    status=st.one_of(st.sampled_from(["queued", "sent", "delivered", "undelivered", "failed", "read"]), junk),
+    error_code=st.one_of(st.none(), numbery),
+    sid=st.one_of(st.just("real"), junk),
+    reply=st.one_of(st.just("real"), junk),
+    extra=random_fields,
+)
 @example(status="undelivered", error_code="²", sid="real", reply="real", extra={})
 @example(status="failed", error_code="9" * 30, sid="real", reply="real", extra={})
 @example(status="sent", error_code=None, sid="S" * 65, reply="real", extra={})
@@ -198,17 +311,43 @@ def _replies_of(rt, phone: Phone, text: str) -> list[Message]:
 
 ANY_CHARS = st.characters()  # JSON can carry lone surrogates ("\ud800"); the API must refuse them, not crash
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(ANY_CHARS, max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12)
+    max_leaves=12,
+)
 chat_payloads = st.one_of(
     json_values,
-    st.fixed_dictionaries({"text": st.one_of(st.text(ANY_CHARS, max_size=300), json_values,
-                                             st.text(FORM_CHARS, min_size=1990, max_size=2010))},
-                          optional={"chat_key": junk, "lang": junk, "phone": junk, "consent": json_values}),
-    st.sampled_from([{"text": t} for t in ("hi", "STOP", "menu", "2", "64124", "he is hitting me", "\x00",
-                                           "\ud800", "x" * 2000, "x" * 2001, " ", "español")]),
+    st.fixed_dictionaries(
+        {
+            "text": st.one_of(
+                st.text(ANY_CHARS, max_size=300), json_values, st.text(FORM_CHARS, min_size=1990, max_size=2010)
+            )
+        },
+        optional={"chat_key": junk, "lang": junk, "phone": junk, "consent": json_values},
+    ),
+    st.sampled_from(
+        [
+            {"text": t}
+            for t in (
+                "hi",
+                "STOP",
+                "menu",
+                "2",
+                "64124",
+                "he is hitting me",
+                "\x00",
+                "\ud800",
+                "x" * 2000,
+                "x" * 2001,
+                " ",
+                "español",
+            )
+        ]
+    ),
 )
 _addresses = itertools.count(1)
 
@@ -266,9 +405,11 @@ def test_any_bytes_posted_as_json_get_400_never_5xx(app, raw):
     assert resp.status_code in (200, 400), resp.status_code
 
 
-@pytest.mark.parametrize("raw", ["[" * 100_000, '{"a":' * 50_000, '{"text": ' + "[" * 100_000,
-                                 '{"text": "hi"' + "}" * 10, "\ufeff{\"text\": \"hi\"}"],
-                         ids=["deep list", "deep object", "deep text", "trailing junk", "bom"])
+@pytest.mark.parametrize(
+    "raw",
+    ["[" * 100_000, '{"a":' * 50_000, '{"text": ' + "[" * 100_000, '{"text": "hi"' + "}" * 10, '\ufeff{"text": "hi"}'],
+    ids=["deep list", "deep object", "deep text", "trailing junk", "bom"],
+)
 def test_pathological_json_gets_an_answer_not_a_crash(app, raw):
     resp = chat_post(chat_client(app), raw.encode())
     assert resp.status_code in (200, 400), resp.status_code
@@ -282,18 +423,41 @@ def test_a_request_over_the_size_limit_is_413_not_5xx(client):
     assert resp.status_code == 413
 
 
-
 # -- any query string on any GET route: 400 for what cannot be read, never a 5xx ------------------------------
 
 QUERY_NAMES = ["after", "next", "show", "since", "until", "format", "reply", "page", "lang", "q", "id"]
 query_values = st.one_of(
-    junk, numbery,
-    st.sampled_from(["²", "9" * 39, "-0", "1e400", "\n", "/\n", "/inbox\r\nX-Injected: 1", "/%0A", "\x00",
-                     "//evil.example", "/\\evil.example", "https://evil.example", "/inbox/\u2028", "2026-02-30",
-                     "9999-12-31", "0001-01-01", "2026-11-10T00:00", "open", "closed", "mine", "csv"]),
+    junk,
+    numbery,
+    st.sampled_from(
+        [
+            "²",
+            "9" * 39,
+            "-0",
+            "1e400",
+            "\n",
+            "/\n",
+            "/inbox\r\nX-Injected: 1",
+            "/%0A",
+            "\x00",
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/inbox/\u2028",
+            "2026-02-30",
+            "9999-12-31",
+            "0001-01-01",
+            "2026-11-10T00:00",
+            "open",
+            "closed",
+            "mine",
+            "csv",
+        ]
+    ),
 )
-queries = st.dictionaries(st.one_of(st.sampled_from(QUERY_NAMES), st.text(FORM_CHARS, min_size=1, max_size=10)),
-                          query_values, max_size=4)
+queries = st.dictionaries(
+    st.one_of(st.sampled_from(QUERY_NAMES), st.text(FORM_CHARS, min_size=1, max_size=10)), query_values, max_size=4
+)
 
 
 # Every GET route of the app (placeholders: referral 1), asked by an anonymous visitor or by a logged-in admin.
@@ -323,8 +487,9 @@ def visitors(app, rt, client):
     return chat, admin.client
 
 
-@pytest.mark.parametrize("url", ["/chat/messages?after=%C2%B2", "/chat/messages?after=" + "9" * 39,
-                                 "/chat/messages?after=" + "9" * 19])
+@pytest.mark.parametrize(
+    "url", ["/chat/messages?after=%C2%B2", "/chat/messages?after=" + "9" * 39, "/chat/messages?after=" + "9" * 19]
+)
 def test_the_known_bad_after_values_get_400(visitors, url):
     chat, _ = visitors
     resp = chat.get(url)
@@ -355,18 +520,29 @@ def test_any_query_on_any_get_route_never_gets_a_5xx(visitors, route, query, sta
 phone_payloads = st.one_of(
     json_values,
     st.fixed_dictionaries(
-        {"phone": st.one_of(junk, json_values, st.sampled_from(["+18165550177", "816 555 0177", "+1 900 555 0123",
-                                                                "+44 20 7946 0958", "+882 1360 0001", "\ud800"]))},
-        optional={"code": st.one_of(junk, json_values, st.sampled_from(["123456", "１２３４５６", " 1 2 3 4 5 6 "])),
-                  "consent": json_values}),
+        {
+            "phone": st.one_of(
+                junk,
+                json_values,
+                st.sampled_from(
+                    ["+18165550177", "816 555 0177", "+1 900 555 0123", "+44 20 7946 0958", "+882 1360 0001", "\ud800"]
+                ),
+            )
+        },
+        optional={
+            "code": st.one_of(junk, json_values, st.sampled_from(["123456", "１２３４５６", " 1 2 3 4 5 6 "])),
+            "consent": json_values,
+        },
+    ),
 )
 
 
 @FUZZ
 @given(payload=phone_payloads)
 def test_any_json_to_the_phone_step_gets_a_reason_never_a_5xx(app, payload):
-    resp = chat_client(app).post("/chat/phone", data=json.dumps(payload), content_type="application/json",
-                                 headers={"Origin": ORIGIN})
+    resp = chat_client(app).post(
+        "/chat/phone", data=json.dumps(payload), content_type="application/json", headers={"Origin": ORIGIN}
+    )
     event(str(resp.status_code))
     assert resp.status_code in (200, 400, 429), (resp.status_code, resp.get_data(as_text=True)[:300])
     data = resp.get_json()

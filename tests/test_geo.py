@@ -1,6 +1,6 @@
 import pytest
 
-from bot.geo import PointSet, miles_between, zip_centroid, zip_timezone
+from bot.directory.geo import PointSet, miles_between, zip_centroid, zip_timezone
 
 
 def test_centroid_of_a_northeast_zip():

@@ -1,6 +1,7 @@
 """The low findings of issue 10, each replayed: a number in a provider's error text, world-readable
 files, a production start without PUBLIC_BASE_URL (signatures checked against a Host the client
 chose), and cookies without Secure (and no HSTS) behind a TLS proxy."""
+
 from __future__ import annotations
 
 import logging
@@ -10,21 +11,22 @@ import subprocess
 import sys
 
 import pytest
+from conftest import RESIDENT, Phone
+from fault_twilio import ACCOUNT_SID, ScriptedTwilio
 from sqlalchemy import select, text
 
 from bot import create_app
 from bot.config import ROOT, ConfigError, load_settings
-from bot.db import Database
-from bot.migrate import upgrade
-from bot.models import Message
-from bot.outbound import TwilioSender
-from conftest import RESIDENT, Phone
-from fault_twilio import ACCOUNT_SID, ScriptedTwilio
+from bot.messaging.outbound import TwilioSender
+from bot.storage.db import Database
+from bot.storage.migrate import upgrade
+from bot.storage.models import Message
 
 TWILIO_SAYS = "The 'To' number +1 (816) 555-0123 is not a valid phone number. Also tried 18165550123."
 
 
 # -- a provider's error text ---------------------------------------------------------------------------
+
 
 def test_a_provider_error_text_is_stored_without_the_number(env, clock):
     settings = load_settings({**env, "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_FROM_NUMBER": "+18165550100"})
@@ -46,6 +48,7 @@ def test_a_provider_error_text_is_stored_without_the_number(env, clock):
 
 
 # -- files on disk -----------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def umask_022():
@@ -83,6 +86,7 @@ def test_a_database_folder_of_its_own_is_made_owner_only_too(tmp_path, umask_022
 
 # -- PEACELINE_ENV and PUBLIC_BASE_URL -----------------------------------------------------------------------
 
+
 def test_production_refuses_to_start_without_public_base_url(env, clock):
     settings = load_settings({**env, "PEACELINE_ENV": "production", "PUBLIC_BASE_URL": ""})
     with pytest.raises(ConfigError, match="PUBLIC_BASE_URL must be set when PEACELINE_ENV=production"):
@@ -109,22 +113,35 @@ def test_peaceline_env_must_be_a_known_one(env):
 
 
 def clean_env(tmp_path, **settings: str) -> dict[str, str]:
-    run_env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("TWILIO", "DATABASE", "PORT", "PUBLIC_BASE_URL", "PEACELINE"))}
+    run_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TWILIO", "DATABASE", "PORT", "PUBLIC_BASE_URL", "PEACELINE"))
+    }
     return {**run_env, "PEACELINE_INSTANCE": str(tmp_path), **settings}
 
 
-@pytest.mark.parametrize("command", [[sys.executable, "-c", "import wsgi"], [sys.executable, "-m", "bot", "serve"]],
-                         ids=["gunicorn wsgi:app", "peaceline serve"])
+@pytest.mark.parametrize(
+    "command",
+    [[sys.executable, "-c", "import wsgi"], [sys.executable, "-m", "bot", "serve"]],
+    ids=["gunicorn wsgi:app", "peaceline serve"],
+)
 def test_both_ways_to_start_in_production_stop_with_one_line(tmp_path, command):
-    proc = subprocess.run(command, cwd=ROOT, env=clean_env(tmp_path, PEACELINE_ENV="production"),
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=clean_env(tmp_path, PEACELINE_ENV="production"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "PUBLIC_BASE_URL must be set" in lines[0], proc.stderr
 
 
 # -- Secure cookies and HSTS over HTTPS ---------------------------------------------------------------------
+
 
 def cookie_and_hsts(app, **headers: str) -> tuple[str, str | None]:
     resp = app.test_client().get("/login", headers=headers)  # the login form's CSRF token sets the cookie

@@ -1,4 +1,5 @@
 """GET /healthz says whether the database answers."""
+
 from bot import create_app
 from bot.config import load_settings
 

@@ -1,14 +1,15 @@
 """The web inbox through the real app: login on every URL, the queue, a whole case from claim to close."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
-
-from bot.models import AuditEvent, FollowUp, Message, Note, Referral
 from conftest import RESIDENT, Phone
+from sqlalchemy import select
 from staff_helpers import Staff, add_caseworker, fast_argon2, open_referral  # noqa: F401 (autouse fixture)
+
+from bot.storage.models import AuditEvent, FollowUp, Message, Note, Referral
 
 STAFF_PREFIXES = ("/inbox", "/reports")
 
@@ -41,6 +42,7 @@ def page(resp) -> str:
 
 
 # -- login everywhere ---------------------------------------------------------------------------------
+
 
 def staff_urls(app) -> list[tuple[str, str, str]]:
     """Every (endpoint, method, url) under /inbox and /reports, placeholders filled with 1."""
@@ -76,6 +78,7 @@ def test_staff_pages_are_not_cached_and_allow_only_this_sites_scripts(staff):
 
 # -- the queue ----------------------------------------------------------------------------------------------
 
+
 def test_the_queue_lists_open_referrals_urgent_first_with_the_phone_masked(staff, rt, client, clock):
     calm = open_referral(Phone(client, "+18165550124"), rt)
     clock.set(clock.now() + timedelta(minutes=12))
@@ -108,12 +111,20 @@ def test_queue_tabs_show_mine_and_closed(staff, rt, phone, ana):
 
 # -- one case, start to finish -------------------------------------------------------------------------------
 
+
 def test_claim_reply_and_close_a_referral(staff, rt, phone, ana, clock):
     rid = open_referral(phone, rt)
     with rt.db.transaction() as s:  # the resident had texted MENU, back to the bot
         s.get(Referral, rid).bot_resumed_at = clock.now()
-        s.add(FollowUp(resident_id=s.get(Referral, rid).resident_id, referral_id=rid, template="checkin",
-                       due_at=clock.now() + timedelta(days=3), created_at=clock.now()))
+        s.add(
+            FollowUp(
+                resident_id=s.get(Referral, rid).resident_id,
+                referral_id=rid,
+                template="checkin",
+                due_at=clock.now() + timedelta(days=3),
+                created_at=clock.now(),
+            )
+        )
 
     assert staff.post(f"/inbox/referrals/{rid}/claim").status_code == 302
     claimed = referral(rt, rid)
@@ -123,8 +134,12 @@ def test_claim_reply_and_close_a_referral(staff, rt, phone, ana, clock):
     staff.post(f"/inbox/referrals/{rid}/reply", body="Hi, this is Ana from the help line. How can I help?")
     sent = rows(rt, Message, Message.kind == "caseworker")
     assert len(sent) == 1
-    assert (sent[0].direction, sent[0].caseworker_id, sent[0].referral_id, sent[0].status) == ("out", ana, rid,
-                                                                                               "logged")
+    assert (sent[0].direction, sent[0].caseworker_id, sent[0].referral_id, sent[0].status) == (
+        "out",
+        ana,
+        rid,
+        "logged",
+    )
     contacted = referral(rt, rid)
     assert (contacted.status, contacted.contacted_at, contacted.bot_resumed_at) == ("contacted", clock.now(), None)
 
@@ -140,7 +155,10 @@ def test_claim_reply_and_close_a_referral(staff, rt, phone, ana, clock):
     assert [f.status for f in rows(rt, FollowUp, FollowUp.referral_id == rid)] == ["cancelled"]
     changes = rows(rt, AuditEvent, AuditEvent.action == "referral.status")
     assert [(e.detail["from"], e.detail["to"], e.actor_id) for e in changes] == [
-        ("new", "claimed", ana), ("claimed", "contacted", ana), ("contacted", "closed", ana)]
+        ("new", "claimed", ana),
+        ("claimed", "contacted", ana),
+        ("contacted", "closed", ana),
+    ]
 
 
 def test_the_thread_shows_the_full_phone_and_every_view_is_audited_and_marks_it_read(staff, rt, phone, ana):
@@ -198,8 +216,7 @@ def test_an_empty_or_too_long_reply_is_refused(staff, rt, phone):
 
 def test_a_reply_to_a_web_chat_visitor_reaches_their_page(staff, rt, app):
     chat = app.test_client()
-    chat.post("/chat/messages", json={"text": "talk to a person"},
-              headers={"Origin": "http://localhost"})
+    chat.post("/chat/messages", json={"text": "talk to a person"}, headers={"Origin": "http://localhost"})
     rid = rows(rt, Referral)[0].id
     assert "Web chat" in page(staff.get("/inbox/"))
     staff.post(f"/inbox/referrals/{rid}/reply", body="Hi, I'm Ana.")
@@ -233,6 +250,7 @@ def test_notes_are_saved_with_their_author(staff, rt, phone, ana):
 
 # -- check-ins ------------------------------------------------------------------------------------------------
 
+
 def test_a_check_in_is_planned_in_program_time_and_can_be_cancelled(staff, rt, phone, ana):
     rid = open_referral(phone, rt)
     html = page(staff.get(f"/inbox/referrals/{rid}"))
@@ -241,17 +259,20 @@ def test_a_check_in_is_planned_in_program_time_and_can_be_cancelled(staff, rt, p
     planned = rows(rt, FollowUp, FollowUp.referral_id == rid)
     assert len(planned) == 1
     # 10:30 in Kansas City in December (CST, UTC-6) is 16:30 UTC
-    assert planned[0].due_at == datetime(2026, 12, 4, 16, 30, tzinfo=timezone.utc)
+    assert planned[0].due_at == datetime(2026, 12, 4, 16, 30, tzinfo=UTC)
     assert (planned[0].template, planned[0].status, planned[0].created_by_id) == ("checkin", "pending", ana)
     staff.post(f"/inbox/followups/{planned[0].id}/cancel")
     assert rows(rt, FollowUp, FollowUp.referral_id == rid)[0].status == "cancelled"
 
 
-@pytest.mark.parametrize("form, message", [
-    ({"template": "checkin", "day": "2026-11-30", "time": "10:00"}, "in the future"),
-    ({"template": "eviction_notice", "day": "2026-12-04", "time": "10:00"}, "Pick a message"),
-    ({"template": "checkin", "day": "someday", "time": "10:00"}, "Pick a date and a time"),
-])
+@pytest.mark.parametrize(
+    "form, message",
+    [
+        ({"template": "checkin", "day": "2026-11-30", "time": "10:00"}, "in the future"),
+        ({"template": "eviction_notice", "day": "2026-12-04", "time": "10:00"}, "Pick a message"),
+        ({"template": "checkin", "day": "someday", "time": "10:00"}, "Pick a date and a time"),
+    ],
+)
 def test_a_bad_check_in_is_refused(staff, rt, phone, form, message):
     rid = open_referral(phone, rt)
     staff.post(f"/inbox/referrals/{rid}/followups", **form)
@@ -260,6 +281,7 @@ def test_a_bad_check_in_is_refused(staff, rt, phone, form, message):
 
 
 # -- admin ----------------------------------------------------------------------------------------------------
+
 
 def test_an_admin_reassigns_a_referral(rt, phone, client):
     boss = add_caseworker(rt, email="boss@example.org", name="Boss", role="admin")
@@ -277,6 +299,7 @@ def test_an_admin_reassigns_a_referral(rt, phone, client):
 
 def test_staff_notices_never_show_in_the_residents_thread(staff, rt, phone):
     rid = open_referral(phone, rt)
-    rt.outbound.send(referral(rt, rid).resident_id, "Peaceline: new referral", "notice", referral_id=rid,
-                     to="+18165550199")
+    rt.outbound.send(
+        referral(rt, rid).resident_id, "Peaceline: new referral", "notice", referral_id=rid, to="+18165550199"
+    )
     assert "Peaceline: new referral" not in page(staff.get(f"/inbox/referrals/{rid}"))

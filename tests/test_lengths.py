@@ -1,23 +1,24 @@
 """Short texts: every reply the bot can send, measured in SMS segments as it goes out by SMS."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from bot.lengths import MAX_MEAN, MAX_SEGMENTS, measure, reference_time
-from bot.segments import segments, to_gsm
+from bot.conversation.lengths import MAX_MEAN, MAX_SEGMENTS, measure, reference_time
+from bot.conversation.segments import segments, to_gsm
 
 
 @pytest.fixture
 def measured(rt):
-    now = reference_time(datetime(2026, 12, 2, tzinfo=timezone.utc), rt.engine)
+    now = reference_time(datetime(2026, 12, 2, tzinfo=UTC), rt.engine)
     return {lengths.lang: lengths for lengths in measure(rt.engine, now, rt.directory.home_zip)}
 
 
 def test_replies_average_at_most_1_3_segments_and_none_is_over_3_in_each_language(measured, capsys):
     assert set(measured) == {"en", "es"}
-    with capsys.disabled():   # the figures belong in the CI log
+    with capsys.disabled():  # the figures belong in the CI log
         for lengths in measured.values():
             print(f"\n  {lengths}")
     for lengths in measured.values():
@@ -27,11 +28,19 @@ def test_replies_average_at_most_1_3_segments_and_none_is_over_3_in_each_languag
 
 
 def test_the_first_texts_a_resident_reads_are_one_segment_each(rt, measured):
-    now = reference_time(datetime(2026, 12, 2, tzinfo=timezone.utc), rt.engine)
+    now = reference_time(datetime(2026, 12, 2, tzinfo=UTC), rt.engine)
     for lang in ("en", "es"):
         replies = dict(rt.engine.every_reply(lang, now, rt.directory.home_zip))
-        for key in ("greeting", "crisis_self_harm", "crisis_violence", "crisis_overdose", "handoff", "checkin",
-                    "person_offer", "reply_only_ack"):
+        for key in (
+            "greeting",
+            "crisis_self_harm",
+            "crisis_violence",
+            "crisis_overdose",
+            "handoff",
+            "checkin",
+            "person_offer",
+            "reply_only_ack",
+        ):
             assert segments(to_gsm(replies[key])) == 1, (lang, key, replies[key])
 
 
@@ -58,7 +67,7 @@ def test_peaceline_check_warns_when_texts_grow_past_the_aim(env, tmp_path):
     flows = tmp_path / "flows"
     shutil.copytree(ROOT / "flows", flows)
     messages = flows / "messages.yaml"
-    long = "Sorry, I did not get that. " * 20   # 539 characters: 4 segments
+    long = "Sorry, I did not get that. " * 20  # 539 characters: 4 segments
     messages.write_text(messages.read_text().replace('en: "Sorry, I did not get that."', f'en: "{long.strip()}"'))
     result = CliRunner().invoke(main, ["check"], env={**env, "FLOWS_DIR": str(flows)})
     assert "en replies should average at most 1.3 SMS segments, none over 3" in result.output

@@ -1,10 +1,11 @@
 """No full phone number and no message body in any log line of a whole conversation."""
+
 from __future__ import annotations
 
 import logging
 
 from bot.logs import MaskingFilter
-from bot.phones import mask
+from bot.messaging.phones import mask
 
 
 def test_a_whole_conversation_logs_no_number_and_no_body(phone, rt, caplog):

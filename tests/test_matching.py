@@ -1,4 +1,5 @@
-"""bot/matching.py against the labelled corpus in tests/corpora/intents.yaml."""
+"""bot/conversation/matching.py against the labelled corpus in tests/corpora/intents.yaml."""
+
 from __future__ import annotations
 
 import timeit
@@ -7,11 +8,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.matching import CATEGORIES, VOCABULARY_PATH, Matcher, Speller, VocabularyError, everyday_words, expand
+from bot.conversation.matching import (
+    CATEGORIES,
+    VOCABULARY_PATH,
+    Matcher,
+    Speller,
+    VocabularyError,
+    everyday_words,
+    expand,
+)
 
 CORPUS = yaml.safe_load((Path(__file__).parent / "corpora" / "intents.yaml").read_text(encoding="utf-8"))
-OPTIONS = {name: [(value, tuple(words)) for value, words in entries]
-           for name, entries in CORPUS["options"].items()}
+OPTIONS = {name: [(value, tuple(words)) for value, words in entries] for name, entries in CORPUS["options"].items()}
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +86,20 @@ def test_normalize_folds_case_accents_punctuation_emoji_and_stretching(matcher):
 
 def test_the_spelling_step_never_changes_a_real_word_but_fixes_a_typo_or_a_word_spelt_by_ear():
     speller = Speller(["dolor", "eviction", "doctor"], everyday_words())
-    assert speller.correct("door") == "door"          # English: not "dolor" (pain)
+    assert speller.correct("door") == "door"  # English: not "dolor" (pain)
     assert speller.correct("dolr") == "dolor"
-    assert speller.correct("docter") == "doctor"      # an unstressed vowel can be any vowel
+    assert speller.correct("docter") == "doctor"  # an unstressed vowel can be any vowel
     assert speller.correct("evicshun") == "eviction"
     assert speller.correct("evicshunz") == "evicshunz"
 
 
 def test_named_option_is_the_one_option_a_whole_message_uses(matcher):
-    options = [("body", ["doctor", "fever"]), ("teeth", ["tooth", "root canal", "(dentist|dentista)"]),
-               ("mind", ["depressed"])]
-    assert matcher.named_option("my toth hurts so bad", options) == "teeth"   # spelling corrected as for needs
+    options = [
+        ("body", ["doctor", "fever"]),
+        ("teeth", ["tooth", "root canal", "(dentist|dentista)"]),
+        ("mind", ["depressed"]),
+    ]
+    assert matcher.named_option("my toth hurts so bad", options) == "teeth"  # spelling corrected as for needs
     assert matcher.named_option("i need a root canal", options) == "teeth"
     assert matcher.named_option("necesito un dentista", options) == "teeth"
     assert matcher.named_option("my tooth hurts and im depressed", options) is None
@@ -98,7 +109,11 @@ def test_named_option_is_the_one_option_a_whole_message_uses(matcher):
 
 def test_expand_alternatives_and_optional_groups():
     assert expand("lights (got|) (cut|shut) off") == [
-        "lights got cut off", "lights got shut off", "lights cut off", "lights shut off"]
+        "lights got cut off",
+        "lights got shut off",
+        "lights cut off",
+        "lights shut off",
+    ]
 
 
 def test_unquoted_yes_in_a_word_list_is_reported_with_its_key():

@@ -1,22 +1,24 @@
 """Caseworker notices and escalation: who is texted, what the text says (and never says), and only once."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
-
-from bot import create_app, notify
-from bot.config import load_settings
-from bot.inbox import cases
-from bot.models import AuditEvent, Caseworker, Message, Referral
-from bot.scheduler import tick
 from conftest import BASE_URL, RESIDENT, twiml_bodies
+from sqlalchemy import select
 from staff_helpers import add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
+
+from bot import create_app
+from bot.casework import cases
+from bot.config import load_settings
+from bot.messaging import notify
+from bot.messaging.scheduler import tick
+from bot.storage.models import AuditEvent, Caseworker, Message, Referral
 
 ESCALATION = "+18165550190"
 ANA, BEN, CY = "+18165550141", "+18165550142", "+18165550143"
-SATURDAY_NIGHT = datetime(2026, 12, 6, 5, 0, tzinfo=timezone.utc)  # Sat 5 Dec, 23:00 in Kansas City
+SATURDAY_NIGHT = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)  # Sat 5 Dec, 23:00 in Kansas City
 
 
 @pytest.fixture
@@ -32,10 +34,12 @@ def sender(outbox):
 @pytest.fixture
 def team(rt) -> dict[str, int]:
     """Ana is on duty (office hours); Ben works weekends; Cy is turned off; Di has no phone."""
-    ids = {"ana": add_caseworker(rt, "ana@example.org", "Ana", phone=ANA),
-           "ben": add_caseworker(rt, "ben@example.org", "Ben", phone=BEN, duty_hours="Sat-Sun 09:00-17:00"),
-           "cy": add_caseworker(rt, "cy@example.org", "Cy", phone=CY),
-           "di": add_caseworker(rt, "di@example.org", "Di")}
+    ids = {
+        "ana": add_caseworker(rt, "ana@example.org", "Ana", phone=ANA),
+        "ben": add_caseworker(rt, "ben@example.org", "Ben", phone=BEN, duty_hours="Sat-Sun 09:00-17:00"),
+        "cy": add_caseworker(rt, "cy@example.org", "Cy", phone=CY),
+        "di": add_caseworker(rt, "di@example.org", "Di"),
+    }
     with rt.db.transaction() as s:
         s.get(Caseworker, ids["cy"]).active = False
     return ids
@@ -63,6 +67,7 @@ def notice(referral_id: int, urgent: bool = False) -> str:
 
 
 # -- notices -----------------------------------------------------------------------------------------------
+
 
 def test_a_new_referral_texts_the_active_on_duty_caseworkers_with_a_phone_and_no_one_else(rt, phone, outbox, team):
     text(phone, "hi")
@@ -110,8 +115,8 @@ def test_the_same_notice_is_not_repeated_within_minutes(rt, phone, outbox, team,
 
 
 def test_on_duty_follows_duty_hours_in_the_program_time_zone(settings):
-    tuesday_10am = datetime(2026, 12, 1, 16, 0, tzinfo=timezone.utc)
-    tuesday_5_30pm = datetime(2026, 12, 1, 23, 30, tzinfo=timezone.utc)
+    tuesday_10am = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+    tuesday_5_30pm = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
     office = Caseworker(id=1, duty_hours=None)
     evenings = Caseworker(id=2, duty_hours="Mon-Fri 12:00-20:00")
     broken = Caseworker(id=3, duty_hours="sometimes")
@@ -121,6 +126,7 @@ def test_on_duty_follows_duty_hours_in_the_program_time_zone(settings):
 
 
 # -- escalation ------------------------------------------------------------------------------------------------
+
 
 def test_an_urgent_referral_with_nobody_on_duty_goes_to_the_escalation_phones_at_once(rt, phone, outbox, team, clock):
     clock.set(SATURDAY_NIGHT)
@@ -132,8 +138,12 @@ def test_an_urgent_referral_with_nobody_on_duty_goes_to_the_escalation_phones_at
     assert notify.escalate_overdue(rt, clock.now()) == []
     assert len(outbox.sent) == 1
     with rt.db.sessions() as s:
-        assert s.scalars(select(AuditEvent.action).where(AuditEvent.referral_id == referral.id)).all().count(
-            "referral.escalated") == 1
+        assert (
+            s.scalars(select(AuditEvent.action).where(AuditEvent.referral_id == referral.id))
+            .all()
+            .count("referral.escalated")
+            == 1
+        )
 
 
 def test_a_referral_nobody_claims_is_escalated_once_after_the_wait(rt, phone, outbox, team, clock):

@@ -1,4 +1,5 @@
 """Outbound through the real twilio client, with an injected HttpClient standing in for the network."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 
 from bot.config import load_settings
-from bot.models import Message, Resident
-from bot.outbound import LogSender, Outbound, TwilioSender
+from bot.messaging.outbound import LogSender, Outbound, TwilioSender
+from bot.storage.models import Message, Resident
 
 SID = "AC" + "1" * 32
 
@@ -24,8 +25,9 @@ class ScriptedTwilio(HttpClient):
         super().__init__(logging.getLogger("twilio.http_client"), is_async=False, timeout=10)
         self.steps, self.calls = list(steps), []
 
-    def request(self, method, uri, params=None, data=None, headers=None, auth=None, timeout=None,
-                allow_redirects=False):
+    def request(
+        self, method, uri, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False
+    ):
         self.calls.append({"url": uri, "data": dict(data or {})})
         step = self.steps.pop(0)
         if isinstance(step, Exception):

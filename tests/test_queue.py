@@ -1,19 +1,20 @@
 """The inbox queue cannot hide a case: tiers, the per-address cap on web referrals, paging and totals."""
+
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
-
-from bot import triage
-from bot.config import ConfigError, load_settings
-from bot.inbox import cases
-from bot.models import Referral, Resident
-from bot.triage import Tier
 from conftest import Phone
+from sqlalchemy import select
 from staff_helpers import Staff, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
+
+from bot.casework import cases
+from bot.config import ConfigError, load_settings
+from bot.messaging import triage
+from bot.messaging.triage import Tier
+from bot.storage.models import Referral, Resident
 
 ORIGIN = "http://localhost"
 CRISIS = "he is going to kill me"
@@ -96,13 +97,26 @@ def test_a_visitor_keeps_one_referral_however_often_she_writes(app, rt):
 def test_the_queue_orders_by_tier_then_urgent_then_age(rt, clock):
     ids = {}
     with rt.db.transaction() as s:
-        for i, (name, tier, urgent) in enumerate([("web", 1, True), ("crowded", 2, True), ("sms calm", 0, False),
-                                                   ("sms old", 0, True), ("sms new", 0, True), ("web calm", 1, False)]):
+        for i, (name, tier, urgent) in enumerate(
+            [
+                ("web", 1, True),
+                ("crowded", 2, True),
+                ("sms calm", 0, False),
+                ("sms old", 0, True),
+                ("sms new", 0, True),
+                ("web calm", 1, False),
+            ]
+        ):
             resident = Resident(phone=f"+1816555{i:04d}", channel="sms", created_at=clock.now())
             s.add(resident)
             s.flush()
-            row = Referral(resident_id=resident.id, reason="crisis:violence", urgent=urgent, tier=tier,
-                           created_at=clock.now() + timedelta(minutes=i))
+            row = Referral(
+                resident_id=resident.id,
+                reason="crisis:violence",
+                urgent=urgent,
+                tier=tier,
+                created_at=clock.now() + timedelta(minutes=i),
+            )
             s.add(row)
             s.flush()
             ids[name] = row.id
@@ -117,10 +131,25 @@ def many(rt, clock) -> list[int]:
         resident = Resident(phone="+18165550100", channel="sms", created_at=clock.now())
         s.add(resident)
         s.flush()
-        rows = [Referral(resident_id=resident.id, reason="asked_person", urgent=i % 10 == 0,
-                         created_at=clock.now() - timedelta(minutes=200 - i)) for i in range(120)]
-        rows += [Referral(resident_id=resident.id, reason="asked_person", status="closed", closed_at=clock.now(),
-                          created_at=clock.now()) for _ in range(3)]
+        rows = [
+            Referral(
+                resident_id=resident.id,
+                reason="asked_person",
+                urgent=i % 10 == 0,
+                created_at=clock.now() - timedelta(minutes=200 - i),
+            )
+            for i in range(120)
+        ]
+        rows += [
+            Referral(
+                resident_id=resident.id,
+                reason="asked_person",
+                status="closed",
+                closed_at=clock.now(),
+                created_at=clock.now(),
+            )
+            for _ in range(3)
+        ]
         s.add_all(rows)
         s.flush()
         return [r.id for r in rows]
@@ -178,23 +207,39 @@ def test_migration_0006_puts_existing_web_referrals_in_tier_1_and_keeps_every_ro
     from alembic import command
     from sqlalchemy import create_engine, text
 
-    from bot.migrate import alembic_config
+    from bot.storage.migrate import alembic_config
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     command.upgrade(alembic_config(url), "0003")
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO residents (id, phone, phone_lookup, channel, consent_texts, created_at) "
-                          "VALUES (1, '+18165550123', '+18165550123', 'sms', 1, '2026-11-01 00:00:00')"))
-        conn.execute(text("INSERT INTO residents (id, chat_key, channel, consent_texts, created_at) "
-                          "VALUES (2, 'k', 'web', 1, '2026-11-01 00:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO residents (id, phone, phone_lookup, channel, consent_texts, created_at) "
+                "VALUES (1, '+18165550123', '+18165550123', 'sms', 1, '2026-11-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO residents (id, chat_key, channel, consent_texts, created_at) "
+                "VALUES (2, 'k', 'web', 1, '2026-11-01 00:00:00')"
+            )
+        )
         for rid, resident in ((1, 1), (2, 2)):
-            conn.execute(text("INSERT INTO referrals (id, resident_id, urgent, reason, status, resource_ids, unread, "
-                              f"created_at) VALUES ({rid}, {resident}, 1, 'crisis:violence', 'new', '[]', 1, "
-                              "'2026-11-01 00:00:00')"))
-        conn.execute(text("INSERT INTO caseworkers (email, name, role, password_hash, active, failed_logins, "
-                          "created_at, session_epoch) VALUES ('a@example.org', 'A', 'admin', 'x', 1, 3, "
-                          "'2026-11-01 00:00:00', 0)"))
+            conn.execute(
+                text(
+                    "INSERT INTO referrals (id, resident_id, urgent, reason, status, resource_ids, unread, "
+                    f"created_at) VALUES ({rid}, {resident}, 1, 'crisis:violence', 'new', '[]', 1, "
+                    "'2026-11-01 00:00:00')"
+                )
+            )
+        conn.execute(
+            text(
+                "INSERT INTO caseworkers (email, name, role, password_hash, active, failed_logins, "
+                "created_at, session_epoch) VALUES ('a@example.org', 'A', 'admin', 'x', 1, 3, "
+                "'2026-11-01 00:00:00', 0)"
+            )
+        )
     command.upgrade(alembic_config(url), "head")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT id, tier FROM referrals ORDER BY id")).all() == [(1, 0), (2, 1)]

@@ -5,22 +5,22 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
-from bot.geo import zip_centroid
-from bot.resources import CATEGORY_KEYS, DirectoryError, Match, Opening, load_directory
+from bot.directory.geo import zip_centroid
+from bot.directory.resources import CATEGORY_KEYS, DirectoryError, Match, Opening, load_directory
 
 ROOT = Path(__file__).resolve().parents[1]
 KC = ZoneInfo("America/Chicago")
-MONDAY_10AM = datetime(2026, 11, 30, 16, 0, tzinfo=timezone.utc)  # Monday 30 Nov 2026, 10:00 in KC
-MONDAY_7AM = datetime(2026, 11, 30, 13, 0, tzinfo=timezone.utc)
-MONDAY_6PM = datetime(2026, 12, 1, 0, 0, tzinfo=timezone.utc)
-SUNDAY_11AM = datetime(2026, 11, 29, 17, 0, tzinfo=timezone.utc)
+MONDAY_10AM = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)  # Monday 30 Nov 2026, 10:00 in KC
+MONDAY_7AM = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
+MONDAY_6PM = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+SUNDAY_11AM = datetime(2026, 11, 29, 17, 0, tzinfo=UTC)
 TUESDAY_8_52PM = datetime(2026, 12, 1, 20, 52, tzinfo=KC)
 WEEKDAYS = "MO,TU,WE,TH,FR"
 EVERY_DAY = "MO,TU,WE,TH,FR,SA,SU"
@@ -31,14 +31,25 @@ EVERY_DAY = "MO,TU,WE,TH,FR,SA,SU"
 
 def categories() -> list[dict]:
     return [
-        {"key": key, "taxonomy_term": {"code": key.upper(), "name": key.title(), "taxonomy": "211 LA"},
-         "name": {"en": key.title(), "es": key.title()}}
+        {
+            "key": key,
+            "taxonomy_term": {"code": key.upper(), "name": key.title(), "taxonomy": "211 LA"},
+            "name": {"en": key.title(), "es": key.title()},
+        }
         for key in CATEGORY_KEYS
     ]
 
 
-def service(id: str, *, zip_code: str | None = "64124", category: str = "food", byday: str | None = WEEKDAYS,
-            opens: str = "09:00", closes: str = "17:00", **fields) -> dict:
+def service(
+    id: str,
+    *,
+    zip_code: str | None = "64124",
+    category: str = "food",
+    byday: str | None = WEEKDAYS,
+    opens: str = "09:00",
+    closes: str = "17:00",
+    **fields,
+) -> dict:
     """A valid service; `zip_code=None` makes it a line with no location, `byday=None` one with no hours."""
     x_bot = fields.pop("x_bot", {})
     entry = {
@@ -54,8 +65,19 @@ def service(id: str, *, zip_code: str | None = "64124", category: str = "food", 
         "x_bot": x_bot,
     }
     if zip_code:
-        entry["locations"] = [{"addresses": [{"address_1": f"{len(id)}00 Independence Ave", "city": "Kansas City",
-                                              "state_province": "MO", "postal_code": zip_code, "country": "US"}]}]
+        entry["locations"] = [
+            {
+                "addresses": [
+                    {
+                        "address_1": f"{len(id)}00 Independence Ave",
+                        "city": "Kansas City",
+                        "state_province": "MO",
+                        "postal_code": zip_code,
+                        "country": "US",
+                    }
+                ]
+            }
+        ]
     if byday:
         entry["schedules"] = [{"freq": "WEEKLY", "byday": byday, "opens_at": opens, "closes_at": closes}]
     entry.update(fields)
@@ -159,9 +181,10 @@ def test_shipped_lists_put_open_ones_first_then_the_soonest_to_open(shipped, cat
     for half_hours in range(7 * 48):
         now = start + timedelta(minutes=30 * half_hours)
         matches = shipped.rank(category, zip_code="64124", now=now, tz=KC, limit=6)
-        keys = [(-shipped.get(m.service_id).x_bot.priority, not m.open_now, m.opens.days if m.opens else 0)
-                for m in matches]
-        assert keys == sorted(keys), (category, now, list(zip(ids(matches), keys)))
+        keys = [
+            (-shipped.get(m.service_id).x_bot.priority, not m.open_now, m.opens.days if m.opens else 0) for m in matches
+        ]
+        assert keys == sorted(keys), (category, now, list(zip(ids(matches), keys, strict=False)))
 
 
 def test_shipped_food_at_8_52pm_is_the_open_one_then_pantries_that_open_tomorrow(shipped):
@@ -179,8 +202,16 @@ def test_shipped_rent_help_comes_before_shelters(shipped, now):
 
 def test_shipped_directory_out_of_the_area_gives_only_lines_to_call(shipped):
     assert shipped.serves("64124") and not shipped.serves("90210")
-    phone = lambda category: shipped.rank(category, zip_code="90210", now=MONDAY_10AM, tz=KC,  # noqa: E731
-                                          phone_only=True)
+
+    def phone(category):
+        return shipped.rank(
+            category,
+            zip_code="90210",
+            now=MONDAY_10AM,
+            tz=KC,
+            phone_only=True,
+        )
+
     assert ids(phone("food")) == ["united-way-211"]
     assert ids(phone("health")) == ["lifeline-988", "poison-control", "united-way-211"]
     assert ids(phone("safety"))[:2] == ["rose-brooks-hotline", "national-dv-hotline"]  # priority, then national
@@ -192,8 +223,12 @@ def test_shipped_directory_out_of_the_area_gives_only_lines_to_call(shipped):
 
 
 def test_service_area_is_measured_from_the_centre_of_the_directory_own_zips(tmp_path):
-    services = [service("northeast", zip_code="64124"), service("downtown", zip_code="64106"),
-                service("line", zip_code=None), service("gone", zip_code="64063", status="defunct")]
+    services = [
+        service("northeast", zip_code="64124"),
+        service("downtown", zip_code="64106"),
+        service("line", zip_code=None),
+        service("gone", zip_code="64063", status="defunct"),
+    ]
     found = directory(tmp_path, *services)
     (lat1, lon1), (lat2, lon2) = zip_centroid("64124"), zip_centroid("64106")
     assert found.center == pytest.approx(((lat1 + lat2) / 2, (lon1 + lon2) / 2))
@@ -216,7 +251,10 @@ def test_phone_only_gives_the_lines_with_no_place_national_first(tmp_path):
     assert ids(found.rank("food", **query)) == ["b-regional", "d-tagged-regional", "c-national", "a-local"]
     assert ids(found.rank("food", phone_only=True, **query)) == ["c-national", "b-regional", "d-tagged-regional"]
     assert ids(found.rank("food", phone_only=True, tags=["pantry"], **query)) == [
-        "d-tagged-regional", "c-national", "b-regional"]
+        "d-tagged-regional",
+        "c-national",
+        "b-regional",
+    ]
 
 
 # -- validation errors name the file, the entry and the line ------------------------------------
@@ -318,8 +356,13 @@ def test_unknown_fields_are_rejected_so_typos_surface(tmp_path):
 def test_unquoted_times_and_zips_read_as_written(tmp_path):
     # YAML 1.1 reads 17:00 as the number 1020 and 64124 as an int; the loader turns them back
     path = tmp_path / "resources.yaml"
-    path.write_text(write(tmp_path, [service("s")]).read_text()
-                    .replace("'09:00'", "9:00").replace("'17:00'", "17:00").replace("'64124'", "64124"))
+    path.write_text(
+        write(tmp_path, [service("s")])
+        .read_text()
+        .replace("'09:00'", "9:00")
+        .replace("'17:00'", "17:00")
+        .replace("'64124'", "64124")
+    )
     loaded = load_directory(path).get("s")
     assert (loaded.schedules[0].opens_at, loaded.schedules[0].closes_at) == ("09:00", "17:00")
     assert loaded.locations[0].addresses[0].postal_code == "64124"
@@ -366,17 +409,29 @@ def test_soonest_to_open_counts_days_then_distance_then_the_hour(tmp_path):
     matches = found.rank("food", zip_code="64124", now=MONDAY_6PM, tz=KC, limit=4)
     assert ids(matches) == ["d-tomorrow-early", "c-tomorrow-late", "b-tomorrow-far", "a-friday-near"]
     tuesday, friday = date(2026, 12, 1), date(2026, 12, 4)
-    assert [m.opens for m in matches] == [Opening(1, tuesday, "8am"), Opening(1, tuesday, "1pm"),
-                                          Opening(1, tuesday, "9am"), Opening(4, friday, "9am")]
+    assert [m.opens for m in matches] == [
+        Opening(1, tuesday, "8am"),
+        Opening(1, tuesday, "1pm"),
+        Opening(1, tuesday, "9am"),
+        Opening(4, friday, "9am"),
+    ]
     assert all(m.open_now is False and m.open_until is None for m in matches)
 
 
 def test_match_fields(tmp_path):
     found = directory(tmp_path, service("near", zip_code="64124"), service("far", zip_code="64106"))
     near, far = found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)
-    assert near == Match(service_id="near", name="Service near", phone="816-474-6750",
-                         address="400 Independence Ave, 64124", open_now=True, open_until="5pm",
-                         opens=None, distance_miles=0.0, confidential=False)
+    assert near == Match(
+        service_id="near",
+        name="Service near",
+        phone="816-474-6750",
+        address="400 Independence Ave, 64124",
+        open_now=True,
+        open_until="5pm",
+        opens=None,
+        distance_miles=0.0,
+        confidential=False,
+    )
     assert far.distance_miles == pytest.approx(1.6, abs=0.1)
     sunday = found.rank("food", zip_code="64124", now=SUNDAY_11AM, tz=KC)[0]
     assert (sunday.open_now, sunday.open_until) == (False, None)
@@ -385,8 +440,8 @@ def test_match_fields(tmp_path):
 
 def test_time_is_evaluated_in_the_given_zone_across_daylight_saving(tmp_path):
     found = directory(tmp_path, service("clinic"))
-    summer = datetime(2026, 7, 6, 14, 30, tzinfo=timezone.utc)  # Monday 9:30 CDT
-    winter = datetime(2026, 12, 7, 14, 30, tzinfo=timezone.utc)  # Monday 8:30 CST
+    summer = datetime(2026, 7, 6, 14, 30, tzinfo=UTC)  # Monday 9:30 CDT
+    winter = datetime(2026, 12, 7, 14, 30, tzinfo=UTC)  # Monday 8:30 CST
     assert found.rank("food", zip_code="64124", now=summer, tz=KC)[0].open_now is True
     assert found.rank("food", zip_code="64124", now=winter, tz=KC)[0].open_now is False
 
@@ -431,8 +486,9 @@ def test_lines_without_a_place_come_after_near_services_and_before_far_ones(tmp_
         tmp_path,
         service("near", zip_code="64123"),  # about 1 mile
         service("far", zip_code="64118"),  # about 7.5 miles
-        service("national-line", zip_code=None, byday=EVERY_DAY, opens="00:00", closes="24:00",
-                x_bot={"national": True}),
+        service(
+            "national-line", zip_code=None, byday=EVERY_DAY, opens="00:00", closes="24:00", x_bot={"national": True}
+        ),
     )
     matches = found.rank("food", zip_code="64124", now=MONDAY_10AM, tz=KC)
     assert ids(matches) == ["near", "national-line", "far"]
@@ -462,8 +518,18 @@ def test_without_a_known_zip_local_services_still_come_before_lines(tmp_path, zi
 
 
 def test_confidential_service_shows_phone_but_no_address(tmp_path):
-    found = directory(tmp_path, service("shelter", zip_code=None, category="safety", byday=EVERY_DAY,
-                                        opens="00:00", closes="24:00", x_bot={"confidential": True}))
+    found = directory(
+        tmp_path,
+        service(
+            "shelter",
+            zip_code=None,
+            category="safety",
+            byday=EVERY_DAY,
+            opens="00:00",
+            closes="24:00",
+            x_bot={"confidential": True},
+        ),
+    )
     (match,) = found.rank("safety", zip_code="64124", now=MONDAY_10AM, tz=KC)
     assert match.confidential and match.address is None and match.phone == "816-474-6750"
 
@@ -503,10 +569,14 @@ def test_hours_unknown_rank_between_opening_later_and_closed(tmp_path):
 
 
 def test_open_until_and_next_opening(tmp_path):
-    split = [{"freq": "WEEKLY", "byday": WEEKDAYS, "opens_at": "08:30", "closes_at": "12:00"},
-             {"freq": "WEEKLY", "byday": WEEKDAYS, "opens_at": "13:00", "closes_at": "17:00"}]
-    back_to_back = [{"freq": "WEEKLY", "byday": "MO", "opens_at": "09:00", "closes_at": "12:00"},
-                    {"freq": "WEEKLY", "byday": "MO", "opens_at": "12:00", "closes_at": "18:00"}]
+    split = [
+        {"freq": "WEEKLY", "byday": WEEKDAYS, "opens_at": "08:30", "closes_at": "12:00"},
+        {"freq": "WEEKLY", "byday": WEEKDAYS, "opens_at": "13:00", "closes_at": "17:00"},
+    ]
+    back_to_back = [
+        {"freq": "WEEKLY", "byday": "MO", "opens_at": "09:00", "closes_at": "12:00"},
+        {"freq": "WEEKLY", "byday": "MO", "opens_at": "12:00", "closes_at": "18:00"},
+    ]
     found = directory(
         tmp_path,
         service("split", schedules=split),
@@ -519,8 +589,10 @@ def test_open_until_and_next_opening(tmp_path):
 
     def hours(y: int, m: int, d: int, hh: int, mm: int = 0) -> dict:
         now = datetime(y, m, d, hh, mm, tzinfo=KC)
-        return {m.service_id: (m.open_now, m.open_until, m.opens)
-                for m in found.rank("food", zip_code="64124", now=now, tz=KC, limit=9)}
+        return {
+            m.service_id: (m.open_now, m.open_until, m.opens)
+            for m in found.rank("food", zip_code="64124", now=now, tz=KC, limit=9)
+        }
 
     monday = hours(2026, 11, 30, 10)
     assert monday["split"] == (True, "12pm", None)
@@ -550,14 +622,17 @@ def test_after_closing_time_the_next_opening_not_todays_hours(tmp_path):
 def test_open_until_and_next_opening_agree_with_open_now_all_week(tmp_path):
     # every 45 minutes of a week: an open place is open a minute before `open_until` and closed
     # at it; a closed one is open at its next opening and not a minute before
-    split = [{"freq": "WEEKLY", "byday": WEEKDAYS, "opens_at": "08:30", "closes_at": "12:00"},
-             {"freq": "WEEKLY", "byday": "MO,WE", "opens_at": "13:15", "closes_at": "17:45"}]
+    split = [
+        {"freq": "WEEKLY", "byday": WEEKDAYS, "opens_at": "08:30", "closes_at": "12:00"},
+        {"freq": "WEEKLY", "byday": "MO,WE", "opens_at": "13:15", "closes_at": "17:45"},
+    ]
     found = directory(
         tmp_path,
         service("split", schedules=split),
         service("overnight", byday="TU,SA", opens="19:00", closes="03:30"),
-        service("monthly", schedules=[{"freq": "MONTHLY", "byday": "2SA,-1FR", "opens_at": "09:00",
-                                       "closes_at": "11:00"}]),
+        service(
+            "monthly", schedules=[{"freq": "MONTHLY", "byday": "2SA,-1FR", "opens_at": "09:00", "closes_at": "11:00"}]
+        ),
     )
 
     def at(local: datetime) -> dict[str, Match]:
@@ -583,11 +658,25 @@ def test_open_until_and_next_opening_agree_with_open_now_all_week(tmp_path):
 
 
 def test_monthly_schedules_by_ordinal_weekday(tmp_path):
-    found = directory(tmp_path, service("second-saturday", schedules=[
-        {"freq": "MONTHLY", "byday": "2SA", "opens_at": "09:00", "closes_at": "11:00"},
-        {"freq": "MONTHLY", "byday": "-1FR", "opens_at": "16:00", "closes_at": "18:00"}]))
-    at = lambda y, m, d, h: found.rank("food", zip_code="64124", tz=KC,  # noqa: E731
-                                       now=datetime(y, m, d, h, tzinfo=KC).astimezone(timezone.utc))[0]
+    found = directory(
+        tmp_path,
+        service(
+            "second-saturday",
+            schedules=[
+                {"freq": "MONTHLY", "byday": "2SA", "opens_at": "09:00", "closes_at": "11:00"},
+                {"freq": "MONTHLY", "byday": "-1FR", "opens_at": "16:00", "closes_at": "18:00"},
+            ],
+        ),
+    )
+
+    def at(y, m, d, h):
+        return found.rank(
+            "food",
+            zip_code="64124",
+            tz=KC,
+            now=datetime(y, m, d, h, tzinfo=KC).astimezone(UTC),
+        )[0]
+
     assert at(2026, 12, 12, 10).open_now is True  # 12 Dec 2026 is the second Saturday
     assert at(2026, 12, 5, 10).opens == Opening(days=7, on=date(2026, 12, 12), at="9am")  # the first
     assert at(2026, 12, 25, 17).open_now is True  # 25 Dec 2026 is the last Friday
@@ -625,5 +714,5 @@ def test_the_benchmark_directory_is_valid(tmp_path):
     names = bench.write_directory(tmp_path / "resources.yaml", 120, seed=3)
     found = load_directory(tmp_path / "resources.yaml")
     assert len(found.services) == len(names) == 120
-    for text, lang, zip_code, now in bench._queries(30, seed=3):
+    for _text, lang, zip_code, now in bench._queries(30, seed=3):
         assert len(found.rank("food", zip_code=zip_code, now=now, tz=KC, lang=lang)) == 3

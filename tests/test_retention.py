@@ -1,6 +1,7 @@
 """Retention and backup: `purge` blanks old texts and notes and anonymises inactive residents while
 every report number stays; `purge --resident` forgets one person at once; `backup` copies a live
 SQLite database."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -10,16 +11,17 @@ from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select, update
-
-from bot.cli import main
-from bot.models import AuditEvent, ConversationSession, FollowUp, Message, Note, PhoneCode, Referral, Resident
-from bot.reports import to_json
-from bot.retention import Purged, parse_age, purge_older_than
 from conftest import RESIDENT, T0, Phone
+from sqlalchemy import func, select, update
 from staff_helpers import fast_argon2, open_referral  # noqa: F401 (autouse fixture)
+
 # The reports' own data set (twelve people, November 2026), so "the same numbers" means theirs.
-from test_reports import dataset, people, report_of  # noqa: F401 (fixtures)
+from test_reports import dataset, people, report_of  # noqa: F401 (pytest fixtures, used by name)
+
+from bot.casework.reports import to_json
+from bot.casework.retention import Purged, parse_age, purge_older_than
+from bot.cli import main
+from bot.storage.models import AuditEvent, ConversationSession, FollowUp, Message, Note, PhoneCode, Referral, Resident
 
 ORIGIN = {"Origin": "http://localhost"}
 OTHER = "+18165550199"
@@ -53,7 +55,8 @@ def add_note(rt, referral_id: int, at, body: str = "Called the landlord.") -> No
 
 # -- purge by age -----------------------------------------------------------------------------------
 
-def test_a_purge_leaves_every_report_number_as_it_was(rt, dataset):
+
+def test_a_purge_leaves_every_report_number_as_it_was(rt, dataset):  # noqa: F811 (the fixture imported above)
     add_note(rt, 1, T0 - timedelta(days=20))
     before, zips = to_json(report_of(rt)), zip_codes(rt)
     done = purge_older_than(rt.db, T0, timedelta(days=10))
@@ -80,8 +83,10 @@ def three(client, clock, rt) -> dict[str, int]:
     Phone(client, RESIDENT).text("hi")
     with rt.db.transaction() as s:
         s.add(FollowUp(resident_id=resident(rt, "+18165550101").id, template="checkin", due_at=T0 + timedelta(days=1)))
-    return {name: resident(rt, number).id for name, number in
-            (("gone", "+18165550101"), ("worked", "+18165550102"), ("new", RESIDENT))}
+    return {
+        name: resident(rt, number).id
+        for name, number in (("gone", "+18165550101"), ("worked", "+18165550102"), ("new", RESIDENT))
+    }
 
 
 def test_purge_blanks_old_texts_and_notes_and_anonymises_only_the_inactive(rt, three):
@@ -94,8 +99,9 @@ def test_purge_blanks_old_texts_and_notes_and_anonymises_only_the_inactive(rt, t
         assert (gone.zip_code, gone.language) == ("64124", "en")
         assert worked.phone == "+18165550102" and worked.anonymized_at is None  # a caseworker note yesterday
         assert new.phone == RESIDENT
-        assert [m.body for m in s.scalars(select(Message).where(Message.resident_id == new.id,
-                                                                Message.direction == "in"))] == ["hi"]
+        assert [
+            m.body for m in s.scalars(select(Message).where(Message.resident_id == new.id, Message.direction == "in"))
+        ] == ["hi"]
         assert sorted(n.body or "-" for n in s.scalars(select(Note))) == ["-", "recent note"]
         assert s.scalar(select(func.count(ConversationSession.id))) == 1
         event = s.scalars(select(AuditEvent).where(AuditEvent.action == "retention.purged")).one()
@@ -119,12 +125,13 @@ def test_an_anonymised_number_texting_again_starts_afresh(rt, three, phone):
 
 # -- one person, at once --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("data_key", [None, "T3aXiwQMrCJiqYXJddkRgZ60y-Ja-V8tQKjJiYOhKAY="], ids=["plain", "encrypted"])
 def test_purge_resident_forgets_one_person_at_once_with_their_web_chat(env, app, client, rt, phone, monkeypatch):
     rid = open_referral(phone, rt)
     phone.text("my boyfriend took my phone")
     add_note(rt, rid, T0)
-    monkeypatch.setattr("bot.verify.secrets.randbelow", lambda _n: 246810)  # the code the phone got
+    monkeypatch.setattr("bot.messaging.verify.secrets.randbelow", lambda _n: 246810)  # the code the phone got
     chat = app.test_client()  # the same person, from the web chat, proved the same number
     chat.post("/chat/messages", json={"text": "I need food"}, headers=ORIGIN)
     chat.post("/chat/phone", json={"phone": "816-555-0123"}, headers=ORIGIN)
@@ -135,8 +142,11 @@ def test_purge_resident_forgets_one_person_at_once_with_their_web_chat(env, app,
     Phone(client, OTHER).text("hi")
     person = resident(rt, RESIDENT).id
     with rt.db.transaction() as s:  # a provider's error text on one of their texts
-        s.execute(update(Message).where(Message.resident_id == person, Message.direction == "out")
-                  .values(error_code=30003, error_message="Unreachable destination handset [number]"))
+        s.execute(
+            update(Message)
+            .where(Message.resident_id == person, Message.direction == "out")
+            .values(error_code=30003, error_message="Unreachable destination handset [number]")
+        )
 
     result = cli(env, "purge", "--resident", "(816) 555-0123", "--dry-run")
     assert result.exit_code == 0 and result.output.startswith("dry run, would purge:"), result.output
@@ -164,6 +174,7 @@ def test_purge_resident_forgets_one_person_at_once_with_their_web_chat(env, app,
 
 # -- the command ------------------------------------------------------------------------------------
 
+
 def test_purge_older_than_from_the_command_line(env, client, clock, rt):
     clock.set(T0 - timedelta(days=400))  # the command runs on the real clock
     Phone(client, OTHER).text("hi")
@@ -175,13 +186,16 @@ def test_purge_older_than_from_the_command_line(env, client, clock, rt):
     assert resident(rt, OTHER) is None
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "give either --older-than AGE or --resident PHONE"),
-    (["--older-than", "180d", "--resident", RESIDENT], "give either"),
-    (["--older-than", "6 months"], "not an age like 180d"),
-    (["--older-than", "0d"], "not an age like 180d"),
-    (["--resident", "call me"], "not a phone number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "give either --older-than AGE or --resident PHONE"),
+        (["--older-than", "180d", "--resident", RESIDENT], "give either"),
+        (["--older-than", "6 months"], "not an age like 180d"),
+        (["--older-than", "0d"], "not an age like 180d"),
+        (["--resident", "call me"], "not a phone number"),
+    ],
+)
 def test_purge_refuses_unclear_orders(env, args, message):
     result = cli(env, "purge", *args)
     assert result.exit_code == 2 and message in result.output
@@ -192,6 +206,7 @@ def test_parse_age():
 
 
 # -- backup ------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def sqlite_only(is_postgres):
@@ -208,8 +223,17 @@ def test_backup_copies_a_database_that_is_being_written(sqlite_only, env, rt, tm
     def writer() -> None:
         while not stop.is_set():
             with rt.db.transaction() as s:
-                s.add_all(Message(resident_id=person, direction="in", status="received", body="x" * 500,
-                                  created_at=T0, updated_at=T0) for _ in range(50))
+                s.add_all(
+                    Message(
+                        resident_id=person,
+                        direction="in",
+                        status="received",
+                        body="x" * 500,
+                        created_at=T0,
+                        updated_at=T0,
+                    )
+                    for _ in range(50)
+                )
             written[0] += 50
 
     thread = threading.Thread(target=writer)
@@ -247,8 +271,11 @@ def test_backup_replaces_an_older_copy_and_refuses_a_missing_folder(sqlite_only,
 
 
 def test_backup_of_postgresql_points_to_pg_dump(env, tmp_path):
-    result = cli({**env, "DATABASE_URL": "postgresql+psycopg://peaceline@db.internal/peaceline"},
-                 "backup", str(tmp_path / "copy.db"))
+    result = cli(
+        {**env, "DATABASE_URL": "postgresql+psycopg://peaceline@db.internal/peaceline"},
+        "backup",
+        str(tmp_path / "copy.db"),
+    )
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1 and "pg_dump -Fc" in result.output
     assert not (tmp_path / "copy.db").exists()

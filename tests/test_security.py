@@ -5,6 +5,7 @@ URL map (so a new one cannot be forgotten); an attacker's pre-login cookie; the 
 against a forged X-Forwarded-For; markup and SQL from residents and staff; and no secret, full
 phone number or message body in any log line of a run through every channel.
 """
+
 from __future__ import annotations
 
 import base64
@@ -15,21 +16,21 @@ import sys
 
 import pytest
 import requests
+from conftest import AUTH_TOKEN, BASE_URL, PROGRAM_NUMBER, RESIDENT, T0, Phone, sign
 from cryptography.fernet import Fernet
+from fault_twilio import ACCOUNT_SID
 from requests.adapters import BaseAdapter
 from sqlalchemy import func, inspect, select
+from staff_helpers import PASSWORD, Staff, add_caseworker, fast_argon2, open_referral, token_in  # noqa: F401
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 
 from bot import create_app
 from bot.config import load_settings
-from bot.dispatch import dispatch_due
 from bot.logs import MaskingFilter
-from bot.models import AuditEvent, Caseworker, FollowUp, Message, Note, Referral, Resident
-from bot.outbound import TwilioSender
-from conftest import AUTH_TOKEN, BASE_URL, PROGRAM_NUMBER, RESIDENT, T0, Phone, sign
-from fault_twilio import ACCOUNT_SID
-from staff_helpers import PASSWORD, Staff, add_caseworker, fast_argon2, open_referral, token_in  # noqa: F401
+from bot.messaging.dispatch import dispatch_due
+from bot.messaging.outbound import TwilioSender
+from bot.storage.models import AuditEvent, Caseworker, FollowUp, Message, Note, Referral, Resident
 
 ORIGIN = "http://localhost"
 
@@ -51,6 +52,7 @@ def make_app(env, clock):
 
 
 # -- the webhook signature and forwarded headers -------------------------------------------------------
+
 
 def signed_post(client, url: str, params: dict[str, str], headers: dict[str, str] | None = None):
     """POST /sms with a valid signature *for `url`*: whether it counts depends on the URL the app believes."""
@@ -106,8 +108,18 @@ def test_the_status_callback_checks_the_signature_too(client, rt, phone):
 
 STAFF_POST_PREFIXES = ("/inbox", "/login", "/logout", "/reports")
 # The only endpoints anyone may reach without logging in. A new public route must be added here on purpose.
-PUBLIC = {"sms.inbound", "sms.status", "health.healthz", "web.page", "web.post_message", "web.new_messages",
-          "web.save_phone", "web.leave", "auth.login", "auth.logout"}
+PUBLIC = {
+    "sms.inbound",
+    "sms.status",
+    "health.healthz",
+    "web.page",
+    "web.post_message",
+    "web.new_messages",
+    "web.save_phone",
+    "web.leave",
+    "auth.login",
+    "auth.logout",
+}
 
 
 def routes(app, prefixes: tuple[str, ...] = ("/",), methods: set[str] | None = None) -> list[tuple[str, str, str]]:
@@ -132,9 +144,20 @@ def audit_count(rt) -> int:
 def test_every_staff_form_refuses_a_post_without_its_csrf_token(app, client, rt, phone):
     assert app.config.get("WTF_CSRF_ENABLED", True)
     posts = routes(app, STAFF_POST_PREFIXES, {"POST"})
-    assert {"auth.login", "auth.logout", "inbox.claim", "inbox.reply", "inbox.add_note", "inbox.close",
-            "inbox.schedule_followup", "inbox.cancel_followup", "inbox.admin.create", "inbox.admin.set_active",
-            "inbox.admin.reset_password", "inbox.admin.assign"} <= {e for e, _, _ in posts}
+    assert {
+        "auth.login",
+        "auth.logout",
+        "inbox.claim",
+        "inbox.reply",
+        "inbox.add_note",
+        "inbox.close",
+        "inbox.schedule_followup",
+        "inbox.cancel_followup",
+        "inbox.admin.create",
+        "inbox.admin.set_active",
+        "inbox.admin.reset_password",
+        "inbox.admin.assign",
+    } <= {e for e, _, _ in posts}
     open_referral(phone, rt)
     add_caseworker(rt, role="admin")
     anonymous = app.test_client()
@@ -145,10 +168,23 @@ def test_every_staff_form_refuses_a_post_without_its_csrf_token(app, client, rt,
     assert admin.login().status_code == 302
     before = audit_count(rt)
     for endpoint, _, url in posts:
-        for who, data in ((client, {}), (client, {"csrf_token": "forged"}), (client, {"csrf_token": foreign_token}),
-                          (anonymous, {})):
-            resp = who.post(url, data={"body": "x", "outcome": "got_help", "password": PASSWORD * 2,
-                                       "email": "x@example.org", "name": "X", **data})
+        for who, data in (
+            (client, {}),
+            (client, {"csrf_token": "forged"}),
+            (client, {"csrf_token": foreign_token}),
+            (anonymous, {}),
+        ):
+            resp = who.post(
+                url,
+                data={
+                    "body": "x",
+                    "outcome": "got_help",
+                    "password": PASSWORD * 2,
+                    "email": "x@example.org",
+                    "name": "X",
+                    **data,
+                },
+            )
             assert resp.status_code == 400, (endpoint, data, resp.status_code)
     assert audit_count(rt) == before, "a refused form changed something"
     with rt.db.sessions() as s:
@@ -159,7 +195,7 @@ def test_every_route_but_the_public_ones_needs_a_login(app):
     """The whole URL map, not just /inbox and /reports: a private route added anywhere is caught."""
     app.config["WTF_CSRF_ENABLED"] = False  # so it is the login check, not CSRF, that refuses the POSTs
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
-    assert PUBLIC <= endpoints, f"stale entries in PUBLIC: {PUBLIC - endpoints}"
+    assert endpoints >= PUBLIC, f"stale entries in PUBLIC: {PUBLIC - endpoints}"
     private = [r for r in routes(app) if r[0] not in PUBLIC]
     assert len(private) >= 15
     client = app.test_client()
@@ -178,9 +214,19 @@ def test_every_admin_route_refuses_a_caseworker(app, client, rt, phone):
     admin_routes = routes(app, ("/inbox/admin",))
     assert len(admin_routes) >= 5
     for endpoint, method, url in admin_routes:
-        resp = staff.get(url) if method == "GET" else staff.post(url, caseworker_id=str(ana), active="0",
-                                                                 password="a brand new password", role="admin",
-                                                                 email="mallory@example.org", name="Mallory")
+        resp = (
+            staff.get(url)
+            if method == "GET"
+            else staff.post(
+                url,
+                caseworker_id=str(ana),
+                active="0",
+                password="a brand new password",
+                role="admin",
+                email="mallory@example.org",
+                name="Mallory",
+            )
+        )
         assert resp.status_code == 403, (endpoint, method, resp.status_code)
     with rt.db.sessions() as s:
         me = s.get(Caseworker, ana)
@@ -189,15 +235,24 @@ def test_every_admin_route_refuses_a_caseworker(app, client, rt, phone):
         assert s.get(Referral, 1).assigned_to_id is None
 
 
-@pytest.mark.parametrize("path", ["/static/../config.py", "/static/..%2fconfig.py", "/chat/static/../web.py",
-                                  "/inbox/static/..%2f__init__.py", "/reports/static/..%2f..%2fconfig.py",
-                                  "/static/%2e%2e/%2e%2e/instance/secret_key"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../config.py",
+        "/static/..%2fconfig.py",
+        "/chat/static/../web.py",
+        "/inbox/static/..%2f__init__.py",
+        "/reports/static/..%2f..%2fconfig.py",
+        "/static/%2e%2e/%2e%2e/instance/secret_key",
+    ],
+)
 def test_static_files_never_reach_outside_their_folder(client, path):
     resp = client.get(path)
     assert resp.status_code == 404 and b"import" not in resp.data
 
 
 # -- sessions -----------------------------------------------------------------------------------------------
+
 
 def test_a_cookie_planted_before_login_is_replaced_and_stays_anonymous(app, rt):
     """Session fixation: the attacker hands the victim their own pre-login cookie, then waits."""
@@ -237,9 +292,13 @@ def test_a_forged_x_forwarded_for_does_not_escape_the_login_limit(rt, client):
     for i in range(12):
         token = token_in(client.get("/login").get_data(as_text=True))
         # A new email each time: the per-account lockout is not what this test is about.
-        codes.append(client.post("/login", data={"email": f"nobody{i}@example.org", "password": "wrong password",
-                                                 "csrf_token": token},
-                                 headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code)
+        codes.append(
+            client.post(
+                "/login",
+                data={"email": f"nobody{i}@example.org", "password": "wrong password", "csrf_token": token},
+                headers={"X-Forwarded-For": f"203.0.113.{i}"},
+            ).status_code
+        )
     assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
 
 
@@ -256,8 +315,7 @@ def test_markup_from_a_chat_visitor_and_from_staff_is_shown_as_text(app, client,
     add_caseworker(rt, role="admin")
     admin = Staff(client)
     admin.login()
-    admin.post("/inbox/admin/caseworkers", name=SCRIPT, email="ben@example.org", password=PASSWORD,
-               role="caseworker")
+    admin.post("/inbox/admin/caseworkers", name=SCRIPT, email="ben@example.org", password=PASSWORD, role="caseworker")
     with rt.db.sessions() as s:
         rid = s.scalars(select(Referral.id)).one()
         ben = s.scalar(select(Caseworker.id).where(Caseworker.email == "ben@example.org"))
@@ -278,8 +336,15 @@ def test_the_login_page_reflects_nothing_as_markup(app, rt):
     page = client.get("/login?next=" + requests.utils.quote(nasty_next)).get_data(as_text=True)
     assert "<script>alert" not in page
     token = token_in(page)
-    resp = client.post("/login", data={"email": f'"><script>alert(2)</script>@x.org', "password": "wrong password",
-                                       "csrf_token": token, "next": nasty_next})
+    resp = client.post(
+        "/login",
+        data={
+            "email": '"><script>alert(2)</script>@x.org',
+            "password": "wrong password",
+            "csrf_token": token,
+            "next": nasty_next,
+        },
+    )
     assert resp.status_code == 401
     assert "<script>alert" not in resp.get_data(as_text=True)
 
@@ -296,8 +361,12 @@ def test_sql_looking_input_is_stored_verbatim_and_harmless(app, client, rt, phon
     staff.login()
     staff.post(f"/inbox/referrals/{rid}/notes", body=SQL)
     staff.post(f"/inbox/referrals/{rid}/reply", body=SQL)
-    for path in (f"/inbox/?show={SQL}", f"/reports?since={SQL}", f"/reports.csv?until={SQL}",
-                 f"/chat/messages?after={SQL}"):
+    for path in (
+        f"/inbox/?show={SQL}",
+        f"/reports?since={SQL}",
+        f"/reports.csv?until={SQL}",
+        f"/chat/messages?after={SQL}",
+    ):
         assert staff.get(requests.utils.quote(path, safe="/?=")).status_code in (200, 400), path
     assert set(inspect(rt.db.engine).get_table_names()) == tables
     with rt.db.sessions() as s:
@@ -311,6 +380,7 @@ def test_sql_looking_input_is_stored_verbatim_and_harmless(app, client, rt, phon
 
 # -- no secret, full number or body in any log line ---------------------------------------------------------
 
+
 class FakeTwilioApi(BaseAdapter):
     """The network under the real TwilioHttpClient (its own request logging included): every send succeeds."""
 
@@ -323,8 +393,9 @@ class FakeTwilioApi(BaseAdapter):
         resp = requests.Response()
         resp.status_code, resp.request, resp.url = 201, request, request.url
         resp.headers["Content-Type"] = "application/json"
-        resp._content = json.dumps({"sid": f"SM{len(self.requests):032x}", "status": "queued",
-                                    "account_sid": ACCOUNT_SID, "num_segments": "1"}).encode()
+        resp._content = json.dumps(
+            {"sid": f"SM{len(self.requests):032x}", "status": "queued", "account_sid": ACCOUNT_SID, "num_segments": "1"}
+        ).encode()
         return resp
 
     def close(self) -> None:
@@ -334,14 +405,26 @@ class FakeTwilioApi(BaseAdapter):
 SECRET_KEY = "s3cret-key-that-must-never-be-logged-0123456789"
 CASEWORKER_PHONE = "+18165550177"
 VISITOR_PHONE = "+18165550166"
-BODIES = ["my landlord changed the locks", "Maria will call you at 4 about the locks",
-          "our kids have not eaten since friday", "talk to a person", "64124"]
+BODIES = [
+    "my landlord changed the locks",
+    "Maria will call you at 4 about the locks",
+    "our kids have not eaten since friday",
+    "talk to a person",
+    "64124",
+]
 
 
 def test_no_secret_full_number_or_body_in_any_log_line(env, clock, caplog, capfd):
     data_key = Fernet.generate_key().decode()
-    settings = load_settings({**env, "SECRET_KEY": SECRET_KEY, "DATA_KEY": data_key,
-                              "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_FROM_NUMBER": PROGRAM_NUMBER})
+    settings = load_settings(
+        {
+            **env,
+            "SECRET_KEY": SECRET_KEY,
+            "DATA_KEY": data_key,
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_FROM_NUMBER": PROGRAM_NUMBER,
+        }
+    )
     http = TwilioHttpClient(timeout=10)
     api = FakeTwilioApi()
     http.session.mount("https://", api)  # nothing leaves the machine
@@ -378,24 +461,24 @@ def test_no_secret_full_number_or_body_in_any_log_line(env, clock, caplog, capfd
             with rt.db.transaction() as s:
                 s.add(FollowUp(resident_id=resident_id, template="checkin", due_at=T0, created_at=T0))
             assert [d.status for d in dispatch_due(rt, T0)] == ["sent"]
-            status = {"MessageSid": f"SM{1:032x}", "MessageStatus": "undelivered", "ErrorCode": "30003",
-                      "To": RESIDENT}
+            status = {"MessageSid": f"SM{1:032x}", "MessageStatus": "undelivered", "ErrorCode": "30003", "To": RESIDENT}
             client.post("/sms/status", data=status, headers={"X-Twilio-Signature": sign("/sms/status", status)})
             client.get("/healthz")
     finally:
-        for handler, stream in zip(production, streams):
+        for handler, stream in zip(production, streams, strict=False):
             handler.setStream(stream)
         rt.db.dispose()
 
     assert len(api.requests) >= 3, "the caseworker reply, the follow-up and a notice went through Twilio"
     stderr = capfd.readouterr().err
-    raw = [r.getMessage() + (("\n" + logging.Formatter().formatException(r.exc_info)) if r.exc_info else "")
-           for r in caplog.records]
+    raw = [
+        r.getMessage() + (("\n" + logging.Formatter().formatException(r.exc_info)) if r.exc_info else "")
+        for r in caplog.records
+    ]
     assert raw and stderr.strip(), "the run must be logged"
     lines = raw + stderr.splitlines()
     auth = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
-    secrets_ = {"SECRET_KEY": SECRET_KEY, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "DATA_KEY": data_key,
-                "Authorization": auth}
+    secrets_ = {"SECRET_KEY": SECRET_KEY, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "DATA_KEY": data_key, "Authorization": auth}
     numbers = [RESIDENT, CASEWORKER_PHONE, VISITOR_PHONE]
     reply_words = ["Places with", "checking in", "A person from our team will text you"]
     leaks = []

@@ -1,23 +1,27 @@
 """Texts go out in their GSM-7 form: look-alike punctuation and, where it saves a segment, á í ó ú."""
+
 from __future__ import annotations
 
 import pytest
+from conftest import Phone
 from sqlalchemy import select
-
-from bot import create_app
-from bot.config import load_settings
-from bot.inbox import cases
-from bot.models import Message, Referral
-from bot.segments import is_gsm7, segments, to_gsm
-from conftest import Phone, twiml_bodies
 from staff_helpers import add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 
+from bot import create_app
+from bot.casework import cases
+from bot.config import load_settings
+from bot.conversation.segments import is_gsm7, segments, to_gsm
+from bot.storage.models import Message, Referral
 
-@pytest.mark.parametrize("raw, sent", [
-    ("I’m here — call 911…", "I'm here - call 911..."),
-    ("“Open” ‘now’ – yes", "\"Open\" 'now' - yes"),
-    ("8:30\u00a0am", "8:30 am"),
-])
+
+@pytest.mark.parametrize(
+    "raw, sent",
+    [
+        ("I’m here — call 911…", "I'm here - call 911..."),
+        ("“Open” ‘now’ – yes", "\"Open\" 'now' - yes"),
+        ("8:30\u00a0am", "8:30 am"),
+    ],
+)
 def test_look_alike_punctuation_goes_out_as_gsm7(raw, sent):
     assert to_gsm(raw) == sent and is_gsm7(sent)
 
@@ -27,14 +31,14 @@ def test_acute_accents_go_unaccented_only_when_that_saves_a_segment():
     assert segments(two) == 2
     assert to_gsm(two) == "Hola, es la Linea de Ayuda del Noreste. Los textos son privados, no anonimos."
     assert segments(to_gsm(two)) == 1
-    short = "¿Está a salvo? Responda 1 sí, 2 no"   # one segment either way: the accents stay
+    short = "¿Está a salvo? Responda 1 sí, 2 no"  # one segment either way: the accents stay
     assert to_gsm(short) == short
 
 
 def test_gsm7_letters_stay_accented_and_emoji_keep_the_text_as_it_is():
     assert to_gsm("Está bien, mañana, pingüino, ¡sí! é") == "Está bien, mañana, pingüino, ¡sí! é"
     long = "Línea " * 20 + "🙂"
-    assert to_gsm(long) == long   # still UCS-2 without the accents: nothing gained, nothing changed
+    assert to_gsm(long) == long  # still UCS-2 without the accents: nothing gained, nothing changed
     assert to_gsm("é ñ ü ¿ ¡ " * 20 + "ó").endswith("o") and is_gsm7(to_gsm("é ñ ü ¿ ¡ " * 20 + "ó"))
 
 

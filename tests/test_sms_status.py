@@ -1,17 +1,25 @@
 """POST /sms/status: link SIDs to stored replies, move statuses forward only, act on errors."""
+
 from __future__ import annotations
 
 import pytest
+from conftest import new_sid
 from sqlalchemy import select
 
-from bot.models import Message, Resident
-from conftest import new_sid
+from bot.storage.models import Message, Resident
 
 
 def status_params(sid: str, status: str, error: str | None = None) -> dict[str, str]:
-    params = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
-              "AccountSid": "AC" + "0" * 32, "From": "+18165550100", "To": "+18165550123",
-              "ApiVersion": "2010-04-01"}
+    params = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "AccountSid": "AC" + "0" * 32,
+        "From": "+18165550100",
+        "To": "+18165550123",
+        "ApiVersion": "2010-04-01",
+    }
     if error:
         params["ErrorCode"] = error
     return params

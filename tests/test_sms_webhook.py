@@ -1,14 +1,15 @@
 """POST /sms: signatures, idempotency, bad input, loop guard — through the real app."""
+
 from __future__ import annotations
 
 import threading
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import AUTH_TOKEN, BASE_URL, RESIDENT, Phone, sign, twiml_bodies
 from sqlalchemy import func, select
 
-from bot.models import Message, Resident
-from conftest import AUTH_TOKEN, BASE_URL, RESIDENT, Phone, sign, twiml_bodies
+from bot.storage.models import Message, Resident
 
 
 def count(rt, model, *where) -> int:
@@ -116,8 +117,7 @@ def test_any_body_a_phone_can_send_gets_a_clean_answer(phone, rt, body):
 
 
 def test_a_picture_with_no_text_is_stored_and_answered(phone, rt):
-    resp = phone.send("", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME1",
-                      MediaContentType0="image/jpeg")
+    resp = phone.send("", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME1", MediaContentType0="image/jpeg")
     assert resp.status_code == 200
     assert twiml_bodies(resp.get_data(as_text=True)), "an MMS with no text still gets an answer"
     with rt.db.sessions() as s:
@@ -132,8 +132,15 @@ def test_a_whatsapp_sender_is_understood(client, rt):
         assert s.scalars(select(Message)).first().channel == "whatsapp"
 
 
-@pytest.mark.parametrize("sender, reason", [(None, b"From: missing number"), ("", b"From: missing number"),
-                                            ("not a number", b"not a phone number"), ("+1", b"From")])
+@pytest.mark.parametrize(
+    "sender, reason",
+    [
+        (None, b"From: missing number"),
+        ("", b"From: missing number"),
+        ("not a number", b"not a phone number"),
+        ("+1", b"From"),
+    ],
+)
 def test_a_missing_or_unreadable_sender_gets_400_with_a_reason(phone, sender, reason):
     params = phone.payload("hi", From=sender)
     resp = phone.post(params)

@@ -3,28 +3,30 @@
 Everything here goes through the real signed webhook (or the web chat API) and the real database;
 the sender is the test Outbox, which hands texts to "Twilio" (status queued) unless told otherwise.
 """
+
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import Phone, twiml_bodies
 from sqlalchemy import select
-
-from bot import create_app, notify
-from bot.config import load_settings
-from bot.dispatch import dispatch_due
-from bot.inbox import cases
-from bot.models import FollowUp, Message, Referral, Resident
-from bot.scheduler import tick
-from conftest import AUTH_TOKEN, Outbox, Phone, twiml_bodies
 from staff_helpers import add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
+
+from bot import create_app
+from bot.casework import cases
+from bot.config import load_settings
+from bot.messaging import notify
+from bot.messaging.dispatch import dispatch_due
+from bot.messaging.scheduler import tick
+from bot.storage.models import FollowUp, Message, Referral, Resident
 
 ON_CALL = "+18165550190"
 # Wednesday 2 Dec 2026, 02:00 in Kansas City: nobody on duty; the office opens at 9.
-WEDNESDAY_2AM = datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)
+WEDNESDAY_2AM = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 # Friday 4 Dec 2026, 21:00 in Kansas City: the next working day is Monday.
-FRIDAY_9PM = datetime(2026, 12, 5, 3, 0, tzinfo=timezone.utc)
+FRIDAY_9PM = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -55,30 +57,34 @@ def referral(rt) -> Referral:
 
 # -- the crisis hold --------------------------------------------------------------------------------------
 
+
 def test_a_crisis_hold_answers_every_text_without_a_menu_and_raises_the_case_each_time(rt, phone, clock):
     ana = add_caseworker(rt)
-    first, = texts(phone, "i want to kill myself")
-    assert first == ["Call or text 988 now. Someone is there to talk, day or night. "
-                     "A person from our team will text you soon."]
+    (first,) = texts(phone, "i want to kill myself")
+    assert first == [
+        "Call or text 988 now. Someone is there to talk, day or night. A person from our team will text you soon."
+    ]
     case = referral(rt)
     assert (case.urgent, case.crisis_kind, case.reason) == (True, "self_harm", "crisis:self_harm")
-    cases.open_thread(rt, case.id, ana)   # the caseworker reads it: no longer unread
+    cases.open_thread(rt, case.id, ana)  # the caseworker reads it: no longer unread
     assert not referral(rt).unread
     for body in ("i dont want to call anyone", "nobody cares", "1", "ok"):
-        reply, = texts(phone, body)
-        assert reply == ["We are here. Keep texting us if you want. You can also text 988, day or night. "
-                         "A person from our team will text you soon."], body
+        (reply,) = texts(phone, body)
+        assert reply == [
+            "We are here. Keep texting us if you want. You can also text 988, day or night. "
+            "A person from our team will text you soon."
+        ], body
         assert referral(rt).unread, f"{body!r} raised the case again"
-    menu, = texts(phone, "MENU")
+    (menu,) = texts(phone, "MENU")
     assert "What do you need help with?" in menu[-1]
-    food, = texts(phone, "2")
+    (food,) = texts(phone, "2")
     assert "Food help." in food[0]
 
 
 def test_a_person_in_a_crisis_hold_is_never_silenced_by_the_loop_guard(rt, phone, clock):
     texts(phone, "he is hitting me")
-    for n in range(20):   # twenty texts in the same minute
-        reply, = texts(phone, f"please help {n}")
+    for n in range(20):  # twenty texts in the same minute
+        (reply,) = texts(phone, f"please help {n}")
         assert reply and "800-799-7233" in reply[0], n
     with rt.db.sessions() as s:
         assert s.scalars(select(Message.status).where(Message.status == "loop_guard")).all() == []
@@ -93,26 +99,26 @@ def test_a_caseworker_taking_the_case_ends_the_hold_and_her_texts_go_to_them(rt,
     ana = add_caseworker(rt)
     texts(phone, "quiero morir")
     cases.claim(rt, referral(rt).id, ana)
-    assert texts(phone, "sigo aquí") == [[]]   # relayed to the caseworker, no bot reply
+    assert texts(phone, "sigo aquí") == [[]]  # relayed to the caseworker, no bot reply
 
 
 def test_closing_the_case_ends_the_hold(rt, phone, clock):
     ana = add_caseworker(rt)
     texts(phone, "i want to end my life")
     cases.close(rt, referral(rt).id, ana, "no_longer_needed")
-    reply, = texts(phone, "thank you")
+    (reply,) = texts(phone, "thank you")
     assert not any("We are here" in r for r in reply)
 
 
 # -- "don't text me": do not text first ---------------------------------------------------------------
 
-def test_dont_text_me_with_a_reason_cancels_the_check_in_and_stops_texts_the_line_would_start(rt, phone, clock,
-                                                                                              outbox):
+
+def test_dont_text_me_with_a_reason_cancels_the_check_in_and_stops_texts_the_line_would_start(rt, phone, clock, outbox):
     ana = add_caseworker(rt)
-    texts(phone, "I need food", "64124", "no", "yes")   # places, no person, a check-in in 3 days
+    texts(phone, "I need food", "64124", "no", "yes")  # places, no person, a check-in in 3 days
     with rt.db.sessions() as s:
         assert s.scalars(select(FollowUp.status)).all() == ["pending"]
-    ack, = texts(phone, "please dont text me back he checks my phone")
+    (ack,) = texts(phone, "please dont text me back he checks my phone")
     assert ack == ["OK. We won't text you first. Text us any time."]
     with rt.db.sessions() as s:
         assert s.scalars(select(FollowUp.status)).all() == ["cancelled"]
@@ -121,7 +127,7 @@ def test_dont_text_me_with_a_reason_cancels_the_check_in_and_stops_texts_the_lin
     clock.set(clock.now() + timedelta(days=3))
     assert dispatch_due(rt) == []
     # She texts again: she is answered, and within a day of her text a caseworker may answer too.
-    reply, = texts(phone, "i need a lawyer")
+    (reply,) = texts(phone, "i need a lawyer")
     assert "Free or low-cost legal help:" in "\n".join(reply)
     case = referral(rt)
     assert cases.reply(rt, case.id, ana, "Hi, this is Ana from the help line.").status == "queued"
@@ -133,7 +139,7 @@ def test_dont_text_me_with_a_reason_cancels_the_check_in_and_stops_texts_the_lin
 
 def test_no_me_escriba_en_espanol(rt, phone, clock):
     texts(phone, "necesito comida", "64124", "no", "sí")
-    ack, = texts(phone, "no me escriba, él revisa mi teléfono")
+    (ack,) = texts(phone, "no me escriba, él revisa mi teléfono")
     assert ack == ["Está bien. No le escribiremos primero. Escríbanos cuando quiera."]
     with rt.db.sessions() as s:
         assert s.scalars(select(FollowUp.status)).all() == ["cancelled"]
@@ -153,7 +159,7 @@ def test_a_check_in_scheduled_later_is_held_not_sent(rt, phone, clock, outbox):
 
 def test_cries_for_help_are_not_opt_outs(rt, phone, clock):
     for body in ("he won't leave me alone", "stop hitting me"):
-        reply, = texts(phone, body)
+        (reply,) = texts(phone, body)
         assert "800-799-7233" in reply[0]
     with rt.db.sessions() as s:
         resident = s.scalars(select(Resident)).one()
@@ -162,19 +168,20 @@ def test_cries_for_help_are_not_opt_outs(rt, phone, clock):
 
 # -- promises that are true ------------------------------------------------------------------------------
 
+
 def test_at_night_the_person_on_call_is_told_before_the_answer_says_so(rt, phone, clock, outbox):
     clock.set(WEDNESDAY_2AM)
-    reply, = texts(phone, "i want to kill myself")
+    (reply,) = texts(phone, "i want to kill myself")
     assert reply == ["Call or text 988 now. Someone is there to talk, day or night. The person on call has been told."]
     case = referral(rt)
     assert outbox.to(ON_CALL) == [notify.notice_text(rt, case.id, urgent=True)]
     assert case.on_call_told_at == WEDNESDAY_2AM and case.notified_at == WEDNESDAY_2AM
-    with rt.db.sessions() as s:   # the stored reply is the one that left
+    with rt.db.sessions() as s:  # the stored reply is the one that left
         stored = s.scalars(select(Message.body).where(Message.direction == "out", Message.kind == "reply")).all()
     assert stored == reply
-    again, = texts(phone, "i dont want to call anyone")
+    (again,) = texts(phone, "i dont want to call anyone")
     assert again[0].endswith("The person on call has been told.")
-    assert len(outbox.to(ON_CALL)) == 1   # told once, not at every text
+    assert len(outbox.to(ON_CALL)) == 1  # told once, not at every text
 
 
 def test_at_night_a_text_that_did_not_reach_twilio_is_never_called_told(env, clock, caplog):
@@ -184,9 +191,10 @@ def test_at_night_a_text_that_did_not_reach_twilio_is_never_called_told(env, clo
     try:
         clock.set(FRIDAY_9PM)
         with caplog.at_level(logging.WARNING):
-            reply, = texts(Phone(app.test_client()), "he is going to kill me")
-        assert reply == ["Call 911 now if you are in danger or someone is hurt. "
-                         "A person from our team will text you Monday morning."]
+            (reply,) = texts(Phone(app.test_client()), "he is going to kill me")
+        assert reply == [
+            "Call 911 now if you are in danger or someone is hurt. A person from our team will text you Monday morning."
+        ]
         assert any("notified_nobody" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
         assert app.test_client().get("/healthz").get_json()["attention"] == 1
     finally:
@@ -199,25 +207,26 @@ def test_without_escalation_phones_at_night_the_next_working_day_by_name(env, cl
     try:
         clock.set(FRIDAY_9PM)
         with caplog.at_level(logging.WARNING):
-            reply, = texts(Phone(app.test_client()), "me quiero morir")
+            (reply,) = texts(Phone(app.test_client()), "me quiero morir")
         # by SMS, á í ó ú go unaccented when that saves a segment (ñ is GSM-7 and stays)
         assert reply[0].endswith("Una persona de nuestro equipo le escribira el lunes en la mañana.")
         assert app.test_client().get("/healthz").get_json()["attention"] == 1
         warnings = [r for r in caplog.records if "notified_nobody" in r.getMessage()]
         assert len(warnings) == 1
-        texts(Phone(app.test_client()), "sigo aquí")   # a hold text raises the case: no second warning
+        texts(Phone(app.test_client()), "sigo aquí")  # a hold text raises the case: no second warning
         assert len([r for r in caplog.records if "notified_nobody" in r.getMessage()]) == 1
     finally:
         rt.db.dispose()
 
 
 def test_holidays_are_not_working_days(env, clock, outbox):
-    app = create_app(load_settings({**env, "ESCALATION_PHONES": "", "HOLIDAYS": "2026-12-24,2026-12-25"}),
-                     clock=clock, sender=outbox)
+    app = create_app(
+        load_settings({**env, "ESCALATION_PHONES": "", "HOLIDAYS": "2026-12-24,2026-12-25"}), clock=clock, sender=outbox
+    )
     rt = app.extensions["peaceline"]
     try:
-        clock.set(datetime(2026, 12, 24, 0, 0, tzinfo=timezone.utc))   # Wednesday 23 Dec, 18:00
-        reply, = texts(Phone(app.test_client()), "talk to a person")
+        clock.set(datetime(2026, 12, 24, 0, 0, tzinfo=UTC))  # Wednesday 23 Dec, 18:00
+        (reply,) = texts(Phone(app.test_client()), "talk to a person")
         assert "A person from our team will text you Monday morning." in reply[-1]
     finally:
         rt.db.dispose()
@@ -225,7 +234,7 @@ def test_holidays_are_not_working_days(env, clock, outbox):
 
 def test_by_day_someone_on_duty_means_soon_and_no_text_to_the_person_on_call(rt, phone, clock, outbox):
     add_caseworker(rt)
-    reply, = texts(phone, "he is hitting me")
+    (reply,) = texts(phone, "he is hitting me")
     assert reply[0].endswith("A person from our team will text you soon.")
     assert outbox.to(ON_CALL) == []
     assert referral(rt).notified_at is not None
@@ -235,18 +244,18 @@ def test_by_day_someone_on_duty_means_soon_and_no_text_to_the_person_on_call(rt,
 def test_escalations_are_rate_limited_and_batched(app, rt, client, clock, outbox):
     clock.set(WEDNESDAY_2AM)
     first = Phone(client, "+18165550121")
-    reply, = texts(first, "i want to kill myself")
+    (reply,) = texts(first, "i want to kill myself")
     assert reply[0].endswith("The person on call has been told.")
     others = [Phone(client, f"+1816555013{n}") for n in range(5)]
-    for other in others:   # within the batch window: nothing more to the on-call phone yet
-        reply, = texts(other, "he is hitting me")
+    for other in others:  # within the batch window: nothing more to the on-call phone yet
+        (reply,) = texts(other, "he is hitting me")
         assert reply[0].endswith("A person from our team will text you today after 9am.")
     assert len(outbox.to(ON_CALL)) == 1
     clock.set(WEDNESDAY_2AM + timedelta(minutes=6))
     tick(app)
     assert len(outbox.to(ON_CALL)) == 2
     assert outbox.to(ON_CALL)[-1].startswith("Peaceline: 5 new referrals (5 urgent) need a person.")
-    reply, = texts(others[0], "are you there")   # now it is true: the person on call was told
+    (reply,) = texts(others[0], "are you there")  # now it is true: the person on call was told
     assert reply[0].endswith("The person on call has been told.")
 
 
@@ -254,32 +263,46 @@ def test_web_chat_crises_never_text_the_person_on_call_one_by_one(app, rt, clock
     clock.set(WEDNESDAY_2AM)
     for n in range(30):
         visitor = app.test_client()
-        resp = visitor.post("/chat/messages", json={"text": "he is going to kill me"},
-                            headers={"Origin": "http://localhost"}, environ_base={"REMOTE_ADDR": f"10.0.0.{n}"})
+        resp = visitor.post(
+            "/chat/messages",
+            json={"text": "he is going to kill me"},
+            headers={"Origin": "http://localhost"},
+            environ_base={"REMOTE_ADDR": f"10.0.0.{n}"},
+        )
         assert resp.status_code == 200
         replies = resp.get_json()["replies"]
         assert "Keep this page open" in replies[0] and "text you" not in replies[0]
     assert outbox.to(ON_CALL) == []
     clock.set(WEDNESDAY_2AM + timedelta(minutes=1))
     tick(app)
-    assert outbox.to(ON_CALL) == ["Peaceline: 30 new referrals (30 urgent) need a person. "
-                                  "Open the inbox: https://peaceline.example.org/inbox/"]
+    assert outbox.to(ON_CALL) == [
+        "Peaceline: 30 new referrals (30 urgent) need a person. Open the inbox: https://peaceline.example.org/inbox/"
+    ]
 
 
 # -- web chat without a number --------------------------------------------------------------------------
 
+
 def test_a_web_visitor_without_a_number_is_offered_the_page_or_a_number(app, rt, clock):
     add_caseworker(rt)
     visitor = app.test_client()
-    say = lambda text: visitor.post("/chat/messages", json={"text": text},  # noqa: E731
-                                    headers={"Origin": "http://localhost"}).get_json()["replies"]
+
+    def say(text):
+        return visitor.post(
+            "/chat/messages",
+            json={"text": text},
+            headers={"Origin": "http://localhost"},
+        ).get_json()["replies"]
+
     reply = say("talk to a person")
-    assert reply[-1] == ("OK. Keep this page open: a person will answer here soon. Or add your number to get a "
-                         "text. In danger, call 911.")
+    assert reply[-1] == (
+        "OK. Keep this page open: a person will answer here soon. Or add your number to get a "
+        "text. In danger, call 911."
+    )
     say("MENU")
     say("I need food")
     say("64124")
-    bye = say("2")   # no person: and no check-in offer, since we cannot text them
+    bye = say("2")  # no person: and no check-in offer, since we cannot text them
     assert bye == ["OK. Text MENU any time you need help. In danger, call 911."]
     with rt.db.sessions() as s:
         assert s.scalars(select(FollowUp)).all() == []

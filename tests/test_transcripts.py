@@ -7,6 +7,7 @@ effects turned into rows, TwiML. Transcript-only turns drive the rest of the pro
 `close` (a caseworker closes it). As in the engine cases, a caseworker is on duty unless the case
 says `ctx: {on_duty: false}`, and then nobody is (no caseworker account at all).
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -14,14 +15,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import select
-
-from bot.dispatch import dispatch_due
-from bot.flows import parse_duration
-from bot.models import FollowUp, Referral, Resident
 from cases import check_replies
 from conftest import Phone
+from sqlalchemy import select
 from staff_helpers import add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
+
+from bot.conversation.flows import parse_duration
+from bot.messaging.dispatch import dispatch_due
+from bot.storage.models import FollowUp, Referral, Resident
 
 HERE = Path(__file__).parent
 TURN_GAP = timedelta(seconds=20)
@@ -96,7 +97,7 @@ def test_transcript(case, client, rt, clock):
     if "now" in case:
         clock.set(datetime.fromisoformat(case["now"]))
     if case.get("ctx", {}).get("on_duty", True):
-        add_caseworker(rt)   # office hours: on duty on weekdays 9 to 5
+        add_caseworker(rt)  # office hours: on duty on weekdays 9 to 5
     phone = Phone(client)
     for turn in case["turns"]:
         if "wait" in turn:

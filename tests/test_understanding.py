@@ -4,6 +4,7 @@ The accuracy test reads the `held_out` half only and prints figures, never phras
 vocabulary is tuned on the `tune` half, whose misses `python tests/test_understanding.py` lists.
 Keep it that way, or the figure stops meaning anything.
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,14 +15,14 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))   # `python tests/test_understanding.py` runs from anywhere
+sys.path.insert(0, str(ROOT))  # `python tests/test_understanding.py` runs from anywhere
 
-from bot.crisis import detect  # noqa: E402
-from bot.flows import load_flows  # noqa: E402
-from bot.matching import CATEGORIES, VOCABULARY_PATH, Matcher, normalize  # noqa: E402
+from bot.conversation.crisis import detect  # noqa: E402
+from bot.conversation.flows import load_flows  # noqa: E402
+from bot.conversation.matching import CATEGORIES, VOCABULARY_PATH, Matcher, normalize  # noqa: E402
 
 CORPUS = yaml.safe_load((ROOT / "tests" / "corpora" / "needs.yaml").read_text(encoding="utf-8"))
-HELD_OUT = CORPUS["held_out"]   # the only half a test reads
+HELD_OUT = CORPUS["held_out"]  # the only half a test reads
 LABELS = (*CATEGORIES, "none")
 MIN_ACCURACY = 0.92
 
@@ -50,8 +51,11 @@ def score(reader: Reader, half: dict) -> tuple[list[tuple[str, str, str, str]], 
                 right[key] += got == need
             if got != need:
                 misses.append((lang, text, need, got))
-    rows = [f"{key:<9} {right[key] / total[key]:.3f}  ({right[key]}/{total[key]})"
-            for key in ("all", *half, *LABELS) if total[key]]
+    rows = [
+        f"{key:<9} {right[key] / total[key]:.3f}  ({right[key]}/{total[key]})"
+        for key in ("all", *half, *LABELS)
+        if total[key]
+    ]
     return misses, "\n".join(rows)
 
 
@@ -63,7 +67,7 @@ def reader() -> Reader:
 def test_held_out_accuracy(reader, capsys):
     misses, table = score(reader, HELD_OUT)
     accuracy = 1 - len(misses) / sum(len(entries) for entries in HELD_OUT.values())
-    with capsys.disabled():   # so CI logs show the figures of a passing run too
+    with capsys.disabled():  # so CI logs show the figures of a passing run too
         print(f"\nunderstanding, held-out half of tests/corpora/needs.yaml:\n{table}")
     assert accuracy >= MIN_ACCURACY, f"held-out accuracy {accuracy:.3f} < {MIN_ACCURACY}\n{table}"
 
@@ -89,7 +93,7 @@ def test_held_out_phrases_reach_the_matcher():
             assert normalize(text) not in known, text
 
 
-if __name__ == "__main__":   # the tuning aid: the tune half's figures and misses, never the held-out half's
+if __name__ == "__main__":  # the tuning aid: the tune half's figures and misses, never the held-out half's
     tune_misses, tune_table = score(Reader(), CORPUS["tune"])
     print(tune_table)
     for miss in tune_misses:

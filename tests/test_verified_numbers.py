@@ -6,18 +6,19 @@ caseworker's replies, wrote into the thread, opted the person out with STOP, and
 caseworker's texts by giving another number. Each test below replays one step of it through the
 real chat API, the real signed webhook and the real inbox, and checks the resident's line holds.
 """
+
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text
-
-from bot.models import AuditEvent, Caseworker, Message, Referral, Resident
-from bot.phones import valid_e164
 from conftest import RESIDENT, T0
+from sqlalchemy import func, select, text
 from staff_helpers import Staff, add_caseworker, fast_argon2, open_referral  # noqa: F401
+
+from bot.messaging.phones import valid_e164
+from bot.storage.models import AuditEvent, Caseworker, Message, Referral, Resident
 
 ORIGIN = "http://localhost"
 ATTACKER = "+18165550166"
@@ -98,6 +99,7 @@ def attacker(app):
 
 # -- the attack, step by step ------------------------------------------------------------------------
 
+
 def test_the_residents_texts_never_land_on_the_strangers_record(app, rt, attacker, phone):
     rid = open_referral(phone, rt)
     resident = record_of(rt, RESIDENT)
@@ -106,8 +108,14 @@ def test_the_residents_texts_never_land_on_the_strangers_record(app, rt, attacke
     assert visitor.phone is None and visitor.linked_resident_id is None
     with rt.db.sessions() as s:
         assert s.get(Referral, rid).resident_id == resident.id
-        assert s.scalar(select(func.count(Message.id)).where(Message.resident_id == visitor.id,
-                                                             Message.channel != "web", Message.kind != "code")) == 0
+        assert (
+            s.scalar(
+                select(func.count(Message.id)).where(
+                    Message.resident_id == visitor.id, Message.channel != "web", Message.kind != "code"
+                )
+            )
+            == 0
+        )
 
 
 def test_the_stranger_cannot_read_the_caseworkers_replies(app, rt, attacker, phone, outbox):
@@ -171,6 +179,7 @@ def test_an_old_one_step_request_only_sends_a_code(app, rt, client, outbox):
 
 # -- proving a number ---------------------------------------------------------------------------------
 
+
 def test_a_proved_number_is_linked_not_merged(app, rt, client, phone, outbox):
     phone.text("hi")  # the number already has its own SMS conversation
     say(client, "talk to a person")
@@ -212,7 +221,7 @@ def test_the_code_text_is_discreet_and_in_the_visitors_language(app, rt, client,
 
 
 def test_the_code_is_stored_nowhere_in_the_clear(app, rt, client, outbox, monkeypatch):
-    monkeypatch.setattr("bot.verify.secrets.randbelow", lambda _n: 493817)  # digits found nowhere else
+    monkeypatch.setattr("bot.messaging.verify.secrets.randbelow", lambda _n: 493817)  # digits found nowhere else
     say(client, "hi")
     post(client, "/chat/phone", {"phone": "+18165550177"})
     code = code_sent_to(outbox, "+18165550177")
@@ -245,8 +254,9 @@ def test_a_code_expires_after_ten_minutes(app, rt, client, clock, outbox):
     say(client, "hi")
     post(client, "/chat/phone", {"phone": "+18165550177"})
     clock.set(T0 + timedelta(minutes=10))
-    resp = post(client, "/chat/phone", {"phone": "+18165550177", "code": code_sent_to(outbox, "+18165550177"),
-                                        "consent": True})
+    resp = post(
+        client, "/chat/phone", {"phone": "+18165550177", "code": code_sent_to(outbox, "+18165550177"), "consent": True}
+    )
     assert resp.status_code == 400 and "expired" in resp.get_json()["error"]
     prove(client, outbox, "+18165550177")  # a new code works
 
@@ -293,15 +303,18 @@ def test_an_opted_out_number_gets_no_code_and_the_page_cannot_tell(app, rt, phon
         assert s.scalars(select(Message.status).where(Message.kind == "code")).one() == "skipped_opted_out"
 
 
-@pytest.mark.parametrize("number, why", [
-    ("+44 20 7946 0958", "only text numbers in US"),   # another country
-    ("+1 876 555 0123", "only text numbers in US"),    # Jamaica shares +1
-    ("+882 1360 0001", "only text numbers in US"),     # an international network
-    ("+1 900 555 0123", "premium-rate"),
-    ("+1 500 555 0006", "personal"),
-    ("+1 800 555 0123", "toll-free"),
-    ("+1 816 555 012", "not a valid"),
-])
+@pytest.mark.parametrize(
+    "number, why",
+    [
+        ("+44 20 7946 0958", "only text numbers in US"),  # another country
+        ("+1 876 555 0123", "only text numbers in US"),  # Jamaica shares +1
+        ("+882 1360 0001", "only text numbers in US"),  # an international network
+        ("+1 900 555 0123", "premium-rate"),
+        ("+1 500 555 0006", "personal"),
+        ("+1 800 555 0123", "toll-free"),
+        ("+1 816 555 012", "not a valid"),
+    ],
+)
 def test_only_a_persons_number_in_an_allowed_country_is_texted(app, rt, client, outbox, number, why):
     resp = post(client, "/chat/phone", {"phone": number, "consent": True})
     assert resp.status_code == 400 and why in resp.get_json()["error"], resp.get_json()
@@ -324,21 +337,25 @@ def test_allowed_countries_widens_the_list(env, clock, outbox):
         app.extensions["peaceline"].db.dispose()
 
 
-@pytest.mark.parametrize("payload, reason", [
-    ({"phone": "8165550177", "code": "123456"}, "consent"),
-    ({"phone": "8165550177", "code": "123456", "consent": "true"}, "consent"),
-    ({"phone": "8165550177", "code": 123456, "consent": True}, "code must be a string"),
-    ({"phone": "8165550177", "code": "12345", "consent": True}, "6 digits"),
-    ({"phone": "8165550177", "code": "１２３４５６", "consent": True}, "6 digits"),
-    ({"phone": "8165550177", "code": "x" * 21, "consent": True}, "longer than 20"),
-    ({"phone": "8165550177", "code": "123456", "consent": True}, "ask for one first"),
-])
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        ({"phone": "8165550177", "code": "123456"}, "consent"),
+        ({"phone": "8165550177", "code": "123456", "consent": "true"}, "consent"),
+        ({"phone": "8165550177", "code": 123456, "consent": True}, "code must be a string"),
+        ({"phone": "8165550177", "code": "12345", "consent": True}, "6 digits"),
+        ({"phone": "8165550177", "code": "１２３４５６", "consent": True}, "6 digits"),
+        ({"phone": "8165550177", "code": "x" * 21, "consent": True}, "longer than 20"),
+        ({"phone": "8165550177", "code": "123456", "consent": True}, "ask for one first"),
+    ],
+)
 def test_bad_confirmations_get_400_with_a_reason(client, payload, reason):
     resp = post(client, "/chat/phone", payload)
     assert resp.status_code == 400 and reason in resp.get_json()["error"], resp.get_json()
 
 
 # -- leave now ------------------------------------------------------------------------------------------
+
 
 def test_leave_revokes_the_key_so_a_copied_cookie_reads_and_writes_nothing(app, rt, client, outbox):
     say(client, "talk to a person")
@@ -358,8 +375,10 @@ def test_leave_revokes_the_key_so_a_copied_cookie_reads_and_writes_nothing(app, 
     with rt.db.sessions() as s:
         kept = s.get(Resident, visitor.id)
         assert kept.chat_key is None
-        assert [m.body for m in s.scalars(select(Message).where(Message.resident_id == visitor.id,
-                                                                Message.direction == "in"))] == ["talk to a person"]
+        assert [
+            m.body
+            for m in s.scalars(select(Message).where(Message.resident_id == visitor.id, Message.direction == "in"))
+        ] == ["talk to a person"]
         assert s.get(Referral, rid).resident_id == visitor.id  # the case stays for the caseworkers
         assert s.scalars(select(AuditEvent.resident_id).where(AuditEvent.action == "chat.left")).one() == visitor.id
     assert visitor_of(app, rt, thief).id != visitor.id
@@ -368,6 +387,7 @@ def test_leave_revokes_the_key_so_a_copied_cookie_reads_and_writes_nothing(app, 
 
 
 # -- where a proved number is used --------------------------------------------------------------------
+
 
 def test_the_thread_says_whether_a_web_visitors_number_is_verified(app, rt, client, outbox):
     say(client, "talk to a person")
@@ -386,8 +406,8 @@ def test_the_thread_says_whether_a_web_visitors_number_is_verified(app, rt, clie
 
 
 def test_a_check_in_for_a_web_referral_goes_to_the_proved_number(app, rt, client, outbox):
-    from bot.dispatch import dispatch_due
-    from bot.models import FollowUp
+    from bot.messaging.dispatch import dispatch_due
+    from bot.storage.models import FollowUp
 
     say(client, "talk to a person")
     prove(client, outbox, RESIDENT)
@@ -411,8 +431,10 @@ def test_an_opt_out_reported_for_a_proved_number_lands_on_the_numbers_own_record
     with rt.db.sessions() as s:
         sid = s.scalars(select(Message.provider_sid).where(Message.kind == "caseworker")).one()
     status = {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "21610"}
-    assert client.post("/sms/status", data=status,
-                       headers={"X-Twilio-Signature": sign("/sms/status", status)}).status_code == 204
+    assert (
+        client.post("/sms/status", data=status, headers={"X-Twilio-Signature": sign("/sms/status", status)}).status_code
+        == 204
+    )
     assert record_of(rt, RESIDENT).opted_out and not visitor_of(app, rt, client).opted_out
     staff_reply(app, rt, rid, "Are you there?")  # the number is off; the chat page still gets it
     assert outbox.to(RESIDENT)[-1] == "Hi, this is Ana." and "Are you there?" in shown(client)

@@ -1,4 +1,5 @@
 """Web chat through the Flask test client: the cookie, the JSON API, consent, leave, the page."""
+
 from __future__ import annotations
 
 import json
@@ -6,15 +7,14 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import T0
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
-from bot.models import AuditEvent, Message, Resident
-
-from conftest import T0
+from bot.storage.models import AuditEvent, Message, Resident
 
 ORIGIN = "http://localhost"  # the test client's own origin
-STATIC = Path(__file__).resolve().parent.parent / "bot" / "channels" / "static"
+STATIC = Path(__file__).resolve().parent.parent / "bot" / "web" / "static"
 
 
 def post(client, path: str, payload, **headers):
@@ -49,6 +49,7 @@ def food_places(rt) -> list[str]:
 
 # -- the conversation ---------------------------------------------------------------------------
 
+
 def test_food_then_zip_gives_places(client, rt):
     first = say(client, "I need food")
     assert any("ZIP" in r for r in first["replies"])
@@ -74,6 +75,7 @@ def test_spanish_switch_answers_in_spanish_and_the_page_follows(client):
 
 # -- the cookie ----------------------------------------------------------------------------------
 
+
 def test_the_server_sets_a_signed_random_key(app, client, rt):
     resp = post(client, "/chat/messages", {"text": "hi", "chat_key": "chosen-by-me"})
     assert resp.status_code == 200
@@ -85,7 +87,7 @@ def test_the_server_sets_a_signed_random_key(app, client, rt):
 
 @pytest.mark.parametrize("forge", ["wrong_secret", "tampered", "unsigned"])
 def test_a_forged_cookie_starts_a_new_conversation(app, client, rt, forge):
-    say(client, "I need food")                     # the victim is now asked for a ZIP code
+    say(client, "I need food")  # the victim is now asked for a ZIP code
     victim = session_of(app, client)["chat_key"]
     name = app.config["SESSION_COOKIE_NAME"]
     real = client.get_cookie(name).value
@@ -101,8 +103,9 @@ def test_a_forged_cookie_starts_a_new_conversation(app, client, rt, forge):
     assert session_of(app, attacker)["chat_key"] != victim
     with rt.db.sessions() as s:
         victim_id = s.scalar(select(Resident.id).where(Resident.chat_key == victim))
-        bodies = s.scalars(select(Message.body).where(Message.resident_id == victim_id,
-                                                      Message.direction == "in")).all()
+        bodies = s.scalars(
+            select(Message.body).where(Message.resident_id == victim_id, Message.direction == "in")
+        ).all()
     assert bodies == ["I need food"]
 
 
@@ -113,10 +116,12 @@ def test_two_visitors_never_see_each_other(app, client, rt):
     rt.outbound.send(resident_of(rt, app, client).id, "Hi, this is Ana from the team.", "caseworker")
     assert other.get("/chat/messages").get_json()["messages"] == []
     assert [m["body"] for m in client.get("/chat/messages").get_json()["messages"]] == [
-        "Hi, this is Ana from the team."]
+        "Hi, this is Ana from the team."
+    ]
 
 
 # -- messages that arrive later ------------------------------------------------------------------------
+
 
 def test_caseworker_replies_show_up_once(app, client, rt):
     say(client, "hi")
@@ -125,8 +130,9 @@ def test_caseworker_replies_show_up_once(app, client, rt):
     assert msg.status == "delivered"
     rt.outbound.send(resident.id, "new referral", "notice", to="+18165550199")  # staff only
     data = client.get("/chat/messages?after=0").get_json()
-    assert data["messages"] == [{"id": msg.id, "body": "Hi, this is Ana. I can help.", "from": "caseworker",
-                                 "at": T0.isoformat()}]
+    assert data["messages"] == [
+        {"id": msg.id, "body": "Hi, this is Ana. I can help.", "from": "caseworker", "at": T0.isoformat()}
+    ]
     assert data["last"] == msg.id
     assert client.get(f"/chat/messages?after={msg.id}").get_json() == {"messages": [], "last": msg.id}
 
@@ -155,19 +161,23 @@ def test_the_page_puts_message_text_in_with_textcontent_only():
 
 # -- bad requests: a reason, never a 5xx ------------------------------------------------------------------
 
-@pytest.mark.parametrize("body, reason", [
-    ('{"text": "hi"', "JSON object"),
-    ('["hi"]', "JSON object"),
-    ('"hi"', "JSON object"),
-    ("null", "JSON object"),
-    ('{}', "text must be a string"),
-    ('{"text": 5}', "text must be a string"),
-    ('{"text": null}', "text must be a string"),
-    ('{"text": ["hi"]}', "text must be a string"),
-    ('{"text": "   "}', "text is empty"),
-    (json.dumps({"text": "x" * 2001}), "longer than 2000"),
-    ('{"text": "\\ud800"}', "not valid text"),
-])
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ('{"text": "hi"', "JSON object"),
+        ('["hi"]', "JSON object"),
+        ('"hi"', "JSON object"),
+        ("null", "JSON object"),
+        ("{}", "text must be a string"),
+        ('{"text": 5}', "text must be a string"),
+        ('{"text": null}', "text must be a string"),
+        ('{"text": ["hi"]}', "text must be a string"),
+        ('{"text": "   "}', "text is empty"),
+        (json.dumps({"text": "x" * 2001}), "longer than 2000"),
+        ('{"text": "\\ud800"}', "not valid text"),
+    ],
+)
 def test_bad_messages_get_400_with_a_reason(client, body, reason):
     resp = client.post("/chat/messages", data=body, content_type="application/json", headers={"Origin": ORIGIN})
     assert resp.status_code == 400
@@ -181,8 +191,12 @@ def test_2000_characters_is_fine(client):
 def test_wrong_content_type_and_foreign_origin_are_refused(client):
     resp = client.post("/chat/messages", data={"text": "hi"}, headers={"Origin": ORIGIN})
     assert resp.status_code == 415 and "JSON" in resp.get_json()["error"]
-    for headers in ({}, {"Origin": "https://evil.example"}, {"Origin": "null"},
-                    {"Referer": "https://evil.example/chat"}):
+    for headers in (
+        {},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Referer": "https://evil.example/chat"},
+    ):
         resp = client.post("/chat/messages", json={"text": "hi"}, headers=headers)
         assert resp.status_code == 403, headers
     assert post(client, "/chat/messages", {"text": "hi"}, Origin="", Referer=f"{ORIGIN}/chat").status_code == 200
@@ -204,15 +218,19 @@ def test_too_many_messages_get_429(client):
 
 # -- a number to text back (the two steps and the attacks: tests/test_verified_numbers.py) -----------------
 
-@pytest.mark.parametrize("payload, reason", [
-    ({}, "phone must be a string"),
-    ({"phone": "call me", "consent": True}, "phone"),
-    ({"phone": 8165550177, "consent": True}, "phone"),
-    ({"phone": "1" * 41, "consent": True}, "phone"),
-    ({"phone": "8165550177", "code": "123456"}, "consent"),
-    ({"phone": "8165550177", "code": "123456", "consent": False}, "consent"),
-    ({"phone": "8165550177", "code": "123456", "consent": "true"}, "consent"),
-])
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        ({}, "phone must be a string"),
+        ({"phone": "call me", "consent": True}, "phone"),
+        ({"phone": 8165550177, "consent": True}, "phone"),
+        ({"phone": "1" * 41, "consent": True}, "phone"),
+        ({"phone": "8165550177", "code": "123456"}, "consent"),
+        ({"phone": "8165550177", "code": "123456", "consent": False}, "consent"),
+        ({"phone": "8165550177", "code": "123456", "consent": "true"}, "consent"),
+    ],
+)
 def test_bad_phone_requests_get_400(client, rt, payload, reason):
     resp = post(client, "/chat/phone", payload)
     assert resp.status_code == 400 and reason in resp.get_json()["error"]
@@ -221,6 +239,7 @@ def test_bad_phone_requests_get_400(client, rt, payload, reason):
 
 
 # -- leave now ----------------------------------------------------------------------------------
+
 
 def test_leave_forgets_the_visitor_in_this_browser(app, client, rt):
     say(client, "I need food")
@@ -235,6 +254,7 @@ def test_leave_forgets_the_visitor_in_this_browser(app, client, rt):
 
 
 # -- the page ------------------------------------------------------------------------------------
+
 
 def test_the_page_is_strict_and_self_contained(client):
     resp = client.get("/chat")

@@ -1,0 +1,1 @@
+"""The caseworkers' work: cases and notes, audit events, reports, retention and the login lockout."""

@@ -1,0 +1,314 @@
+"""The one way out: every text the program sends goes through here and is recorded."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import requests
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session, aliased
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from bot import logs
+from bot.clock import Clock
+from bot.config import Settings
+from bot.conversation.contact import may_text_first
+from bot.conversation.segments import segments, to_gsm
+from bot.messaging.phones import mask, strip_numbers
+from bot.storage.db import Database
+from bot.storage.models import Message, Resident
+
+log = logging.getLogger(__name__)
+
+OPTED_OUT_ERROR = 21610  # "Attempt to send to unsubscribed recipient"
+UNDELIVERABLE = {
+    21211: "invalid phone number",
+    30003: "unreachable handset",
+    30005: "unknown or inactive number",
+    30006: "landline or unreachable carrier",
+}
+RETRIES = 3
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status: str  # queued | sent | logged | failed | unknown
+    sid: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+
+
+class Sender(Protocol):
+    name: str
+
+    def send(self, to: str, body: str, status_callback: str | None) -> SendResult: ...
+
+
+class LogSender:
+    """No Twilio account: the text is logged (number masked, body left out) and recorded."""
+
+    name = "log"
+
+    def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
+        logs.event("sms.logged", to=mask(to), chars=len(body))
+        return SendResult(status="logged")
+
+
+class TwilioSender:
+    """Twilio REST with a 10 s timeout; retries only errors that prove nothing was sent."""
+
+    name = "twilio"
+
+    def __init__(
+        self, settings: Settings, http_client: object | None = None, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.client = Client(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            http_client=http_client or TwilioHttpClient(timeout=10),
+        )
+        self.origin = (
+            {"messaging_service_sid": settings.twilio_messaging_service_sid}
+            if settings.twilio_messaging_service_sid
+            else {"from_": settings.twilio_from_number}
+        )
+        self.sleep = sleep
+
+    def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
+        extra = {"status_callback": status_callback} if status_callback else {}
+        for attempt in range(RETRIES):
+            try:
+                msg = self.client.messages.create(to=to, body=body, **self.origin, **extra)
+                return SendResult(status=msg.status or "queued", sid=msg.sid)
+            except requests.exceptions.ConnectTimeout:
+                result = SendResult("failed", error_message="connection timed out")  # never connected
+            except requests.exceptions.Timeout:
+                # The request may have reached Twilio: resending could text twice.
+                return SendResult("unknown", error_message="timed out waiting for Twilio")
+            except requests.exceptions.ConnectionError:
+                result = SendResult("failed", error_message="could not connect to Twilio")
+            except TwilioRestException as exc:
+                if exc.status >= 500:
+                    return SendResult("unknown", error_code=exc.code, error_message=f"Twilio {exc.status}")
+                result = SendResult("failed", error_code=exc.code, error_message=str(exc.msg)[:300])
+                if exc.status != 429:
+                    return result
+            if attempt + 1 < RETRIES:
+                self.sleep(0.5 * 2**attempt)
+        return result
+
+
+def make_sender(settings: Settings) -> Sender:
+    return TwilioSender(settings) if settings.sender_name == "twilio" else LogSender()
+
+
+class Outbound:
+    """Records and sends texts: TwiML replies, caseworker replies, follow-ups, notices."""
+
+    def __init__(self, settings: Settings, db: Database, sender: Sender, clock: Clock) -> None:
+        self.settings, self.db, self.sender, self.clock = settings, db, sender, clock
+
+    def status_callback(self, reply_id: int | None = None) -> str | None:
+        base = self.settings.public_base_url
+        if not base:
+            return None
+        return f"{base}/sms/status" + (f"?reply={reply_id}" if reply_id else "")
+
+    def record_reply(
+        self, session: Session, resident: Resident, body: str, inbound: Message, flush: bool = True
+    ) -> Message:
+        """Store the answer to an inbound text; it leaves as TwiML (or JSON for web chat).
+        With flush=False the caller flushes (once for all the replies) before it reads their ids."""
+        body = self.as_sent(body, by_sms=inbound.channel != "web")
+        msg = Message(
+            resident_id=resident.id,
+            direction="out",
+            channel=inbound.channel,
+            kind="reply",
+            body=body,
+            status="queued" if inbound.channel != "web" else "delivered",
+            segments=segments(body),
+            in_reply_to_id=inbound.id,
+            created_at=self.clock.now(),
+            updated_at=self.clock.now(),
+        )
+        session.add(msg)
+        if flush:
+            session.flush()
+        return msg
+
+    def send(
+        self,
+        resident_id: int,
+        body: str,
+        kind: str,
+        *,
+        referral_id: int | None = None,
+        caseworker_id: int | None = None,
+        to: str | None = None,
+        record_as: str | None = None,
+        on_recorded: Callable[[Session, Message], None] | None = None,
+    ) -> Message:
+        """Send one text the resident did not just ask for, to their number (a web visitor's: the one
+        they proved), or to `to` (a notice to staff, a code to a number a visitor typed), never to
+        an opted-out number. `record_as` is stored instead of `body` (a one-time code is never stored).
+
+        The attempt is stored (committed) before the text leaves, the outcome after. `on_recorded`
+        runs inside the transaction that stores the outcome, so a caller's own row (a follow-up)
+        commits together with the message's status."""
+        msg, phone = self._record_attempt(resident_id, body, record_as, kind, referral_id, caseworker_id, to)
+        if msg.status != "sending":
+            if on_recorded is not None:
+                with self.db.transaction() as session:
+                    on_recorded(session, msg)
+            return msg
+        result = self.sender.send(to or phone, self.as_sent(body, by_sms=True), self.status_callback())
+        return self._record_result(msg, resident_id, result, own_number=to is None, on_recorded=on_recorded)
+
+    def as_sent(self, body: str, *, by_sms: bool) -> str:
+        """The text as it leaves: by SMS in its GSM-7 form where that saves a segment (segments.to_gsm)."""
+        return to_gsm(body, fold_accents=self.settings.fold_accents) if by_sms else body
+
+    def _record_attempt(
+        self,
+        resident_id: int,
+        body: str,
+        record_as: str | None,
+        kind: str,
+        referral_id: int | None,
+        caseworker_id: int | None,
+        to: str | None,
+    ) -> tuple[Message, str | None]:
+        """Store the text as `sending` (or why it is not sent); return it and the number it goes to."""
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            resident = session.execute(_RECIPIENT, {"resident_id": resident_id}).first()
+            if to is not None:
+                phone, opted_out = to, session.scalar(_NUMBER_OPTED_OUT.where(Resident.with_phone(to))) is not None
+            elif resident is None:
+                phone, opted_out = None, True
+            else:
+                phone, opted_out = resident.phone, resident.opted_out_at is not None
+                if resident.linked_id is not None:  # a web visitor: the number they proved, unless it opted
+                    # out by text; then, like a visitor without a number, they read it on the chat page
+                    phone = resident.linked_phone if resident.linked_opted_out_at is None else None
+            # "delivered": to a web chat visitor without a proven number, who reads it on the chat page
+            status = "skipped_opted_out" if opted_out else "sending" if phone else "delivered"
+            if status == "sending" and to is None and not _may_text_first(resident, now):
+                status = "held_contact_preference"  # "don't text me first": only within a day of her own text
+            sent = self.as_sent(body, by_sms=phone is not None)
+            msg = Message(
+                resident_id=resident_id,
+                direction="out",
+                channel="sms" if phone or resident is None else resident.channel,
+                kind=kind,
+                body=record_as if record_as is not None else self.as_sent(body, by_sms=phone is not None),
+                status=status,
+                segments=segments(sent),
+                referral_id=referral_id,
+                caseworker_id=caseworker_id,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(msg)
+        if status in ("skipped_opted_out", "held_contact_preference"):
+            logs.event(f"sms.{status}", message=msg.id)
+        return msg, phone
+
+    def _record_result(
+        self,
+        msg: Message,
+        resident_id: int,
+        result: SendResult,
+        own_number: bool,
+        on_recorded: Callable[[Session, Message], None] | None = None,
+    ) -> Message:
+        """Store what the sender said, by primary key (no read back); `msg` is updated to match.
+        A provider's error text names the number it failed on: the number is left out."""
+        now = self.clock.now()
+        error = strip_numbers(result.error_message)[:300] if result.error_message else None
+        values = {
+            "status": result.status,
+            "provider_sid": result.sid,
+            "error_code": result.error_code,
+            "error_message": error,
+            "updated_at": now,
+        }
+        with self.db.transaction() as session:
+            session.execute(_STORE_RESULT, {"message_id": msg.id, **{f"new_{k}": v for k, v in values.items()}})
+            if result.error_code is not None and own_number:
+                apply_error(session, resident_id, result.error_code, now)
+            for key, value in values.items():
+                setattr(msg, key, value)  # detached: a plain copy of the stored row for the caller
+            if on_recorded is not None:
+                on_recorded(session, msg)
+        logs.event("sms.sent", message=msg.id, status=result.status, error=result.error_code or "-")
+        return msg
+
+
+# Built once (statement construction costs more than running them): who a text goes to, and a
+# plain UPDATE by primary key for the outcome, bypassing the ORM's bulk-update machinery.
+_Linked = aliased(Resident)
+_RECIPIENT = (
+    select(
+        Resident.channel,
+        Resident.phone,
+        Resident.opted_out_at,
+        Resident.contact_preference,
+        Resident.last_seen_at,
+        _Linked.id.label("linked_id"),
+        _Linked.phone.label("linked_phone"),
+        _Linked.opted_out_at.label("linked_opted_out_at"),
+        _Linked.contact_preference.label("linked_preference"),
+        _Linked.last_seen_at.label("linked_last_seen_at"),
+    )
+    .outerjoin(_Linked, _Linked.id == Resident.linked_resident_id)
+    .where(Resident.id == bindparam("resident_id"))
+)
+
+
+def _may_text_first(recipient: Any, now: datetime) -> bool:
+    """The contact preference allows a text the resident did not just ask for: her own record's, and
+    for a web visitor the proved number's too (either may have said "don't text me first")."""
+    if not may_text_first(recipient.contact_preference, recipient.last_seen_at, now):
+        return False
+    return recipient.linked_id is None or may_text_first(
+        recipient.linked_preference,
+        max(filter(None, (recipient.last_seen_at, recipient.linked_last_seen_at)), default=None),
+        now,
+    )
+
+
+# A number's own (SMS) record has opted out: nothing but that record's own answers goes to it.
+_NUMBER_OPTED_OUT = select(Resident.id).where(Resident.channel != "web", Resident.opted_out_at.is_not(None)).limit(1)
+_STORE_RESULT = (
+    update(Message.__table__)
+    .where(Message.__table__.c.id == bindparam("message_id"))
+    .values({c: bindparam(f"new_{c}") for c in ("status", "provider_sid", "error_code", "error_message", "updated_at")})
+)
+
+
+def msg_phone(db: Database, resident_id: int) -> str:
+    with db.sessions() as session:
+        return session.get(Resident, resident_id).phone
+
+
+def apply_error(session: Session, resident_id: int, code: int, now) -> None:
+    """What a Twilio error code tells us about the resident's number (a web visitor's: the record of
+    the number they proved, which is where an opt-out of that number belongs)."""
+    resident = session.get(Resident, resident_id)
+    if resident is not None and resident.linked_resident_id is not None:
+        resident = session.get(Resident, resident.linked_resident_id)
+    if resident is None:
+        return
+    if code == OPTED_OUT_ERROR and resident.opted_out_at is None:
+        resident.opted_out_at = now
+    elif code in UNDELIVERABLE:
+        resident.undeliverable_reason = f"{code}: {UNDELIVERABLE[code]}"

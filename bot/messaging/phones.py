@@ -1,0 +1,107 @@
+"""Phone numbers: parse to E.164, check that a typed number is one the line may text, mask for logs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+WHATSAPP_PREFIX = "whatsapp:"
+# Anything that looks like a phone number inside free text (for the log filter).
+PHONE_IN_TEXT = re.compile(r"(?<![\w•])\+?\d[\d\s().\-]{8,}\d(?!\w)")
+# Numbers that cost the line money, reach someone other than a person's own phone, or cannot take a
+# text: never a resident's number. Toll-free numbers belong to businesses, not to the people we text.
+REFUSED_TYPES = {
+    PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    PhoneNumberType.SHARED_COST: "a shared-cost number",
+    PhoneNumberType.PERSONAL_NUMBER: "a personal (forwarding) number",
+    PhoneNumberType.PAGER: "a pager",
+    PhoneNumberType.UAN: "a company's universal access number",
+    PhoneNumberType.VOICEMAIL: "a voicemail number",
+    PhoneNumberType.TOLL_FREE: "a toll-free number",
+    PhoneNumberType.UNKNOWN: "not a number we can text",
+}
+
+
+class BadNumber(ValueError):
+    """The number is missing, cannot be read, or is not one the line may use; the message says which."""
+
+
+def split_channel(raw: str) -> tuple[str, str]:
+    """'whatsapp:+1816…' -> ('whatsapp', '+1816…'); a plain number is 'sms'."""
+    if raw.lower().startswith(WHATSAPP_PREFIX):
+        return "whatsapp", raw[len(WHATSAPP_PREFIX) :]
+    return "sms", raw
+
+
+def _parse(raw: str | None, region: str) -> phonenumbers.PhoneNumber:
+    if not raw or not raw.strip():
+        raise BadNumber("missing number")
+    try:
+        return phonenumbers.parse(raw.strip(), region)
+    except phonenumbers.NumberParseException as exc:
+        raise BadNumber(f"not a phone number ({exc.error_type})") from None
+
+
+def _e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def to_e164(raw: str | None, region: str = "US") -> str:
+    """A sender's number as Twilio gives it: only checked to be a possible number."""
+    number = _parse(raw, region)
+    if not phonenumbers.is_possible_number(number):
+        raise BadNumber("not a possible phone number")
+    return _e164(number)
+
+
+def valid_e164(raw: str | None, region: str = "US") -> str:
+    """A number an operator or admin typed (staff, escalation): a valid number anywhere."""
+    number = _parse(raw, region)
+    if not phonenumbers.is_valid_number(number):
+        raise BadNumber("not a valid phone number")
+    return _e164(number)
+
+
+def resident_e164(raw: str | None, allowed_regions: Collection[str]) -> str:
+    """A number typed on a web page for the line to text: valid, in an allowed country, and of a
+    kind a person's own phone has. US numbers read as FIXED_LINE_OR_MOBILE (phonenumbers cannot
+    tell a mobile from a landline there): only a code sent to the number proves it takes texts."""
+    # A number typed without its country code is read as the program's own country's.
+    number = _parse(raw, "US" if "US" in allowed_regions else min(allowed_regions))
+    if not phonenumbers.is_valid_number(number):
+        raise BadNumber("not a valid phone number")
+    if phonenumbers.region_code_for_number(number) not in allowed_regions:
+        raise BadNumber(f"we can only text numbers in {', '.join(sorted(allowed_regions))}")
+    kind = phonenumbers.number_type(number)
+    if kind in REFUSED_TYPES:
+        raise BadNumber(f"we cannot text {REFUSED_TYPES[kind]}")
+    return _e164(number)
+
+
+def is_region(code: str) -> bool:
+    """An ISO 3166 region phonenumbers knows ('US', 'CA', …)."""
+    return code in phonenumbers.SUPPORTED_REGIONS
+
+
+def mask(phone: str | None) -> str:
+    """'+18165550123' -> '+1816•••0123': enough to tell numbers apart, not to dial."""
+    if not phone:
+        return "-"
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) < 8:
+        return "•••" + digits[-2:]
+    head = "+" + digits[:4] if len(digits) == 11 and digits[0] == "1" else "+" + digits[:3]
+    return f"{head}•••{digits[-4:]}"
+
+
+def mask_text(text: str) -> str:
+    """Mask every phone-like run of digits in a log line."""
+    return PHONE_IN_TEXT.sub(lambda m: mask(m.group(0)), text)
+
+
+def strip_numbers(text: str) -> str:
+    """Remove every phone-like run of digits (a provider's error text names the number it failed on)."""
+    return PHONE_IN_TEXT.sub("[number]", text)

@@ -1,0 +1,491 @@
+"""Applies one inbound text: store it, run the engine, turn effects into rows, store the replies."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from bot import logs
+from bot.clock import Clock
+from bot.config import Settings
+from bot.conversation import crisis, keywords
+from bot.conversation import engine as eng
+from bot.conversation.contact import ContactPreference
+from bot.conversation.segments import segments
+from bot.directory import geo
+from bot.messaging import triage
+from bot.messaging.outbound import Outbound
+from bot.messaging.staffing import anyone_on_duty
+from bot.messaging.workdays import Workdays
+from bot.storage.crypto import phone_lookup
+from bot.storage.db import Database
+from bot.storage.models import AuditEvent, ConversationSession, FollowUp, Message, Referral, Resident
+
+log = logging.getLogger(__name__)
+
+MAX_ENGINE_TEXT = 1000  # longer texts are stored whole but read only this far
+CHECKIN_WAIT = timedelta(days=4)  # a check-in answer is read as such for this long
+OPEN_REFERRAL = ("new", "claimed", "contacted")
+# The terminal simulator is an operator typing; web chat has its own rate limit.
+UNGUARDED_CHANNELS = ("terminal", "web")
+
+
+# The queries every inbound text runs, built once: building a statement costs more than running it.
+_SEEN = select(Message).where(Message.provider_sid == bindparam("provider_sid"))
+_CONVERSATION = select(ConversationSession).where(ConversationSession.resident_id == bindparam("resident_id"))
+_RECENT_INBOUND = select(func.count(Message.id)).where(
+    Message.resident_id == bindparam("resident_id"), Message.direction == "in", Message.created_at > bindparam("since")
+)
+_OPEN_REFERRAL = (
+    select(Referral)
+    .where(Referral.resident_id == bindparam("resident_id"), Referral.status.in_(OPEN_REFERRAL))
+    .order_by(Referral.created_at.desc())
+    .limit(1)
+)
+_PENDING_CHECKIN = (
+    select(FollowUp)
+    .where(
+        FollowUp.resident_id == bindparam("resident_id"),
+        FollowUp.status.in_(("sent", "logged")),
+        FollowUp.answered_at.is_(None),
+        FollowUp.sent_at > bindparam("since"),
+    )
+    .order_by(FollowUp.sent_at.desc())
+    .limit(1)
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    id: int
+    body: str
+
+
+@dataclass
+class Handled:
+    replies: list[Reply]
+    options: list[str] = field(default_factory=list)
+    duplicate: bool = False
+    referrals: list[int] = field(default_factory=list)  # created or raised: notify after commit
+    escalate: list[int] = field(default_factory=list)  # urgent, nobody on duty: tell the person on call now
+    new_urgent: list[int] = field(default_factory=list)  # urgent referrals this text opened
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What the engine was given, to run it again once the person on call has been told."""
+
+    state: dict | None
+    inbound: eng.Inbound
+    ctx: eng.Context
+    channel: str
+
+
+def clean(text: str | None) -> str:
+    """Strip NUL (PostgreSQL text cannot hold it); keep everything else the phone sent."""
+    return (text or "").replace("\x00", "")
+
+
+class Service:
+    """The conversation service behind every channel."""
+
+    def __init__(self, settings: Settings, db: Database, engine: eng.Engine, outbound: Outbound, clock: Clock) -> None:
+        self.settings, self.db, self.engine, self.outbound, self.clock = settings, db, engine, outbound, clock
+        self.workdays = Workdays.from_settings(settings)
+        self.on_referral: list[Callable[[int], None]] = []  # after-commit hooks (caseworker notices)
+        # Tells the person on call about an urgent referral now; True once the text reached Twilio.
+        self.escalator: Callable[[int], bool] | None = None
+
+    def handle(
+        self,
+        *,
+        channel: str,
+        address: str,
+        text: str | None,
+        provider_sid: str | None = None,
+        media_count: int = 0,
+        carrier_keyword: str | None = None,
+        client: str | None = None,
+    ) -> Handled:
+        """Handle one inbound message exactly once; a repeated provider id returns the first answer.
+
+        `client` is a web visitor's network address (as ProxyFix sees it), for the per-address
+        cap on new web referrals.
+        """
+        body, now = clean(text), self.clock.now()
+        with self.db.transaction() as s:
+            resident = self.lock_resident(s, channel, address, now)
+            if provider_sid and (seen := s.scalar(_SEEN, {"provider_sid": provider_sid})):
+                return Handled(self._replies_to(s, seen), duplicate=True)
+            handled, inputs = self._handle_locked(
+                s, resident, channel, body, provider_sid, media_count, carrier_keyword, now, client
+            )
+        self._escalate(handled, inputs)
+        for referral_id in handled.referrals:
+            for hook in self.on_referral:
+                hook(referral_id)
+        return handled
+
+    def _handle_locked(
+        self,
+        s: Session,
+        resident: Resident,
+        channel: str,
+        body: str,
+        provider_sid: str | None,
+        media_count: int,
+        carrier_keyword: str | None,
+        now: datetime,
+        client: str | None = None,
+    ) -> tuple[Handled, _Inputs | None]:
+        first_contact = resident.last_seen_at is None
+        inbound = Message(
+            resident_id=resident.id,
+            direction="in",
+            channel=channel,
+            kind="inbound",
+            body=body,
+            provider_sid=provider_sid,
+            status="received",
+            num_media=media_count,
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(inbound)
+        s.flush()
+        resident.last_seen_at = now
+        conv = s.scalar(_CONVERSATION, {"resident_id": resident.id})
+        if conv is None:
+            conv = ConversationSession(resident_id=resident.id, state={}, last_activity_at=now)
+            s.add(conv)
+        if self._loop_guarded(s, resident, body, now, holding=self.engine.holding(conv.state or None, now)):
+            inbound.status = "loop_guard"
+            logs.event("sms.loop_guard", resident=resident.id)
+            return Handled([]), None
+        referral = self._open_referral(s, resident.id)
+        on_duty = anyone_on_duty(s, self.settings, now)
+        ctx = self._context(s, resident, referral, now, first_contact=first_contact, on_duty=on_duty)
+        inputs = _Inputs(
+            conv.state or None, eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword), ctx, channel
+        )
+        outcome = self.engine.step(inputs.state, inputs.inbound, ctx)
+        if referral is not None:
+            inbound.referral_id = referral.id
+        handled = Handled([], outcome.options)
+        self._apply(s, resident, inbound, referral, outcome.effects, now, on_duty, handled, client)
+        conv.state, conv.last_activity_at = outcome.state, now
+        conv.flow, conv.step = outcome.state.get("flow"), outcome.state.get("step")
+        replies = [self.outbound.record_reply(s, resident, text, inbound, flush=False) for text in outcome.replies]
+        s.flush()  # one INSERT for all the replies (and their ids)
+        logs.event(
+            "message.handled",
+            resident=resident.id,
+            channel=channel,
+            replies=len(replies),
+            effects=",".join(type(e).__name__ for e in outcome.effects) or "-",
+        )
+        handled.replies = [Reply(r.id, r.body or "") for r in replies]
+        return handled, inputs
+
+    def _context(
+        self,
+        s: Session,
+        resident: Resident,
+        referral: Referral | None,
+        now: datetime,
+        *,
+        first_contact: bool,
+        on_duty: bool,
+    ) -> eng.Context:
+        """What the engine needs to know: the resident, the open case, and who can answer them."""
+        hours = self.settings.office_hours
+        checkin = self._pending_checkin(s, resident.id, now)
+        availability = eng.Availability(
+            on_duty=on_duty,
+            on_call_told=referral is not None and referral.on_call_told_at is not None,
+            next_open=None if on_duty else self.workdays.next_open(now),
+            office_days=tuple(sorted(hours.days)),
+            office_opens=hours.opens,
+            office_closes=hours.closes,
+        )
+        return eng.Context(
+            now=now,
+            opted_out=resident.opted_out,
+            language=resident.language,
+            handoff_open=self._handoff_open(referral),
+            referral_open=referral is not None,
+            zip_code=resident.zip_code,
+            checkin_sent_at=checkin.sent_at if checkin is not None else None,
+            idle_hours=self.settings.session_idle_hours,
+            hold_hours=self.settings.crisis_hold_hours,
+            first_contact=first_contact,
+            can_text=self.can_text(resident),
+            contact_preference=ContactPreference(resident.contact_preference or "any"),
+            availability=availability,
+        )
+
+    @staticmethod
+    def can_text(resident: Resident) -> bool:
+        """A number the line may text: an SMS resident, or a web visitor who proved one by a code."""
+        return resident.channel != "web" or resident.linked_resident_id is not None
+
+    def _escalate(self, handled: Handled, inputs: _Inputs | None) -> None:
+        """Urgent and nobody on duty: tell the person on call now, before the answer leaves, so that
+        the answer can say so truthfully (the engine, run again, words its promise from that)."""
+        if not handled.escalate or self.escalator is None or inputs is None:
+            self._warn_unnotified(handled.new_urgent)
+            return
+        told = [referral_id for referral_id in handled.escalate if self.escalator(referral_id)]
+        self._warn_unnotified([r for r in handled.new_urgent if r not in told])
+        if not told:
+            return
+        who = replace(inputs.ctx.availability, on_call_told=True)
+        again = self.engine.step(inputs.state, inputs.inbound, replace(inputs.ctx, availability=who))
+        if len(again.replies) != len(handled.replies):
+            return
+        sent = [self.outbound.as_sent(text, by_sms=inputs.channel != "web") for text in again.replies]
+        changed = [(reply.id, text) for reply, text in zip(handled.replies, sent, strict=False) if reply.body != text]
+        if changed:
+            messages = Message.__table__  # Core: the ORM's session sync would compare the encrypted body
+            with self.db.transaction() as s:
+                for message_id, text in changed:
+                    s.execute(
+                        update(messages).where(messages.c.id == message_id).values(body=text, segments=segments(text))
+                    )
+            handled.replies = [Reply(r.id, t) for r, t in zip(handled.replies, sent, strict=False)]
+
+    def _warn_unnotified(self, referral_ids: list[int]) -> None:
+        """An urgent referral that told nobody (no one on duty, no text reached the person on call)."""
+        with self.db.sessions() as s:
+            for referral_id in referral_ids:
+                referral = s.get(Referral, referral_id)
+                if referral is not None and referral.notified_at is None:
+                    log.warning("referral.notified_nobody referral=%s urgent=1", referral_id)
+
+    # -- residents and state -------------------------------------------------------------
+
+    def lock_resident(self, s: Session, channel: str, address: str, now: datetime) -> Resident:
+        """Create the resident if new and lock the row, so one person's texts never interleave.
+        A text from a number only ever finds the number's own record, never a web visitor's."""
+        if channel == "web":
+            unique, match, values = "chat_key", Resident.chat_key == address, {"chat_key": address}
+        else:
+            unique, match = "phone_lookup", Resident.with_phone(address) & (Resident.channel != "web")
+            values = {"phone": address, "phone_lookup": phone_lookup(address)}
+        # Looked for before the insert: a lookup made under an older DATA_KEY (before rotate-key)
+        # differs from the one a new row gets, so the insert alone would not see the resident.
+        found = select(Resident).where(match).order_by(Resident.id).limit(1).with_for_update()
+        if (resident := s.scalars(found).first()) is not None:
+            return resident
+        insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
+        s.execute(
+            insert(Resident)
+            .values(**values, channel=channel, created_at=now)
+            .on_conflict_do_nothing(index_elements=[unique])
+        )
+        return s.scalars(found).one()
+
+    def _loop_guarded(self, s: Session, resident: Resident, body: str, now: datetime, *, holding: bool) -> bool:
+        """Too many texts in a minute (a robot, a stuck phone): store but stay quiet for a while.
+        Never for a person in a crisis hold: someone in crisis may text many times a minute."""
+        if resident.channel in UNGUARDED_CHANNELS or holding:
+            return False
+        if resident.quiet_until is None or now >= resident.quiet_until:
+            recent = s.scalar(_RECENT_INBOUND, {"resident_id": resident.id, "since": now - timedelta(minutes=1)})
+            if recent <= self.settings.loop_guard_per_minute:
+                return False
+            resident.quiet_until = now + timedelta(minutes=self.settings.loop_guard_quiet_minutes)
+        # Only a guarded text pays for these checks (the engine runs the crisis check itself anyway):
+        # a person in danger is answered, and STOP works, whatever the rate.
+        text = body[:MAX_ENGINE_TEXT]
+        return crisis.detect(text) is None and keywords.classify(text) is not keywords.Compliance.STOP
+
+    @staticmethod
+    def _open_referral(s: Session, resident_id: int) -> Referral | None:
+        return s.scalar(_OPEN_REFERRAL, {"resident_id": resident_id})
+
+    @staticmethod
+    def _handoff_open(referral: Referral | None) -> bool:
+        return referral is not None and referral.status != "new" and referral.bot_resumed_at is None
+
+    @staticmethod
+    def _pending_checkin(s: Session, resident_id: int, now: datetime) -> FollowUp | None:
+        return s.scalar(_PENDING_CHECKIN, {"resident_id": resident_id, "since": now - CHECKIN_WAIT})
+
+    @staticmethod
+    def _replies_to(s: Session, inbound: Message) -> list[Reply]:
+        rows = s.scalars(select(Message).where(Message.in_reply_to_id == inbound.id).order_by(Message.id))
+        return [Reply(r.id, r.body or "") for r in rows]
+
+    # -- effects ---------------------------------------------------------------------------
+
+    def _apply(
+        self,
+        s: Session,
+        resident: Resident,
+        inbound: Message,
+        referral: Referral | None,
+        effects: list[Any],
+        now: datetime,
+        on_duty: bool,
+        handled: Handled,
+        client: str | None = None,
+    ) -> None:
+        """Turn the engine's effects into rows; note in `handled` the referrals to notify after commit."""
+        raised = handled.referrals
+        for effect in effects:
+            match effect:
+                case eng.OptOut():
+                    resident.opted_out_at = resident.opted_out_at or now
+                    self._audit(s, "resident.opted_out", resident, now)
+                case eng.OptIn():
+                    resident.opted_out_at = None
+                    self._audit(s, "resident.opted_in", resident, now)
+                case eng.SetProfile(language=language, zip_code=zip_code):
+                    resident.language = language or resident.language
+                    if zip_code:
+                        resident.zip_code = zip_code
+                        resident.timezone = geo.zip_timezone(zip_code) or resident.timezone
+                case eng.CreateReferral():
+                    new = referral is None
+                    referral = self._raise_referral(s, resident, referral, effect, now, on_duty, client)
+                    inbound.referral_id = referral.id
+                    raised.append(referral.id)
+                    if effect.urgent and not on_duty and referral.on_call_told_at is None:
+                        handled.escalate.append(referral.id)
+                    if effect.urgent and new:
+                        handled.new_urgent.append(referral.id)
+                case eng.SetContactPreference(preference=preference):
+                    self._set_preference(s, resident, preference, now)
+                case eng.ScheduleFollowUp(after=after, template=template):
+                    s.add(
+                        FollowUp(
+                            resident_id=resident.id,
+                            referral_id=referral.id if referral else None,
+                            template=template,
+                            due_at=now + after,
+                            created_at=now,
+                        )
+                    )
+                case eng.RelayToCaseworker():
+                    if referral is not None:
+                        referral.unread = True
+                case eng.EndHandoff():
+                    if referral is not None:
+                        referral.bot_resumed_at, referral.unread = now, True
+                        self._audit(s, "handoff.ended_by_resident", resident, now, referral)
+                case eng.CheckinAnswer(outcome=answer):
+                    raised += self._checkin_answer(s, resident, answer, now)
+                case eng.RecordUnmet(category=category, reason=reason):
+                    self._audit(s, "need.unmet", resident, now, detail={"category": category, "reason": reason})
+
+    def _raise_referral(
+        self,
+        s: Session,
+        resident: Resident,
+        referral: Referral | None,
+        effect: eng.CreateReferral,
+        now: datetime,
+        on_duty: bool,
+        client: str | None = None,
+    ) -> Referral:
+        """Open a referral, or raise the open one (a crisis makes it urgent and records its kind)."""
+        if referral is None:
+            referral = Referral(
+                resident_id=resident.id,
+                category=effect.category,
+                reason=effect.reason,
+                zip_code=effect.zip_code or resident.zip_code,
+                urgent=effect.urgent,
+                resource_ids=list(effect.resource_ids),
+                created_at=now,
+                tier=triage.new_referral_tier(s, self.settings, resident, client, now),
+            )
+            s.add(referral)
+            s.flush()
+            self._audit(
+                s,
+                "referral.created",
+                resident,
+                now,
+                referral,
+                {"category": effect.category, "reason": effect.reason, "urgent": effect.urgent},
+            )
+        else:
+            referral.urgent = referral.urgent or effect.urgent
+            referral.category = referral.category or effect.category
+            referral.resource_ids = list({*referral.resource_ids, *effect.resource_ids})
+            referral.unread, referral.bot_resumed_at = True, None
+            self._audit(s, "referral.raised", resident, now, referral, {"reason": effect.reason})
+        referral.crisis_kind = referral.crisis_kind or effect.crisis_kind
+        if on_duty:  # a caseworker on duty sees the queue (and gets a notice after the commit)
+            referral.notified_at = referral.notified_at or now
+        elif effect.urgent:  # the person on call is due a text, now or in the next batch
+            referral.escalation_due_at = referral.escalation_due_at or now
+        return referral
+
+    def _set_preference(self, s: Session, resident: Resident, preference: ContactPreference, now: datetime) -> None:
+        """Record how we may reach them; "do not text first" cancels the check-ins still waiting."""
+        resident.contact_preference = preference
+        cancelled = 0
+        if preference != ContactPreference.ANY:
+            cancelled = (
+                s.execute(
+                    update(FollowUp)
+                    .where(FollowUp.resident_id == resident.id, FollowUp.status == "pending")
+                    .values(status="cancelled")
+                ).rowcount
+                or 0
+            )
+        self._audit(
+            s,
+            "resident.contact_preference",
+            resident,
+            now,
+            detail={"preference": str(preference), "checkins_cancelled": cancelled},
+        )
+
+    def _checkin_answer(self, s: Session, resident: Resident, answer: str, now: datetime) -> list[int]:
+        followup = self._pending_checkin(s, resident.id, now)
+        if followup is None:
+            return []
+        followup.answer, followup.answered_at = answer, now
+        referral = s.get(Referral, followup.referral_id) if followup.referral_id else None
+        self._audit(s, "checkin.answered", resident, now, referral, {"answer": answer})
+        if referral is None:
+            return []
+        if answer == "got_help":
+            referral.status, referral.outcome, referral.closed_at = "closed", "got_help", now
+            return []
+        # not yet, or more help: the case goes back in front of a caseworker
+        if referral.status == "closed":
+            referral.status, referral.closed_at, referral.outcome = "new", None, None
+        referral.unread = True
+        return [referral.id]
+
+    @staticmethod
+    def _audit(
+        s: Session,
+        action: str,
+        resident: Resident,
+        now: datetime,
+        referral: Referral | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        s.add(
+            AuditEvent(
+                at=now,
+                action=action,
+                resident_id=resident.id,
+                referral_id=referral.id if referral else None,
+                detail=detail or {},
+            )
+        )
