@@ -41,13 +41,15 @@ from bot.casework.charts import Bar
 from bot.conversation.crisis import CrisisKind
 from bot.directory.resources import Directory
 from bot.storage.models import AuditEvent, FollowUp, Message, Referral, Resident
+from bot.storage.statuses import FollowUpStatus, Outcome, ReferralStatus
 
 MIN_PEOPLE = 5
 SMALL = "<5"  # fewer than 5 people: hidden
 HIDDEN = "*"  # hidden too, so that a "<5" cannot be worked out from a total by subtraction
 DEFAULT_DAYS = 90
 MAX_DAYS = 3 * 366  # a longer range is a mistake, and its week-by-week page would be enormous
-SENT = ("sent", "logged")  # follow-ups that left (logged: no Twilio account, as in a trial run)
+# Follow-ups that left (logged: no Twilio account, as in a trial run).
+SENT = (FollowUpStatus.SENT, FollowUpStatus.LOGGED)
 
 NEEDS = {
     "housing": "Housing",
@@ -61,16 +63,16 @@ NEEDS = {
 }
 NO_NEED = "Other"  # asked for a person, or a crisis, before naming a need
 OUTCOMES = {
-    "got_help": "Got help",
-    "could_not_get_help": "Could not get help",
-    "no_longer_needed": "No longer needed",
-    "could_not_reach": "Could not reach them",
-    "referred_elsewhere": "Sent to another program",
+    Outcome.GOT_HELP: "Got help",
+    Outcome.COULD_NOT_GET_HELP: "Could not get help",
+    Outcome.NO_LONGER_NEEDED: "No longer needed",
+    Outcome.COULD_NOT_REACH: "Could not reach them",
+    Outcome.REFERRED_ELSEWHERE: "Sent to another program",
 }
 UNMET = {
     "no_resource": "No place to send them",
     "declined": "Said no thanks",
-    "could_not_reach": "Could not reach them",
+    Outcome.COULD_NOT_REACH: "Could not reach them",
 }
 CRISES = {
     CrisisKind.VIOLENCE: "Violence",
@@ -366,9 +368,9 @@ def unmet_needs(referrals: list[Referral], unmet: list[tuple[AuditEvent, str | N
         if e.detail.get("reason") in UNMET
     }
     found |= {
-        Unmet(r.resident_id, r.category, "could_not_reach", period.day(r.created_at))
+        Unmet(r.resident_id, r.category, Outcome.COULD_NOT_REACH, period.day(r.created_at))
         for r in referrals
-        if r.status == "closed" and r.outcome == "could_not_reach"
+        if r.status == ReferralStatus.CLOSED and r.outcome == Outcome.COULD_NOT_REACH
     }
     return list(found)
 
@@ -576,7 +578,7 @@ def needs_not_met(unmet: list[Unmet]) -> Section:
 
 
 def referral_outcomes(referrals: list[Referral]) -> Section:
-    closed = [r for r in referrals if r.status == "closed"]
+    closed = [r for r in referrals if r.status == ReferralStatus.CLOSED]
     outcomes = _keys(OUTCOMES, (r.outcome for r in closed), "No outcome recorded")
     grid = tally(((r.resident_id, r.outcome, "n") for r in closed), outcomes, [("n", "Referrals")])
     total = grid.column_totals["n"]
@@ -598,7 +600,7 @@ def closing_the_loop(
     measures = [
         (
             "Referrals closed, of referrals opened",
-            cell_of(r.resident_id for r in referrals if r.status == "closed"),
+            cell_of(r.resident_id for r in referrals if r.status == ReferralStatus.CLOSED),
             cell_of(r.resident_id for r in referrals),
         ),
         (

@@ -41,6 +41,7 @@ from bot.storage import crypto
 from bot.storage.crypto import SecretText, UnreadableValue, phone_lookups
 from bot.storage.db import Database
 from bot.storage.models import Base, ConversationSession, FollowUp, Message, Note, PhoneCode, Referral, Resident
+from bot.storage.statuses import FollowUpStatus
 
 BATCH = 500  # rows per transaction when rotating: a running server waits at most one batch
 AGE = re.compile(r"(\d+)([dw])")
@@ -144,8 +145,8 @@ def _purge(
         follow_ups=_change(
             s,
             FollowUp,
-            and_(FollowUp.status == "pending", FollowUp.resident_id.in_(to_anonymise)),
-            {"status": "cancelled"},
+            and_(FollowUp.status == FollowUpStatus.PENDING, FollowUp.resident_id.in_(to_anonymise)),
+            {"status": FollowUpStatus.CANCELLED},
             dry_run,
         ),
         residents=_change(

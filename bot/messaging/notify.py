@@ -30,13 +30,23 @@ from bot.messaging import staffing
 from bot.messaging.triage import Tier
 from bot.runtime import Runtime
 from bot.storage.models import Caseworker, Message, Referral
+from bot.storage.statuses import MessageStatus, ReferralStatus
 
 log = logging.getLogger(__name__)
 
 THREAD_PATH = "/inbox/referrals/{id}"  # the inbox's thread view (bot/inbox/views.py)
 QUEUE_PATH = "/inbox/"
 REPEAT_AFTER = timedelta(minutes=10)  # the same notice to the same person at most this often
-HANDED = frozenset({"queued", "accepted", "sending", "sent", "delivered", "read"})  # Twilio took the text
+HANDED = frozenset(
+    {
+        MessageStatus.QUEUED,
+        MessageStatus.ACCEPTED,
+        MessageStatus.SENDING,
+        MessageStatus.SENT,
+        MessageStatus.DELIVERED,
+        MessageStatus.READ,
+    }
+)  # Twilio took the text
 
 
 def install(rt: Runtime) -> None:
@@ -82,7 +92,7 @@ def notify_referral(rt: Runtime, referral_id: int) -> list[Message]:
     now = rt.clock.now()
     with rt.db.sessions() as s:
         referral = s.get(Referral, referral_id)
-        if referral is None or referral.status == "closed":
+        if referral is None or referral.status == ReferralStatus.CLOSED:
             return []
         if referral.tier != Tier.TRUSTED:
             return []  # an unconfirmed web visitor: the queue shows it; phones are not texted for it
@@ -138,7 +148,7 @@ def escalate_now(rt: Runtime, referral_id: int) -> bool:
         if (
             referral is None
             or referral.escalated_at is not None
-            or referral.status != "new"
+            or referral.status != ReferralStatus.NEW
             or referral.tier != Tier.TRUSTED
             or _in_batch_window(rt, s, now)
         ):
@@ -161,7 +171,7 @@ def escalate_overdue(rt: Runtime, now: datetime) -> list[int]:
             s.scalars(
                 select(Referral)
                 .where(
-                    Referral.status == "new",
+                    Referral.status == ReferralStatus.NEW,
                     Referral.escalated_at.is_(None),
                     (Referral.escalation_due_at <= now) | (Referral.created_at <= cutoff),
                 )

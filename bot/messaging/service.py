@@ -28,12 +28,13 @@ from bot.messaging.workdays import Workdays
 from bot.storage.crypto import phone_lookup
 from bot.storage.db import Database
 from bot.storage.models import AuditEvent, ConversationSession, FollowUp, Message, Referral, Resident
+from bot.storage.statuses import FollowUpStatus, MessageStatus, Outcome, ReferralStatus
 
 log = logging.getLogger(__name__)
 
 MAX_ENGINE_TEXT = 1000  # longer texts are stored whole but read only this far
 CHECKIN_WAIT = timedelta(days=4)  # a check-in answer is read as such for this long
-OPEN_REFERRAL = ("new", "claimed", "contacted")
+OPEN_REFERRAL = (ReferralStatus.NEW, ReferralStatus.CLAIMED, ReferralStatus.CONTACTED)
 # The terminal simulator is an operator typing; web chat has its own rate limit.
 UNGUARDED_CHANNELS = ("terminal", "web")
 
@@ -54,7 +55,7 @@ _PENDING_CHECKIN = (
     select(FollowUp)
     .where(
         FollowUp.resident_id == bindparam("resident_id"),
-        FollowUp.status.in_(("sent", "logged")),
+        FollowUp.status.in_((FollowUpStatus.SENT, FollowUpStatus.LOGGED)),
         FollowUp.answered_at.is_(None),
         FollowUp.sent_at > bindparam("since"),
     )
@@ -154,7 +155,7 @@ class Service:
             kind="inbound",
             body=body,
             provider_sid=provider_sid,
-            status="received",
+            status=MessageStatus.RECEIVED,
             num_media=media_count,
             created_at=now,
             updated_at=now,
@@ -167,7 +168,7 @@ class Service:
             conv = ConversationSession(resident_id=resident.id, state={}, last_activity_at=now)
             s.add(conv)
         if self._loop_guarded(s, resident, body, now, holding=self.engine.holding(conv.state or None, now)):
-            inbound.status = "loop_guard"
+            inbound.status = MessageStatus.LOOP_GUARD
             logs.event("sms.loop_guard", resident=resident.id)
             return Handled([]), None
         referral = self._open_referral(s, resident.id)
@@ -314,7 +315,7 @@ class Service:
 
     @staticmethod
     def _handoff_open(referral: Referral | None) -> bool:
-        return referral is not None and referral.status != "new" and referral.bot_resumed_at is None
+        return referral is not None and referral.status != ReferralStatus.NEW and referral.bot_resumed_at is None
 
     @staticmethod
     def _pending_checkin(s: Session, resident_id: int, now: datetime) -> FollowUp | None:
@@ -440,8 +441,8 @@ class Service:
             cancelled = (
                 s.execute(
                     update(FollowUp)
-                    .where(FollowUp.resident_id == resident.id, FollowUp.status == "pending")
-                    .values(status="cancelled")
+                    .where(FollowUp.resident_id == resident.id, FollowUp.status == FollowUpStatus.PENDING)
+                    .values(status=FollowUpStatus.CANCELLED)
                 ).rowcount
                 or 0
             )
@@ -462,12 +463,12 @@ class Service:
         self._audit(s, "checkin.answered", resident, now, referral, {"answer": answer})
         if referral is None:
             return []
-        if answer == "got_help":
-            referral.status, referral.outcome, referral.closed_at = "closed", "got_help", now
+        if answer == Outcome.GOT_HELP:
+            referral.status, referral.outcome, referral.closed_at = ReferralStatus.CLOSED, Outcome.GOT_HELP, now
             return []
         # not yet, or more help: the case goes back in front of a caseworker
-        if referral.status == "closed":
-            referral.status, referral.closed_at, referral.outcome = "new", None, None
+        if referral.status == ReferralStatus.CLOSED:
+            referral.status, referral.closed_at, referral.outcome = ReferralStatus.NEW, None, None
         referral.unread = True
         return [referral.id]
 

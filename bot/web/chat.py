@@ -26,6 +26,7 @@ from bot.casework import audit
 from bot.messaging import verify
 from bot.runtime import runtime
 from bot.storage.models import Message, Resident
+from bot.storage.statuses import MessageStatus
 from bot.web.limits import limiter
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/chat/static")
@@ -212,7 +213,7 @@ def new_messages() -> Response:
                     Message.direction == "out",
                     Message.id > int(after),
                     Message.kind.in_(SHOWN_KINDS),
-                    Message.status != "skipped_opted_out",
+                    Message.status != MessageStatus.SKIPPED_OPTED_OUT,
                 )
                 .order_by(Message.id)
                 .limit(PAGE_SIZE)

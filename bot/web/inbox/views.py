@@ -13,6 +13,7 @@ from bot.casework.cases import CaseError
 from bot.messaging.phones import mask
 from bot.messaging.triage import Tier
 from bot.runtime import runtime
+from bot.storage.statuses import MessageStatus, ReferralStatus
 from bot.web.auth import staff_headers
 from bot.web.inbox import admin
 
@@ -23,7 +24,7 @@ bp.after_request(staff_headers)
 POLL_SECONDS = 10  # app.config["INBOX_POLL_SECONDS"] overrides (the browser test polls faster)
 SHOWS = ("open", "mine", "closed")
 PAGE_NUMBER = re.compile(r"[0-9]{1,6}")
-STATUS_LABELS = {"new": "New", "claimed": "Claimed", "contacted": "Contacted", "closed": "Closed"}
+STATUS_LABELS = {status: status.value.title() for status in ReferralStatus}
 REASONS = {
     "asked_person": "Asked for a person",
     "two_misses": "The bot did not understand them twice",
@@ -32,19 +33,19 @@ REASONS = {
 }
 # What happened to a text, in a caseworker's words.
 DELIVERY = {
-    "queued": "sending",
-    "accepted": "sending",
-    "sending": "sending",
-    "sent": "sent",
-    "delivered": "delivered",
-    "read": "read",
-    "logged": "logged only (no Twilio account)",
-    "failed": "not sent",
-    "undelivered": "not delivered",
-    "unknown": "may not have gone out",
-    "skipped_opted_out": "not sent: opted out",
-    "loop_guard": "ignored: too many texts at once",
-    "held_contact_preference": (
+    MessageStatus.QUEUED: "sending",
+    MessageStatus.ACCEPTED: "sending",
+    MessageStatus.SENDING: "sending",
+    MessageStatus.SENT: "sent",
+    MessageStatus.DELIVERED: "delivered",
+    MessageStatus.READ: "read",
+    MessageStatus.LOGGED: "logged only (no Twilio account)",
+    MessageStatus.FAILED: "not sent",
+    MessageStatus.UNDELIVERED: "not delivered",
+    MessageStatus.UNKNOWN: "may not have gone out",
+    MessageStatus.SKIPPED_OPTED_OUT: "not sent: opted out",
+    MessageStatus.LOOP_GUARD: "ignored: too many texts at once",
+    MessageStatus.HELD_CONTACT_PREFERENCE: (
         "not sent: they asked us not to text first. You can answer within 24 hours of their own last text"
     ),
 }
