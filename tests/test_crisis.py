@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.conversation.crisis import PRIORITY, CrisisDetector, CrisisKind, detect
-from bot.conversation.matching import VOCABULARY_PATH, VocabularyError
+from bot.conversation.crisis import PRIORITY, CrisisDetector, CrisisKind
+from bot.conversation.matching import VocabularyError
 
+VOCABULARY_PATH = Path(__file__).resolve().parents[1] / "flows" / "vocabulary.yaml"
+detect = CrisisDetector.from_file(VOCABULARY_PATH).detect
 CORPUS = yaml.safe_load((Path(__file__).parent / "corpora" / "crisis.yaml").read_text(encoding="utf-8"))
 CASES = [(text, CrisisKind(kind) if kind else None) for text, kind in CORPUS["positives"] + CORPUS["negatives"]]
 VOCABULARY = yaml.safe_load(VOCABULARY_PATH.read_text(encoding="utf-8"))

@@ -10,7 +10,6 @@ import yaml
 
 from bot.conversation.matching import (
     CATEGORIES,
-    VOCABULARY_PATH,
     Matcher,
     Speller,
     VocabularyError,
@@ -18,6 +17,7 @@ from bot.conversation.matching import (
     expand,
 )
 
+VOCABULARY_PATH = Path(__file__).resolve().parents[1] / "flows" / "vocabulary.yaml"
 CORPUS = yaml.safe_load((Path(__file__).parent / "corpora" / "intents.yaml").read_text(encoding="utf-8"))
 OPTIONS = {name: [(value, tuple(words)) for value, words in entries] for name, entries in CORPUS["options"].items()}
 

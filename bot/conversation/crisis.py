@@ -1,6 +1,7 @@
 """Immediate danger in a message (English or Spanish), checked before anything else.
 
-The phrases live in flows/vocabulary.yaml under `crisis:` and are compiled once, at import.
+The phrases live in the flows folder's vocabulary.yaml under `crisis:`; `Runtime` compiles them once
+(bot/conversation/vocabulary.py) and hands the detector to the engine and the service.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 from bot.conversation.matching import (
     LANGUAGES,
-    VOCABULARY_PATH,
     Speller,
     VocabularyError,
     load_vocabulary,
@@ -85,6 +85,7 @@ class CrisisDetector:
         return cls(load_vocabulary(path), str(path))
 
     def detect(self, text: str) -> CrisisKind | None:
+        """The kind of immediate danger a message reads as, or None."""
         words = normalize(text).split()
         if not words:
             return None
@@ -135,11 +136,3 @@ def _compile(patterns: Sequence[str], sets: Mapping[str, str], where: str) -> re
 def _lower(pattern: str) -> str:
     """The pattern in lower case, its escapes (\\W, \\S) untouched."""
     return _ESCAPE_OR_TEXT.sub(lambda m: m.group() if m.group().startswith("\\") else m.group().lower(), pattern)
-
-
-_DEFAULT = CrisisDetector.from_file(VOCABULARY_PATH)
-
-
-def detect(text: str) -> CrisisKind | None:
-    """The kind of immediate danger a message reads as, or None."""
-    return _DEFAULT.detect(text)

@@ -13,11 +13,12 @@ from typing import Any
 
 import yaml
 
+from bot.conversation.matching import VOCABULARY_FILE
 from bot.conversation.segments import segments, to_gsm
 
 SPEC_VERSION = 1
 MESSAGES_FILE = "messages.yaml"
-NOT_FLOW_FILES = frozenset({MESSAGES_FILE, "vocabulary.yaml"})
+NOT_FLOW_FILES = frozenset({MESSAGES_FILE, VOCABULARY_FILE})
 INTAKE_FLOW, MENU_STEP = "intake", "menu"
 ASK_KINDS = ("menu", "zip", "yes_no", "number", "text")
 ACTIONS = ("say", "ask", "refer", "handoff", "follow_up", "set_language", "go", "check")

@@ -1,6 +1,6 @@
 """Free text to a need, a global word, yes/no, a choice, a ZIP code or a language.
 
-Everything is built once from flows/vocabulary.yaml; a message costs a few dictionary
+Everything is built once from the flows folder's vocabulary.yaml (see vocabulary.py); a message costs a few dictionary
 look-ups and, for a word the vocabulary does not know, one rapidfuzz pass over a few
 hundred vocabulary words (cached per word).
 """
@@ -19,7 +19,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel
 from wordfreq import get_frequency_dict
 
-VOCABULARY_PATH = Path(__file__).resolve().parents[2] / "flows" / "vocabulary.yaml"
+VOCABULARY_FILE = "vocabulary.yaml"  # in the flows folder (FLOWS_DIR)
 CATEGORIES = ("housing", "food", "health", "legal", "recovery", "safety", "violence", "loss")
 GLOBAL_WORDS = ("menu", "lang:en", "lang:es", "person", "thanks")
 LANGUAGES = ("en", "es")

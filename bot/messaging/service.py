@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from bot import logs
 from bot.clock import Clock
 from bot.config import Settings
-from bot.conversation import crisis, keywords
 from bot.conversation import engine as eng
+from bot.conversation import keywords
 from bot.conversation.contact import ContactPreference
 from bot.conversation.segments import segments
 from bot.directory import geo
@@ -307,7 +307,7 @@ class Service:
         # Only a guarded text pays for these checks (the engine runs the crisis check itself anyway):
         # a person in danger is answered, and STOP works, whatever the rate.
         text = body[:MAX_ENGINE_TEXT]
-        return crisis.detect(text) is None and keywords.classify(text) is not keywords.Compliance.STOP
+        return self.engine.crisis.detect(text) is None and keywords.classify(text) is not keywords.Compliance.STOP
 
     @staticmethod
     def _open_referral(s: Session, resident_id: int) -> Referral | None:
