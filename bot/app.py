@@ -12,6 +12,7 @@ from bot.messaging import notify
 from bot.messaging.outbound import Sender
 from bot.runtime import Runtime
 from bot.web import auth, chat, health, inbox, limits, reports, sms, transport
+from bot.web.context import after_response
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, sender: Sender | None = None) -> Flask:
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     csrf.exempt(chat.bp)  # same-origin JSON only: the chat's own CSRF defence
     for blueprint in (sms.bp, health.bp, chat.bp, inbox.bp, reports.bp):
         app.register_blueprint(blueprint)
-    notify.install(app.extensions["peaceline"])
+    notify.install(app.extensions["peaceline"], later=after_response)
     return app
 
 

@@ -15,6 +15,7 @@ from bot.config import ConfigError, Settings, load_settings, port_from
 
 if TYPE_CHECKING:
     from bot.directory.resources import Directory
+    from bot.runtime import Runtime
 
 
 def _settings() -> Settings:
@@ -35,6 +36,25 @@ def _app(settings: Settings, **kwargs):
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
     return app
+
+
+def _runtime(settings: Settings) -> Runtime:
+    """The runtime without the web app (the scheduler's), DATA_KEY checked as for the app."""
+    from bot import logs
+    from bot.app import check_environment
+    from bot.casework.retention import check_key
+    from bot.messaging import notify
+    from bot.runtime import Runtime
+
+    logs.configure()
+    try:
+        check_environment(settings)
+        rt = Runtime.build(settings)
+        check_key(rt.db)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    notify.install(rt)
+    return rt
 
 
 def _migrate(settings: Settings) -> None:
@@ -88,7 +108,7 @@ def scheduler(interval: int) -> None:
 
     settings = _settings()
     _migrate(settings)
-    run_forever(_app(settings), interval)
+    run_forever(_runtime(settings), interval)
 
 
 @main.command("send-due")

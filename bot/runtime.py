@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
-
 from bot.clock import Clock
 from bot.config import ConfigError, Settings
 from bot.conversation.engine import Engine
@@ -49,8 +47,3 @@ class Runtime:
         db = Database(settings.database_url)
         outbound = Outbound(settings, db, sender or make_sender(settings), clock)
         return cls(settings, clock, db, directory, engine, outbound, Service(settings, db, engine, outbound, clock))
-
-
-def runtime() -> Runtime:
-    """The runtime of the current Flask app."""
-    return current_app.extensions["peaceline"]

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 
-from flask import Response, after_this_request, has_request_context
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -49,26 +48,18 @@ HANDED = frozenset(
 )  # Twilio took the text
 
 
-def install(rt: Runtime) -> None:
-    """Notify after every referral the bot opens or raises; tell the person on call before the answer."""
-    rt.service.on_referral.append(lambda referral_id: after_response(partial(notify_referral, rt, referral_id)))
+def install(rt: Runtime, later: Callable[[Callable[[], object]], None] | None = None) -> None:
+    """Notify after every referral the bot opens or raises; tell the person on call before the answer.
+
+    `later` runs a notice once the resident's answer has gone out (the web app passes its own);
+    without it a notice is sent at once."""
+    defer = later or run_now
+    rt.service.on_referral.append(lambda referral_id: defer(partial(notify_referral, rt, referral_id)))
     rt.service.escalator = partial(escalate_now, rt)
 
 
-def after_response(job: Callable[[], object]) -> None:
-    """Run `job` once the response has gone out (a slow SMS API must not hold back the
-    resident's reply, which may be a crisis answer); outside a request, run it now."""
-    if not has_request_context():
-        _run(job)
-        return
-
-    @after_this_request
-    def _later(response: Response) -> Response:
-        response.call_on_close(lambda: _run(job))
-        return response
-
-
-def _run(job: Callable[[], object]) -> None:
+def run_now(job: Callable[[], object]) -> None:
+    """Run a notice; a failure is logged, never raised into what opened the referral."""
     try:
         job()
     except Exception:  # a failed notice must not break the request that raised it

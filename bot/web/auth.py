@@ -28,9 +28,10 @@ from bot import logs
 from bot.casework import audit, lockout
 from bot.config import ConfigError, parse_office_hours
 from bot.messaging.phones import BadNumber, valid_e164
-from bot.runtime import Runtime, runtime
+from bot.runtime import Runtime
 from bot.storage.db import Database
 from bot.storage.models import Caseworker
+from bot.web.context import runtime
 from bot.web.limits import limiter
 
 MIN_PASSWORD = 12

@@ -24,9 +24,9 @@ from werkzeug.exceptions import TooManyRequests
 from bot import logs
 from bot.casework import audit
 from bot.messaging import verify
-from bot.runtime import runtime
 from bot.storage.models import Message, Resident
 from bot.storage.statuses import MessageStatus
+from bot.web.context import runtime
 from bot.web.limits import limiter
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/chat/static")

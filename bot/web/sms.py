@@ -13,9 +13,9 @@ from twilio.twiml.messaging_response import MessagingResponse
 from bot import logs
 from bot.messaging.outbound import UNDELIVERABLE, apply_error
 from bot.messaging.phones import BadNumber, mask, split_channel, to_e164
-from bot.runtime import runtime
 from bot.storage.models import Message
 from bot.storage.statuses import MessageStatus
+from bot.web.context import runtime
 
 bp = Blueprint("sms", __name__)
 

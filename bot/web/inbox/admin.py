@@ -7,10 +7,10 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from bot.casework import cases
-from bot.runtime import runtime
 from bot.storage.models import Caseworker
 from bot.web import auth
 from bot.web.auth import AccountError
+from bot.web.context import runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -12,9 +12,9 @@ from bot.casework import cases
 from bot.casework.cases import CaseError
 from bot.messaging.phones import mask
 from bot.messaging.triage import Tier
-from bot.runtime import runtime
 from bot.storage.statuses import MessageStatus, ReferralStatus
 from bot.web.auth import staff_headers
+from bot.web.context import runtime
 from bot.web.inbox import admin
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox", template_folder="templates", static_folder="static")
