@@ -73,6 +73,21 @@ def main() -> None:
     """peaceline: an SMS and web-chat referral line."""
 
 
+@main.command("init")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def init(folder: Path) -> None:
+    """Write an operator folder to edit: flows, resources.yaml, an .env example and a README."""
+    from bot.operator_folder import FolderExists, write_operator_folder
+
+    try:
+        written = write_operator_folder(folder)
+    except FolderExists as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"next: cd {folder} && peaceline check && peaceline serve")
+
+
 @main.command("init-db")
 def init_db() -> None:
     """Create or upgrade the database schema."""
