@@ -407,9 +407,12 @@ def purge(older_than: str | None, number: str | None, dry_run: bool) -> None:
     settings = _settings()
     _migrate(settings)
     rt = _app(settings).extensions["peaceline"]
-    if age is not None:
-        purged = purge_older_than(rt.db, rt.clock.now(), age, dry_run)
-    elif (purged := purge_resident(rt.db, rt.clock.now(), phone, dry_run)) is None:
+    purged = (
+        purge_older_than(rt.db, rt.clock.now(), age, dry_run)
+        if age is not None
+        else purge_resident(rt.db, rt.clock.now(), phone, dry_run)
+    )
+    if purged is None:
         raise click.ClickException("no resident has that number (never texted, or already anonymised)")
     counts = ", ".join(f"{n} {name.replace('_', '-')}" for name, n in purged.as_dict().items())
     click.echo(f"{'dry run, would purge' if dry_run else 'purged'}: {counts}")

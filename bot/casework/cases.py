@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session, joinedload
@@ -17,6 +17,7 @@ from bot.casework import audit
 from bot.messaging.service import OPEN_REFERRAL, clean
 from bot.messaging.triage import QUEUE_ORDER
 from bot.runtime import Runtime
+from bot.storage.db import rows_changed
 from bot.storage.models import Caseworker, FollowUp, Message, Note, Referral, Resident
 from bot.storage.statuses import FollowUpStatus, MessageStatus, Outcome, ReferralStatus
 
@@ -73,6 +74,7 @@ class Queue:
 def queue(rt: Runtime, show: Show, me: int, page: int = 1) -> Queue:
     """A page of open referrals in triage order (tier, urgent, oldest); or mine; or the latest closed."""
     where: list[ColumnElement[bool]]
+    order: tuple[Any, ...]  # ORDER BY terms: columns and their .desc()
     if show == "closed":
         where, order = [Referral.status == ReferralStatus.CLOSED], (Referral.closed_at.desc(), Referral.id.desc())
     else:
@@ -216,11 +218,12 @@ def close(rt: Runtime, referral_id: int, me: int, outcome: str) -> int:
             raise CaseError("This referral is already closed.")
         _set_status(s, referral, ReferralStatus.CLOSED, me, now, outcome=outcome)
         referral.outcome, referral.closed_at = outcome, now
-        return s.execute(
+        return rows_changed(
+            s,
             update(FollowUp)
             .where(FollowUp.referral_id == referral_id, FollowUp.status == FollowUpStatus.PENDING)
-            .values(status=FollowUpStatus.CANCELLED)
-        ).rowcount
+            .values(status=FollowUpStatus.CANCELLED),
+        )
 
 
 def reopen(rt: Runtime, referral_id: int, me: int) -> None:

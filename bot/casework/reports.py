@@ -62,7 +62,7 @@ NEEDS = {
     "loss": "Loss",
 }
 NO_NEED = "Other"  # asked for a person, or a crisis, before naming a need
-OUTCOMES = {
+OUTCOMES: dict[str, str] = {
     Outcome.GOT_HELP: "Got help",
     Outcome.COULD_NOT_GET_HELP: "Could not get help",
     Outcome.NO_LONGER_NEEDED: "No longer needed",
@@ -74,7 +74,7 @@ UNMET = {
     "declined": "Said no thanks",
     Outcome.COULD_NOT_REACH: "Could not reach them",
 }
-CRISES = {
+CRISES: dict[str, str] = {
     CrisisKind.VIOLENCE: "Violence",
     CrisisKind.ABUSE: "Abuse",
     CrisisKind.SELF_HARM: "Self-harm or suicide",
@@ -544,7 +544,7 @@ def requests_by_zip(grid: Grid | None) -> Section:
 def crises_by_kind(referrals: list[Referral], period: Period) -> Section:
     """Referrals the bot opened for a crisis, by what kind of danger it read in the text."""
     crises = [(r.resident_id, r.reason.partition(":")[2]) for r in referrals if r.reason.startswith("crisis:")]
-    rows = _keys(dict(CRISES), (kind for _, kind in crises), "Not known")
+    rows = _keys(CRISES, (kind for _, kind in crises), "Not known")
     grid = tally(((person, kind, "n") for person, kind in crises), rows, [("n", "Crises")])
 
     def table() -> Section:
@@ -623,7 +623,7 @@ def time_to_contact(referrals: list[Referral]) -> Section:
     contacted = [r for r in referrals if r.contacted_at is not None]
     count = cell_of(r.resident_id for r in contacted)
     median, p90 = _median_p90(
-        [(r.contacted_at - r.created_at).total_seconds() / 3600 for r in contacted], len(count.people)
+        [(r.contacted_at - r.created_at).total_seconds() / 3600 for r in contacted if r.contacted_at], len(count.people)
     )
     return Section(
         "time_to_first_contact",

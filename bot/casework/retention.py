@@ -39,7 +39,7 @@ from bot.casework import audit
 from bot.config import ConfigError
 from bot.storage import crypto
 from bot.storage.crypto import SecretText, UnreadableValue, phone_lookups
-from bot.storage.db import Database
+from bot.storage.db import Database, rows_changed
 from bot.storage.models import Base, ConversationSession, FollowUp, Message, Note, PhoneCode, Referral, Resident
 from bot.storage.statuses import FollowUpStatus
 
@@ -170,7 +170,7 @@ def _change(
     if dry_run:
         return s.scalar(select(func.count()).select_from(model).where(where)) or 0
     stmt = delete(model) if values is None else update(model).values(values)
-    return s.execute(stmt.where(where).execution_options(synchronize_session=False)).rowcount
+    return rows_changed(s, stmt.where(where).execution_options(synchronize_session=False))
 
 
 # -- backup ----------------------------------------------------------------------------------

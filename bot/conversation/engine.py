@@ -221,9 +221,9 @@ class _State:
         if not isinstance(raw, dict) or not raw:
             return None
         text = lambda key: raw[key] if isinstance(raw.get(key), str) else None  # noqa: E731
-        misses = raw.get("misses")
+        misses, lang = raw.get("misses"), text("lang")
         return cls(
-            lang=text("lang") if text("lang") in languages else languages[0],
+            lang=lang if lang in languages else languages[0],
             flow=text("flow"),
             step=text("step"),
             vars=dict(raw["vars"]) if isinstance(raw.get("vars"), dict) else {},
@@ -379,7 +379,9 @@ class Engine:
                 say(turn)
                 out.extend((where, reply) for reply in turn.replies)
 
-        need = max((o.label.get(lang, "") for o in self.intake.steps[MENU_STEP].options), key=len)  # type: ignore[union-attr]
+        menu = self.intake.steps[MENU_STEP]
+        options = menu.options if isinstance(menu, Ask) else ()  # the checker makes intake.menu a menu question
+        need = max((o.label.get(lang, "") for o in options), key=len, default="")
         kinds = [M.crisis(k) for k in M.CRISIS_KINDS] + [M.hold(k) for k in M.CRISIS_KINDS]
         for key in (*M.REPLIES, *kinds):
             promised = "{promise}" in self.flows.messages[key].get(lang, "")
@@ -562,7 +564,8 @@ class Engine:
         found = self.matcher.choice(text, self.flows.checkin_answers)
         if found:
             return found
-        return {True: "got_help", False: "not_yet"}.get(self.matcher.yes_no(text))
+        answer = self.matcher.yes_no(text)
+        return None if answer is None else "got_help" if answer else "not_yet"
 
     def _yes(self, text: str) -> bool | None:
         """The answer to a yes/no question: "1" or yes is True, "2" or no is False."""

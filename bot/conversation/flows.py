@@ -425,7 +425,8 @@ def _load_messages(check: _Checker, file: Path) -> dict[str, Any] | None:
         check.error(("languages",), "languages must be a list of language codes")
         langs = ["en"]
     check.languages = tuple(langs)
-    raw = data.get("messages") if isinstance(data.get("messages"), dict) else {}
+    raw = data.get("messages")
+    raw = raw if isinstance(raw, dict) else {}
     if not raw:
         check.error(("messages",), "messages must be a mapping of key to text")
     messages = {key: check.text(value, ("messages", key)) or {} for key, value in raw.items()}
@@ -465,8 +466,9 @@ def _string_list(check: _Checker, data: dict, key: str) -> list[str]:
 def _check_placeholders(check: _Checker, messages: dict[str, Text]) -> None:
     """Every translation of a text uses the same {placeholders}."""
     for key, texts in messages.items():
-        names = {lang: _placeholders(value) for lang, value in texts.items()}
-        if None in names.values():
+        found_names = {lang: _placeholders(value) for lang, value in texts.items()}
+        names = {lang: found for lang, found in found_names.items() if found is not None}
+        if len(names) < len(found_names):
             check.error(("messages", key), "broken {placeholder} (use {{ and }} for braces)")
             continue
         first = names.get(check.languages[0], set())
@@ -574,7 +576,7 @@ def _load_step(check: _Checker, step_id: str, raw: Any) -> Step | None:
         check.error(path, f"a step needs exactly one of: {', '.join(ACTIONS)}")
         return None
     kind = kinds[0]
-    base = {"id": step_id, "next": _str_or_none(raw.get("next"))}
+    base: dict[str, Any] = {"id": step_id, "next": _str_or_none(raw.get("next"))}
     if kind == "say":
         return Say(text=check.text(raw["say"], path + ("say",)), **base)
     base["text"] = check.text(raw.get("text"), path + ("text",), required=kind == "ask")
@@ -761,7 +763,7 @@ def _check_step_links(
     for path, target in exits(step):
         if target not in flow.steps:
             check.error(path, f"route to missing step {target!r}")
-    gos = [(("steps", step.id, "go"), step.flow)] if isinstance(step, Go) else []
+    gos: list[tuple[tuple, str]] = [(("steps", step.id, "go"), step.flow)] if isinstance(step, Go) else []
     if isinstance(step, Ask):
         gos += [(("steps", step.id, "options", n, "go"), o.go) for n, o in enumerate(step.options) if o.go]
     for path, target in gos:

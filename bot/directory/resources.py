@@ -24,6 +24,7 @@ import yaml
 import yaml_rs
 from phonenumbers import shortnumberinfo
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from bot.directory.geo import PointSet, miles_between, zip_centroid
 
@@ -281,7 +282,10 @@ def _minutes(hhmm: str) -> int:
 def _rule(byday: str, opens_at: str, closes_at: str) -> _Rule:
     days = set()
     for token in byday.split(","):
-        ordinal, day = _BYDAY.match(token.strip()).groups()
+        found = _BYDAY.match(token.strip())
+        if found is None:  # the model's validator accepts only tokens this pattern reads
+            raise ValueError(f"not a BYDAY token: {token!r}")
+        ordinal, day = found.groups()
         days.add((WEEKDAYS.index(day), int(ordinal or 0)))
     opens, closes = _minutes(opens_at), _minutes(closes_at)
     return frozenset(days), opens, closes if closes > opens else closes + 1440
@@ -493,7 +497,8 @@ class Directory:
         origin = zip_centroid(zip_code) if zip_code and not phone_only else None
         order = self._ordered(category, origin)
         tagged, rest = self._split(category, origin, self._mask(tags, grow=False), phone_only)
-        shelf, states = self._shelves[category], {}
+        shelf = self._shelves[category]
+        states: dict[int, tuple[int, int]] = {}
         pick = _Pick(shelf.rows, self._hours, order.distance, moment, lang, phone_only, states)
         picked = pick.best(tagged, limit)
         picked += pick.best(rest, limit - len(picked))
@@ -693,7 +698,7 @@ def load_directory(path: Path, *, service_area_miles: float = SERVICE_AREA_MILES
     )
 
 
-def _message(error: dict) -> str:
+def _message(error: ErrorDetails) -> str:
     message = error["msg"].removeprefix("Value error, ")
     value = error.get("input")
     if error["type"] == "literal_error" and error["loc"][-2:-1] == ("categories",):
@@ -745,7 +750,8 @@ def _entry(raw: dict, loc: tuple) -> str:
         return str(loc[0]) if loc else "file"
     section, index = loc[0], loc[1]
     noun, field = ("category", "key") if section == "categories" else ("service", "id")
-    item = raw.get(section)[index] if isinstance(raw.get(section), list) else None
+    items = raw.get(section)
+    item = items[index] if isinstance(items, list) else None
     name = item.get(field) if isinstance(item, dict) else None
     return f"{noun} {name!r}" if isinstance(name, str) else f"{noun} #{index + 1} (no {field})"
 

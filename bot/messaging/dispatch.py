@@ -12,14 +12,15 @@ from sqlalchemy.orm import Session, aliased
 from bot import logs
 from bot.messaging.phones import mask
 from bot.runtime import Runtime
-from bot.storage.models import FollowUp, Message, Resident
+from bot.storage.db import rows_changed
+from bot.storage.models import Base, FollowUp, Message, Resident
 from bot.storage.statuses import FollowUpStatus, MessageStatus
 
 # Rows claimed per transaction: one, just before it is sent. A process killed mid-pass then strands
 # only the row it was sending (review_stuck marks it `unknown`), never rows it had not started.
 BATCH = 1
 STUCK_AFTER = timedelta(minutes=5)  # a claim older than this died with its process
-FOLLOWUP_STATUS = {
+FOLLOWUP_STATUS: dict[str, FollowUpStatus] = {
     MessageStatus.QUEUED: FollowUpStatus.SENT,
     MessageStatus.ACCEPTED: FollowUpStatus.SENT,
     MessageStatus.SENDING: FollowUpStatus.SENT,
@@ -56,7 +57,7 @@ def next_window_start(now: datetime, tz: ZoneInfo, window: tuple) -> datetime | 
 
 
 # Built once: a plain UPDATE by primary key, bypassing the ORM's bulk-update machinery.
-_followups = FollowUp.__table__
+_followups = Base.metadata.tables[FollowUp.__tablename__]
 _STORE_SENT = (
     update(_followups)
     .where(_followups.c.id == bindparam("followup_id"))
@@ -149,12 +150,12 @@ def claim(s: Session, now: datetime, limit: int, postgres: bool) -> list[Due]:
 def review_stuck(rt: Runtime, now: datetime) -> int:
     """Claims whose process died mid-send may have gone out: mark them for review, never resend."""
     with rt.db.transaction() as s:
-        result = s.execute(
+        return rows_changed(
+            s,
             update(FollowUp)
             .where(FollowUp.status == FollowUpStatus.SENDING, FollowUp.claimed_at < now - STUCK_AFTER)
-            .values(status=FollowUpStatus.UNKNOWN)
+            .values(status=FollowUpStatus.UNKNOWN),
         )
-        return result.rowcount or 0
 
 
 def dispatch_due(rt: Runtime, now: datetime | None = None, limit: int = BATCH) -> list[Dispatched]:

@@ -109,7 +109,7 @@ def _on_duty_staff(s: Session, settings: Settings, referral: Referral, now: date
     )
     here = [c for c in rows if on_duty(c, settings, now)]
     assignee = [c for c in here if c.id == referral.assigned_to_id]
-    return [(c.id, c.phone) for c in (assignee or here)]
+    return [(c.id, c.phone) for c in (assignee or here) if c.phone]  # the query keeps only those with a phone
 
 
 def _recently_told(s: Session, referral_id: int, body: str, now: datetime) -> set[int]:
@@ -123,7 +123,7 @@ def _recently_told(s: Session, referral_id: int, body: str, now: datetime) -> se
             Message.created_at > now - REPEAT_AFTER,
         )
     )
-    return {caseworker_id for caseworker_id, sent in rows if sent == body}
+    return {caseworker_id for caseworker_id, sent in rows if caseworker_id is not None and sent == body}
 
 
 def escalate_now(rt: Runtime, referral_id: int) -> bool:

@@ -23,7 +23,7 @@ from bot.conversation.contact import may_text_first
 from bot.conversation.segments import segments, to_gsm
 from bot.messaging.phones import mask, strip_numbers
 from bot.storage.db import Database
-from bot.storage.models import Message, Resident
+from bot.storage.models import Base, Message, Resident
 from bot.storage.statuses import MessageStatus
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,9 @@ class Outbound:
                 with self.db.transaction() as session:
                     on_recorded(session, msg)
             return msg
-        result = self.sender.send(to or phone, self.as_sent(body, by_sms=True), self.status_callback())
+        number = to or phone
+        assert number is not None  # a text is only SENDING with a number to send it to
+        result = self.sender.send(number, self.as_sent(body, by_sms=True), self.status_callback())
         return self._record_result(msg, resident_id, result, own_number=to is None, on_recorded=on_recorded)
 
     def as_sent(self, body: str, *, by_sms: bool) -> str:
@@ -296,16 +298,12 @@ def _may_text_first(recipient: Any, now: datetime) -> bool:
 
 # A number's own (SMS) record has opted out: nothing but that record's own answers goes to it.
 _NUMBER_OPTED_OUT = select(Resident.id).where(Resident.channel != "web", Resident.opted_out_at.is_not(None)).limit(1)
+_messages = Base.metadata.tables[Message.__tablename__]  # the Table itself (__table__ is typed as any FromClause)
 _STORE_RESULT = (
-    update(Message.__table__)
-    .where(Message.__table__.c.id == bindparam("message_id"))
+    update(_messages)
+    .where(_messages.c.id == bindparam("message_id"))
     .values({c: bindparam(f"new_{c}") for c in ("status", "provider_sid", "error_code", "error_message", "updated_at")})
 )
-
-
-def msg_phone(db: Database, resident_id: int) -> str:
-    with db.sessions() as session:
-        return session.get(Resident, resident_id).phone
 
 
 def apply_error(session: Session, resident_id: int, code: int, now) -> None:

@@ -26,8 +26,8 @@ from bot.messaging.outbound import Outbound
 from bot.messaging.staffing import anyone_on_duty
 from bot.messaging.workdays import Workdays
 from bot.storage.crypto import phone_lookup
-from bot.storage.db import Database
-from bot.storage.models import AuditEvent, ConversationSession, FollowUp, Message, Referral, Resident
+from bot.storage.db import Database, rows_changed
+from bot.storage.models import AuditEvent, Base, ConversationSession, FollowUp, Message, Referral, Resident
 from bot.storage.statuses import FollowUpStatus, MessageStatus, Outcome, ReferralStatus
 
 log = logging.getLogger(__name__)
@@ -255,7 +255,8 @@ class Service:
         sent = [self.outbound.as_sent(text, by_sms=inputs.channel != "web") for text in again.replies]
         changed = [(reply.id, text) for reply, text in zip(handled.replies, sent, strict=False) if reply.body != text]
         if changed:
-            messages = Message.__table__  # Core: the ORM's session sync would compare the encrypted body
+            # Core: the ORM's session sync would compare the encrypted body
+            messages = Base.metadata.tables[Message.__tablename__]
             with self.db.transaction() as s:
                 for message_id, text in changed:
                     s.execute(
@@ -300,7 +301,7 @@ class Service:
         if resident.channel in UNGUARDED_CHANNELS or holding:
             return False
         if resident.quiet_until is None or now >= resident.quiet_until:
-            recent = s.scalar(_RECENT_INBOUND, {"resident_id": resident.id, "since": now - timedelta(minutes=1)})
+            recent = s.scalar(_RECENT_INBOUND, {"resident_id": resident.id, "since": now - timedelta(minutes=1)}) or 0
             if recent <= self.settings.loop_guard_per_minute:
                 return False
             resident.quiet_until = now + timedelta(minutes=self.settings.loop_guard_quiet_minutes)
@@ -439,11 +440,12 @@ class Service:
         cancelled = 0
         if preference != ContactPreference.ANY:
             cancelled = (
-                s.execute(
+                rows_changed(
+                    s,
                     update(FollowUp)
                     .where(FollowUp.resident_id == resident.id, FollowUp.status == FollowUpStatus.PENDING)
-                    .values(status=FollowUpStatus.CANCELLED)
-                ).rowcount
+                    .values(status=FollowUpStatus.CANCELLED),
+                )
                 or 0
             )
         self._audit(

@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Blueprint, Flask, Response, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import TooManyRequests
+from werkzeug.wrappers import Response  # what redirect() returns; Flask's Response is one
 
 from bot import logs
 from bot.casework import audit, lockout
@@ -263,7 +264,8 @@ def authenticate(rt: Runtime, email: str, password: str, client: str) -> Login:
         row = s.scalar(select(Caseworker).where(Caseworker.email == address)) if address else None
         wait = lockout.retry_after(lockout.failures(s, k, now), now)
     checked = row is not None and wait is None and len(password) <= MAX_PASSWORD
-    right = _verify(row.password_hash if checked else _dummy_hash(), password[:MAX_PASSWORD]) and checked
+    stored = row.password_hash if row is not None and checked else _dummy_hash()
+    right = _verify(stored, password[:MAX_PASSWORD]) and checked
     if wait is not None:
         logs.event("auth.waiting", seconds=math.ceil(wait.total_seconds()))
         return Login(None, WAIT.format(minutes=max(1, math.ceil(wait.total_seconds() / 60))), wait)
@@ -284,6 +286,8 @@ def _count_failure(rt: Runtime, k: lockout.Keys, caseworker_id: int | None, reas
 def _logged_in(rt: Runtime, caseworker_id: int, password: str, k: lockout.Keys, now: datetime) -> StaffUser:
     with rt.db.transaction() as s:
         row = s.get(Caseworker, caseworker_id, with_for_update=True)
+        if row is None:  # read a moment ago in the same request; accounts are never deleted
+            raise LookupError(f"caseworker {caseworker_id} is gone")
         if hasher.check_needs_rehash(row.password_hash):
             row.password_hash = hasher.hash(password)
         row.last_login_at = now
@@ -353,7 +357,8 @@ def logout() -> Response:
         rt = runtime()
         with rt.db.transaction() as s:
             row = s.get(Caseworker, current_user.id, with_for_update=True)
-            row.session_epoch += 1
+            if row is not None:
+                row.session_epoch += 1
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
@@ -377,7 +382,7 @@ def staff_headers(resp: Response) -> Response:
 bp.after_request(staff_headers)
 
 
-def _unauthorized() -> Response | tuple[dict, int]:
+def unauthorized() -> Response | tuple[dict, int]:
     if request.path.endswith(".json"):
         return {"error": "login required"}, 401
     here = request.full_path if request.query_string else request.path
@@ -398,7 +403,7 @@ def init_app(app: Flask) -> CSRFProtect:
     manager = LoginManager(app)
     manager.session_protection = "strong"
     manager.user_loader(load_user)
-    manager.unauthorized_handler(_unauthorized)
+    manager.unauthorized_handler(unauthorized)
     csrf = CSRFProtect(app)
     app.register_error_handler(CSRFError, _csrf_failed)
     app.register_blueprint(bp)

@@ -20,7 +20,7 @@ from bot.web.context import runtime
 bp = Blueprint("sms", __name__)
 
 # A status only moves forward: a late "sent" never overwrites "delivered".
-STATUS_RANK = {
+STATUS_RANK: dict[str, int] = {
     MessageStatus.ACCEPTED: 0,
     MessageStatus.SCHEDULED: 0,
     MessageStatus.QUEUED: 1,

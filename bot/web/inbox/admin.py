@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.wrappers import Response  # what redirect() returns; Flask's Response is one
 
 from bot.casework import cases
 from bot.storage.models import Caseworker

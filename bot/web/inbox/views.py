@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from werkzeug.wrappers import Response  # what redirect() returns; Flask's Response is one
 
 from bot.casework import cases
 from bot.casework.cases import CaseError
 from bot.messaging.phones import mask
 from bot.messaging.triage import Tier
 from bot.storage.statuses import MessageStatus, ReferralStatus
-from bot.web.auth import staff_headers
+from bot.web.auth import staff_headers, unauthorized
 from bot.web.context import runtime
 from bot.web.inbox import admin
 
@@ -32,7 +33,7 @@ REASONS = {
     "more_help": "Asked for more help",
 }
 # What happened to a text, in a caseworker's words.
-DELIVERY = {
+DELIVERY: dict[str, str] = {
     MessageStatus.QUEUED: "sending",
     MessageStatus.ACCEPTED: "sending",
     MessageStatus.SENDING: "sending",
@@ -52,12 +53,12 @@ DELIVERY = {
 
 
 @bp.before_request
-def require_login() -> Response | None:
+def require_login() -> Response | tuple[dict, int] | None:
     """Every inbox URL needs a logged-in caseworker, so a new route cannot forget it."""
     if request.endpoint == "inbox.static":  # CSS and JS hold nothing private; the login page uses them
         return None
     if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()
+        return unauthorized()
     return None
 
 
