@@ -34,6 +34,7 @@ from bot.storage.db import Database
 from bot.storage.models import Caseworker
 from bot.web.context import runtime
 from bot.web.limits import limiter
+from bot.web.transport import security_headers
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 256  # argon2 takes any length; this only bounds the work one request can ask for
@@ -45,15 +46,6 @@ ROLES = ("caseworker", "admin")
 WRONG = "Wrong email or password."
 WAIT = "Too many wrong tries from here. Try again in {minutes} min, or ask an admin to unlock the account."
 
-# Staff pages hold residents' words: no caching, no framing, only this site's own scripts.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; base-uri 'none'; object-src 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "Referrer-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-}
 
 hasher = PasswordHasher()
 bp = Blueprint("auth", __name__)
@@ -371,12 +363,7 @@ def too_many(exc: TooManyRequests) -> tuple[str, int]:
     ), 429
 
 
-def staff_headers(resp: Response) -> Response:
-    """After-request hook for the staff blueprints."""
-    resp.headers.update(SECURITY_HEADERS)
-    if not (request.endpoint or "").endswith("static"):
-        resp.headers["Cache-Control"] = "no-store"  # the back button after logout shows nothing
-    return resp
+staff_headers = security_headers("same-origin")  # after-request hook for the staff blueprints
 
 
 bp.after_request(staff_headers)
