@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 import yaml
 import yaml_rs
-from phonenumbers import shortnumberinfo
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from bot.directory.geo import PointSet, miles_between, zip_centroid
+from bot.messaging.phones import BadNumber, regional_e164, short_number
 
 CATEGORY_KEYS = ("housing", "food", "health", "legal", "recovery", "safety", "violence", "loss")
 CategoryKey = Literal["housing", "food", "health", "legal", "recovery", "safety", "violence", "loss"]
@@ -78,23 +77,6 @@ class Category(_Model):
         return name
 
 
-@lru_cache(maxsize=65536)
-def _e164(raw: str) -> str:
-    """A valid US number in E.164 ("+18164746750"), from any usual spelling of it."""
-    text = raw.strip()
-    try:
-        # canonical input skips phonenumbers' parser, by far its slowest step
-        if len(text) == 12 and text.startswith("+1") and text[2:].isdigit():
-            number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text[2:]))
-        else:
-            number = phonenumbers.parse(text, "US")
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number_for_region(number, "US"):
-        raise ValueError(f"not a valid US phone number: {raw!r}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 class Phone(_Model):
     number: str
     extension: int | None = None
@@ -104,7 +86,10 @@ class Phone(_Model):
     @field_validator("number", mode="before")
     @classmethod
     def _valid_us(cls, number: Any) -> str:
-        return _e164(str(number))
+        try:
+            return regional_e164(str(number), "US")
+        except BadNumber:
+            raise ValueError(f"not a valid US phone number: {str(number)!r}") from None
 
 
 class Address(_Model):
@@ -201,11 +186,7 @@ class XBot(_Model):
     def _short(cls, value: Any) -> str | None:
         if value is None:
             return None
-        text = str(value).strip()
-        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text)) if text.isdigit() else None
-        if number is None or not shortnumberinfo.is_valid_short_number_for_region(number, "US"):
-            raise ValueError(f"not a valid US short number: {text!r}")
-        return text
+        return short_number(str(value), "US")  # BadNumber is a ValueError: pydantic reports its message
 
 
 class Service(_Model):
