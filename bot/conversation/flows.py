@@ -15,6 +15,7 @@ import yaml
 
 from bot.conversation.matching import VOCABULARY_FILE
 from bot.conversation.segments import segments, to_gsm
+from bot.yaml_lines import line_of
 
 SPEC_VERSION = 1
 MESSAGES_FILE = "messages.yaml"
@@ -873,7 +874,7 @@ def _resolve(raw: list[_Raw], dir: Path) -> list[Issue]:
         if line is None and item.file.is_file():
             if item.file not in roots:
                 roots[item.file] = _compose(item.file)
-            line = _line_of(roots[item.file], item.path)
+            line = line_of(roots[item.file], item.path)
         issues.append(Issue(item.level, _display(item.file, dir), line, item.step, item.message))
     return issues
 
@@ -883,30 +884,6 @@ def _compose(file: Path) -> yaml.Node | None:
         return yaml.compose(file.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except (yaml.YAMLError, OSError, UnicodeDecodeError):
         return None
-
-
-def _line_of(node: yaml.Node | None, path: tuple) -> int | None:
-    """1-based line of the deepest key (or item) along `path` that exists."""
-    if node is None:
-        return None
-    mark = node.start_mark
-    for key in path:
-        found = _child(node, key)
-        if found is None:
-            break
-        mark, node = found[0].start_mark, found[1]
-    return mark.line + 1
-
-
-def _child(node: yaml.Node, key: Any) -> tuple[yaml.Node, yaml.Node] | None:
-    """(node to point at, node to descend into) for one path element."""
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if k.value == str(key):
-                return k, v
-    if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-        return node.value[key], node.value[key]
-    return None
 
 
 def _display(file: Path, dir: Path) -> str:

@@ -26,6 +26,7 @@ from pydantic_core import ErrorDetails
 
 from bot.directory.geo import PointSet, miles_between, zip_centroid
 from bot.messaging.phones import BadNumber, regional_e164, short_number
+from bot.yaml_lines import line_of
 
 CATEGORY_KEYS = ("housing", "food", "health", "legal", "recovery", "safety", "violence", "loss")
 CategoryKey = Literal["housing", "food", "health", "legal", "recovery", "safety", "violence", "loss"]
@@ -719,7 +720,8 @@ def _report(path: Path, text: str, raw: dict, issues: list[tuple[tuple, str]]) -
     lines = []
     for loc, message in issues[:MAX_REPORTED]:
         field = ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in loc[2:]).replace(".[", "[")
-        lines.append(f"{path}:{_line(root, loc)}: {_entry(raw, loc)}: {field + ': ' if field else ''}{message}")
+        line = line_of(root, loc, at_value=True) or 1
+        lines.append(f"{path}:{line}: {_entry(raw, loc)}: {field + ': ' if field else ''}{message}")
     if len(issues) > MAX_REPORTED:
         lines.append(f"... and {len(issues) - MAX_REPORTED} more")
     return "\n".join(lines)
@@ -735,18 +737,3 @@ def _entry(raw: dict, loc: tuple) -> str:
     item = items[index] if isinstance(items, list) else None
     name = item.get(field) if isinstance(item, dict) else None
     return f"{noun} {name!r}" if isinstance(name, str) else f"{noun} #{index + 1} (no {field})"
-
-
-def _line(node: yaml.Node | None, loc: tuple) -> int:
-    """1-based line of the deepest YAML node the error location reaches."""
-    for part in loc:
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            found = next((value for key, value in node.value if key.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            found = node.value[part]
-        else:
-            found = None
-        if found is None:
-            break
-        node = found
-    return node.start_mark.line + 1 if node is not None else 1
