@@ -40,7 +40,7 @@ class Runtime:
         except FlowError as exc:
             raise ConfigError(f"FLOWS_DIR: {str(exc).splitlines()[0]}") from None
         try:
-            vocabulary = Vocabulary.from_flows(settings.flows_dir)
+            vocabulary = Vocabulary.from_flows(settings.flows_dir, needs=list(directory.categories))
         except VocabularyError as exc:
             raise ConfigError(f"FLOWS_DIR: {exc}") from None
         engine = Engine(flows, vocabulary.matcher, directory, settings.program_timezone, crisis=vocabulary.crisis)

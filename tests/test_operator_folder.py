@@ -12,7 +12,7 @@ from conftest import ROOT, Phone
 
 from bot import create_app
 from bot.cli import main
-from bot.config import is_packaged, load_settings, packaged
+from bot.config import ConfigError, is_packaged, load_settings, packaged
 from bot.operator_folder import write_operator_folder
 from bot.server import banner
 
@@ -126,3 +126,12 @@ def test_init_overwrites_nothing(tmp_path):
     assert "resources.yaml" in refused.output
     assert (folder / "resources.yaml").read_text() == "mine"
     assert not (folder / "flows").exists()
+
+
+def test_the_vocabulary_must_read_the_directorys_needs(env, clock, operator_flows):
+    path = operator_flows / "vocabulary.yaml"
+    vocabulary = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del vocabulary["categories"]["loss"]
+    path.write_text(yaml.safe_dump(vocabulary, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match="FLOWS_DIR: .*categories must be exactly the directory's"):
+        create_app(load_settings({**env, "FLOWS_DIR": str(operator_flows)}), clock=clock)

@@ -6,11 +6,12 @@ hands it to the engine and the service, so a crisis phrase an operator adds is h
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.conversation.crisis import CrisisDetector
-from bot.conversation.matching import VOCABULARY_FILE, Matcher, load_vocabulary
+from bot.conversation.matching import VOCABULARY_FILE, Matcher, VocabularyError, load_vocabulary
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,12 @@ class Vocabulary:
     crisis: CrisisDetector
 
     @classmethod
-    def from_flows(cls, flows_dir: Path) -> Vocabulary:
-        """Read `flows_dir`/vocabulary.yaml once; raise VocabularyError naming the file and key."""
+    def from_flows(cls, flows_dir: Path, needs: Collection[str] | None = None) -> Vocabulary:
+        """Read `flows_dir`/vocabulary.yaml once; raise VocabularyError naming the file and key. With
+        `needs` (the directory's categories), its categories must be exactly those."""
         path = flows_dir / VOCABULARY_FILE
         data = load_vocabulary(path)
-        return cls(Matcher(data, str(path)), CrisisDetector(data, str(path)))
+        matcher = Matcher(data, str(path))
+        if needs is not None and set(matcher.needs) != set(needs):
+            raise VocabularyError(f"{path}: categories must be exactly the directory's: {', '.join(needs)}")
+        return cls(matcher, CrisisDetector(data, str(path)))
