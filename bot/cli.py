@@ -57,6 +57,16 @@ def _runtime(settings: Settings) -> Runtime:
     return rt
 
 
+def _directory(settings: Settings) -> Directory:
+    """The directory at RESOURCES_PATH, or its first error as the command's."""
+    from bot.directory.resources import DirectoryError, load_directory
+
+    try:
+        return load_directory(settings.resources_path)
+    except DirectoryError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _migrate(settings: Settings) -> None:
     from sqlalchemy.exc import OperationalError
 
@@ -230,13 +240,9 @@ def _warn_stale(settings: Settings, directory: Directory) -> int:
 def export_hsds(out_dir: Path) -> None:
     """Write DIR/services.json: the directory as HSDS 3.0 service objects."""
     from bot.directory.hsds import write_export
-    from bot.directory.resources import DirectoryError, load_directory
 
     settings = _settings()
-    try:
-        directory = load_directory(settings.resources_path)
-    except DirectoryError as exc:
-        raise click.ClickException(str(exc)) from None
+    directory = _directory(settings)
     path = write_export(directory, out_dir, settings.program_timezone.key)
     click.echo(f"{len(directory.services)} services written to {path}")
 
@@ -276,7 +282,7 @@ def import_hsds(source: Path, out: Path) -> None:
 
 
 @main.command()
-@click.option("--lang", type=click.Choice(["en", "es"]), default=None)
+@click.option("--lang", default=None, help="start in this language of the flows (en, es, …)")
 @click.option("--phone", default="+12025550123", show_default=True, help="the pretend resident's number")
 def chat(lang: str | None, phone: str) -> None:
     """Try the flows in the terminal, through the real service and database."""
@@ -311,10 +317,11 @@ def report(since: str | None, until: str | None, month: str | None, fmt: str) ->
     except PeriodError as exc:
         raise click.BadParameter(str(exc), param_hint=f"--{exc.field}") from None
     _migrate(settings)
+    needs = list(_directory(settings).categories)
     db = Database(settings.database_url)
     try:
         with db.sessions() as s:
-            result = build_report(s, period)
+            result = build_report(s, period, needs)
     finally:
         db.dispose()
     click.echo({"text": to_text, "csv": to_csv, "json": to_json}[fmt](result), nl=False)

@@ -51,16 +51,6 @@ MAX_DAYS = 3 * 366  # a longer range is a mistake, and its week-by-week page wou
 # Follow-ups that left (logged: no Twilio account, as in a trial run).
 SENT = (FollowUpStatus.SENT, FollowUpStatus.LOGGED)
 
-NEEDS = {
-    "housing": "Housing",
-    "food": "Food",
-    "health": "Health",
-    "legal": "Legal",
-    "recovery": "Recovery",
-    "safety": "Safety",
-    "violence": "Violence",
-    "loss": "Loss",
-}
 NO_NEED = "Other"  # asked for a person, or a crisis, before naming a need
 OUTCOMES: dict[str, str] = {
     Outcome.GOT_HELP: "Got help",
@@ -431,11 +421,14 @@ class Report:
     sections: list[Section]
 
 
-def build_report(s: Session, period: Period) -> Report:
-    """Every section, from one session (one snapshot of the database)."""
+def build_report(s: Session, period: Period, needs: Sequence[str]) -> Report:
+    """Every section, from one session (one snapshot of the database); `needs` are the directory's
+    categories, each a row even when nobody asked (a zero says something)."""
     referrals, unmet = _referrals(s, period), _unmet_events(s, period)
     asked = need_requests(referrals, unmet, period)
-    by_week = grid_of(((r.person, period.week(r.day), r.need) for r in asked), _weeks(period), _needs(asked))
+    by_week = grid_of(
+        ((r.person, period.week(r.day), r.need) for r in asked), _weeks(period), _needs(needs, (r.need for r in asked))
+    )
     by_zip = zip_grid(asked, by_week) if period.detailed else None
     suppress(*(grid for grid in (by_week, by_zip) if grid is not None))  # together: they share the need totals
     return Report(
@@ -451,7 +444,7 @@ def build_report(s: Session, period: Period) -> Report:
                 lambda: requests_by_zip(by_zip),
             ),
             crises_by_kind(referrals, period),
-            needs_not_met(unmet_needs(referrals, unmet, period)),
+            needs_not_met(unmet_needs(referrals, unmet, period), needs),
             referral_outcomes(referrals),
             closing_the_loop(referrals, _followups_sent(s, period), _texted_in(s, period), _opted_out(s, period)),
             time_to_contact(referrals),
@@ -475,7 +468,7 @@ def _keys(fixed: dict[str, str], seen: Iterable[str | None], none_label: str) ->
     extra = sorted(k for k in seen if k is not None and k not in fixed)
     return [
         *fixed.items(),
-        *((k, k.replace("_", " ").capitalize()) for k in extra),
+        *((k, _label(k)) for k in extra),
         *([(None, none_label)] if None in seen else []),
     ]
 
@@ -501,8 +494,13 @@ def _weeks(period: Period) -> list[tuple[date, str]]:
     return [(w, f"Week of {w.isoformat()}") for w in period.weeks()]
 
 
-def _needs(asked: list[Request]) -> list[tuple[str | None, str]]:
-    return _keys(NEEDS, (r.need for r in asked), NO_NEED)
+def _needs(needs: Sequence[str], seen: Iterable[str | None]) -> list[tuple[str | None, str]]:
+    """The directory's needs as rows ("legal" reads "Legal"), then any other need found, then none."""
+    return _keys({need: _label(need) for need in needs}, seen, NO_NEED)
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").capitalize()
 
 
 def requests_by_week(grid: Grid, period: Period) -> Section:
@@ -561,10 +559,9 @@ def crises_by_kind(referrals: list[Referral], period: Period) -> Section:
     return detailed_only(period, "crises_by_kind", "Crises by kind", "Crises", grid.total, table)
 
 
-def needs_not_met(unmet: list[Unmet]) -> Section:
+def needs_not_met(unmet: list[Unmet], needs: Sequence[str]) -> Section:
     reasons = list(UNMET.items())
-    needs = _keys(NEEDS, (u.need for u in unmet), NO_NEED)
-    grid = tally(((u.person, u.need, u.reason) for u in unmet), needs, reasons)
+    grid = tally(((u.person, u.need, u.reason) for u in unmet), _needs(needs, (u.need for u in unmet)), reasons)
     return Section(
         "needs_not_met",
         "Needs not met",

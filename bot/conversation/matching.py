@@ -353,6 +353,10 @@ class Matcher:
             found = self._global.get(self._global_speller.correct(key))
         return found
 
+    def says(self, word: str) -> str | None:
+        """The vocabulary's first phrase for a global word ("espanol" for lang:es)."""
+        return next((phrase for phrase, found in self._global.items() if found == word), None)
+
     def unsure(self, text: str) -> bool:
         """ "idk", "not sure", "no sé": the resident does not know."""
         words = self._without(text, self._polite)

@@ -28,8 +28,6 @@ from bot.directory.geo import PointSet, miles_between, zip_centroid
 from bot.messaging.phones import BadNumber, regional_e164, short_number
 from bot.yaml_lines import line_of
 
-CATEGORY_KEYS = ("housing", "food", "health", "legal", "recovery", "safety", "violence", "loss")
-CategoryKey = Literal["housing", "food", "health", "legal", "recovery", "safety", "violence", "loss"]
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # index = date.weekday()
 NEAR_MILES = 5.0  # a line with no place (988, a hotline) ranks as if it were this far away
 DISTANCE_STEP = 0.5  # distances rank in half-mile steps, so language decides between near equals
@@ -65,17 +63,11 @@ class TaxonomyTerm(_Model):
 
 
 class Category(_Model):
-    key: CategoryKey
-    taxonomy_term: TaxonomyTerm
-    name: dict[str, Text]
+    """A need: its key (what flows and the vocabulary name it), and its name in each language."""
 
-    @field_validator("name")
-    @classmethod
-    def _both_languages(cls, name: dict[str, str]) -> dict[str, str]:
-        missing = [lang for lang in ("en", "es") if lang not in name]
-        if missing:
-            raise ValueError(f"missing translation(s): {', '.join(missing)}")
-        return name
+    key: Slug
+    taxonomy_term: TaxonomyTerm
+    name: dict[str, Text] = Field(min_length=1)
 
 
 class Phone(_Model):
@@ -196,7 +188,7 @@ class Service(_Model):
     description: Text
     status: Literal["active", "inactive", "defunct", "temporarily closed"]
     organization: Organization
-    categories: list[CategoryKey] = Field(min_length=1)
+    categories: list[Slug] = Field(min_length=1)  # keys of the file's own categories
     attributes: list[Attribute] = Field(default_factory=list)
     phones: list[Phone] = Field(min_length=1)
     locations: list[Location] = Field(default_factory=list)
@@ -683,26 +675,32 @@ def load_directory(path: Path, *, service_area_miles: float = SERVICE_AREA_MILES
 def _message(error: ErrorDetails) -> str:
     message = error["msg"].removeprefix("Value error, ")
     value = error.get("input")
-    if error["type"] == "literal_error" and error["loc"][-2:-1] == ("categories",):
-        return f"unknown category {value!r} (use {', '.join(CATEGORY_KEYS)})"
     if error["type"] != "value_error" and isinstance(value, (str, int, float, date)) and not isinstance(value, bool):
         message += f" (got {value!r})"
     return message
 
 
 def _cross_check(parsed: DirectoryFile) -> list[tuple[tuple, str]]:
-    """What one entry alone cannot show: duplicates, missing categories, unplaceable locations."""
+    """What one entry alone cannot show: duplicates, names missing a language, unknown categories,
+    unplaceable locations. The categories (the needs) and their languages are the file's own."""
     issues: list[tuple[tuple, str]] = []
     seen_keys: set[str] = set()
+    languages = list(parsed.categories[0].name) if parsed.categories else []
     for i, category in enumerate(parsed.categories):
         if category.key in seen_keys:
             issues.append((("categories", i, "key"), f"duplicate category {category.key!r}"))
         seen_keys.add(category.key)
-    missing = [key for key in CATEGORY_KEYS if key not in seen_keys]
-    if missing:
-        issues.append((("categories",), f"missing categories: {', '.join(missing)}"))
+        missing = [lang for lang in languages if lang not in category.name]
+        if missing:
+            issues.append((("categories", i, "name"), f"missing translation(s): {', '.join(missing)}"))
+    if not seen_keys:
+        issues.append((("categories",), "no categories: list the needs the line answers"))
     first_seen: dict[str, int] = {}
     for i, service in enumerate(parsed.services):
+        for j, key in enumerate(service.categories):
+            if key not in seen_keys:
+                known = ", ".join(c.key for c in parsed.categories)
+                issues.append((("services", i, "categories", j), f"unknown category {key!r} (use {known})"))
         if service.id in first_seen:
             first = first_seen[service.id] + 1
             issues.append((("services", i, "id"), f"duplicate id {service.id!r} (first used by service #{first})"))

@@ -39,7 +39,7 @@ def _closed_months(today: date, count: int = 12) -> list[date]:
 
 def _build(period: Period) -> Report:
     with runtime().db.sessions() as s:
-        return build_report(s, period)
+        return build_report(s, period, list(runtime().directory.categories))
 
 
 @bp.get("/reports")

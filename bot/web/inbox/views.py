@@ -96,8 +96,9 @@ def local(at: datetime | None) -> str:
 
 @bp.app_template_filter("category_label")
 def category_label(key: str | None) -> str:
-    category = runtime().directory.categories.get(key) if key else None
-    return category.name["en"] if category else "No category yet"
+    rt = runtime()
+    category = rt.directory.categories.get(key) if key else None
+    return category.name.get(rt.engine.languages[0], key or "") if category else "No category yet"
 
 
 @bp.app_template_filter("reason_label")
