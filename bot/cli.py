@@ -41,8 +41,8 @@ def _app(settings: Settings, **kwargs):
 def _runtime(settings: Settings) -> Runtime:
     """The runtime without the web app (the scheduler's), DATA_KEY checked as for the app."""
     from bot import logs
-    from bot.app import check_environment
     from bot.casework.retention import check_key
+    from bot.config import check_environment
     from bot.messaging import notify
     from bot.runtime import Runtime
 

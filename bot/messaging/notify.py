@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 THREAD_PATH = "/inbox/referrals/{id}"  # the inbox's thread view (bot/inbox/views.py)
 QUEUE_PATH = "/inbox/"
 REPEAT_AFTER = timedelta(minutes=10)  # the same notice to the same person at most this often
+# Twilio took the text.
 HANDED = frozenset(
     {
         MessageStatus.QUEUED,
@@ -45,7 +46,7 @@ HANDED = frozenset(
         MessageStatus.DELIVERED,
         MessageStatus.READ,
     }
-)  # Twilio took the text
+)
 
 
 def install(rt: Runtime, later: Callable[[Callable[[], object]], None] | None = None) -> None:
