@@ -10,6 +10,7 @@ import yaml
 
 from bot.conversation.crisis import PRIORITY, CrisisDetector, CrisisKind
 from bot.conversation.matching import VocabularyError
+from bot.conversation.vocabulary import Vocabulary
 
 VOCABULARY_PATH = Path(__file__).resolve().parents[1] / "flows" / "vocabulary.yaml"
 detect = CrisisDetector.from_file(VOCABULARY_PATH).detect
@@ -75,8 +76,8 @@ def test_empty_messages(text):
     assert detect(text) is None
 
 
-def test_detector_from_file_matches_the_module_detector():
-    detector = CrisisDetector.from_file(VOCABULARY_PATH)
+def test_the_runtimes_detector_is_the_one_of_its_flows_folder():
+    detector = Vocabulary.from_flows(VOCABULARY_PATH.parent).crisis
     assert all(detector.detect(text) is detect(text) for text, _ in CASES)
 
 
