@@ -15,6 +15,7 @@ from bot.config import ConfigError, Settings, load_settings, port_from
 
 if TYPE_CHECKING:
     from bot.directory.resources import Directory
+    from bot.runtime import Runtime
 
 
 def _settings() -> Settings:
@@ -37,6 +38,35 @@ def _app(settings: Settings, **kwargs):
     return app
 
 
+def _runtime(settings: Settings) -> Runtime:
+    """The runtime without the web app (the scheduler's), DATA_KEY checked as for the app."""
+    from bot import logs
+    from bot.casework.retention import check_key
+    from bot.config import check_environment
+    from bot.messaging import notify
+    from bot.runtime import Runtime
+
+    logs.configure()
+    try:
+        check_environment(settings)
+        rt = Runtime.build(settings)
+        check_key(rt.db)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    notify.install(rt)
+    return rt
+
+
+def _directory(settings: Settings) -> Directory:
+    """The directory at RESOURCES_PATH, or its first error as the command's."""
+    from bot.directory.resources import DirectoryError, load_directory
+
+    try:
+        return load_directory(settings.resources_path)
+    except DirectoryError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _migrate(settings: Settings) -> None:
     from sqlalchemy.exc import OperationalError
 
@@ -51,6 +81,21 @@ def _migrate(settings: Settings) -> None:
 @click.group()
 def main() -> None:
     """peaceline: an SMS and web-chat referral line."""
+
+
+@main.command("init")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def init(folder: Path) -> None:
+    """Write an operator folder to edit: flows, resources.yaml, an .env example and a README."""
+    from bot.operator_folder import FolderExists, write_operator_folder
+
+    try:
+        written = write_operator_folder(folder)
+    except FolderExists as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"next: cd {folder} && peaceline check && peaceline serve")
 
 
 @main.command("init-db")
@@ -88,7 +133,7 @@ def scheduler(interval: int) -> None:
 
     settings = _settings()
     _migrate(settings)
-    run_forever(_app(settings), interval)
+    run_forever(_runtime(settings), interval)
 
 
 @main.command("send-due")
@@ -195,13 +240,9 @@ def _warn_stale(settings: Settings, directory: Directory) -> int:
 def export_hsds(out_dir: Path) -> None:
     """Write DIR/services.json: the directory as HSDS 3.0 service objects."""
     from bot.directory.hsds import write_export
-    from bot.directory.resources import DirectoryError, load_directory
 
     settings = _settings()
-    try:
-        directory = load_directory(settings.resources_path)
-    except DirectoryError as exc:
-        raise click.ClickException(str(exc)) from None
+    directory = _directory(settings)
     path = write_export(directory, out_dir, settings.program_timezone.key)
     click.echo(f"{len(directory.services)} services written to {path}")
 
@@ -241,7 +282,7 @@ def import_hsds(source: Path, out: Path) -> None:
 
 
 @main.command()
-@click.option("--lang", type=click.Choice(["en", "es"]), default=None)
+@click.option("--lang", default=None, help="start in this language of the flows (en, es, …)")
 @click.option("--phone", default="+12025550123", show_default=True, help="the pretend resident's number")
 def chat(lang: str | None, phone: str) -> None:
     """Try the flows in the terminal, through the real service and database."""
@@ -276,10 +317,11 @@ def report(since: str | None, until: str | None, month: str | None, fmt: str) ->
     except PeriodError as exc:
         raise click.BadParameter(str(exc), param_hint=f"--{exc.field}") from None
     _migrate(settings)
+    needs = list(_directory(settings).categories)
     db = Database(settings.database_url)
     try:
         with db.sessions() as s:
-            result = build_report(s, period)
+            result = build_report(s, period, needs)
     finally:
         db.dispose()
     click.echo({"text": to_text, "csv": to_csv, "json": to_json}[fmt](result), nl=False)
@@ -372,9 +414,12 @@ def purge(older_than: str | None, number: str | None, dry_run: bool) -> None:
     settings = _settings()
     _migrate(settings)
     rt = _app(settings).extensions["peaceline"]
-    if age is not None:
-        purged = purge_older_than(rt.db, rt.clock.now(), age, dry_run)
-    elif (purged := purge_resident(rt.db, rt.clock.now(), phone, dry_run)) is None:
+    purged = (
+        purge_older_than(rt.db, rt.clock.now(), age, dry_run)
+        if age is not None
+        else purge_resident(rt.db, rt.clock.now(), phone, dry_run)
+    )
+    if purged is None:
         raise click.ClickException("no resident has that number (never texted, or already anonymised)")
     counts = ", ".join(f"{n} {name.replace('_', '-')}" for name, n in purged.as_dict().items())
     click.echo(f"{'dry run, would purge' if dry_run else 'purged'}: {counts}")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from bot.config import Settings
+from bot.config import Settings, is_packaged
 
 
 class _Gunicorn(BaseApplication):
@@ -43,10 +44,20 @@ def banner(settings: Settings, host: str, port: int, workers: int, scheduler: bo
         f"  reports         {base}/reports",
         f"  sender: {sender}",
         f"  scheduler: {'one process' if scheduler else 'off'}",
+        f"  flows: {_source(settings.flows_dir)}",
+        f"  resources: {_source(settings.resources_path)}",
+        f"  instance: {settings.instance_path}",
     ]
     if not settings.twilio_auth_token:
         lines.append("  note: TWILIO_AUTH_TOKEN is not set, so /sms refuses every request (503)")
     return "\n".join(lines)
+
+
+def _source(path: Path) -> str:
+    """Where a data file comes from: the operator's own, or the packaged sample (`peaceline init` copies it)."""
+    if is_packaged(path):
+        return f"{path} (packaged defaults: run `peaceline init DIR` for a folder of your own)"
+    return str(path)
 
 
 def run(app: Flask, settings: Settings, host: str, port: int, workers: int, scheduler: bool) -> None:

@@ -16,13 +16,14 @@ from twilio.request_validator import RequestValidator
 
 from bot import create_app
 from bot.clock import FrozenClock
-from bot.config import ROOT, load_settings
+from bot.config import load_settings
 from bot.messaging.outbound import SendResult
 from bot.storage import crypto
 from bot.storage.db import scratch_database
 from bot.storage.migrate import upgrade
 from bot.storage.models import Base
 
+ROOT = Path(__file__).resolve().parents[1]  # the source tree: flows/, resources.yaml, shared/ beside it
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 BASE_URL = "https://peaceline.example.org"
 PROGRAM_NUMBER = "+18165550100"

@@ -11,12 +11,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import RESIDENT, Phone
+from conftest import RESIDENT, ROOT, Phone
 from fault_twilio import ACCOUNT_SID, ScriptedTwilio
 from sqlalchemy import select, text
 
 from bot import create_app
-from bot.config import ROOT, ConfigError, load_settings
+from bot.config import ConfigError, load_settings
 from bot.messaging.outbound import TwilioSender
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade

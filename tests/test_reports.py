@@ -158,7 +158,7 @@ def _followups(people: dict[int, int]) -> list[FollowUp]:
 def report_of(rt, since: str | None = SINCE, until: str | None = UNTIL, month: str | None = None):
     period = parse_period(since, until, rt.clock.now(), KC, month)
     with rt.db.sessions() as s:
-        return build_report(s, period)
+        return build_report(s, period, list(rt.directory.categories))
 
 
 def table(report, key: str) -> dict[str, list[str]]:

@@ -252,7 +252,7 @@ def test_escalations_are_rate_limited_and_batched(app, rt, client, clock, outbox
         assert reply[0].endswith("A person from our team will text you today after 9am.")
     assert len(outbox.to(ON_CALL)) == 1
     clock.set(WEDNESDAY_2AM + timedelta(minutes=6))
-    tick(app)
+    tick(app.extensions["peaceline"])
     assert len(outbox.to(ON_CALL)) == 2
     assert outbox.to(ON_CALL)[-1].startswith("Peaceline: 5 new referrals (5 urgent) need a person.")
     (reply,) = texts(others[0], "are you there")  # now it is true: the person on call was told
@@ -274,7 +274,7 @@ def test_web_chat_crises_never_text_the_person_on_call_one_by_one(app, rt, clock
         assert "Keep this page open" in replies[0] and "text you" not in replies[0]
     assert outbox.to(ON_CALL) == []
     clock.set(WEDNESDAY_2AM + timedelta(minutes=1))
-    tick(app)
+    tick(app.extensions["peaceline"])
     assert outbox.to(ON_CALL) == [
         "Peaceline: 30 new referrals (30 urgent) need a person. Open the inbox: https://peaceline.example.org/inbox/"
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session, joinedload
@@ -17,19 +17,21 @@ from bot.casework import audit
 from bot.messaging.service import OPEN_REFERRAL, clean
 from bot.messaging.triage import QUEUE_ORDER
 from bot.runtime import Runtime
+from bot.storage.db import rows_changed
 from bot.storage.models import Caseworker, FollowUp, Message, Note, Referral, Resident
+from bot.storage.statuses import FollowUpStatus, MessageStatus, Outcome, ReferralStatus
 
 OUTCOMES = {
-    "got_help": "Got help",
-    "could_not_get_help": "Could not get help",
-    "no_longer_needed": "No longer needed",
-    "could_not_reach": "Could not reach them",
-    "referred_elsewhere": "Referred elsewhere",
+    Outcome.GOT_HELP: "Got help",
+    Outcome.COULD_NOT_GET_HELP: "Could not get help",
+    Outcome.NO_LONGER_NEEDED: "No longer needed",
+    Outcome.COULD_NOT_REACH: "Could not reach them",
+    Outcome.REFERRED_ELSEWHERE: "Referred elsewhere",
 }
 MAX_REPLY = 1600  # Twilio's limit for one message
 MAX_NOTE = 5000
-NOT_SENT = ("skipped_opted_out", "failed", "held_contact_preference")
-UNCERTAIN = ("unknown",)  # Twilio timed out or failed: the text may or may not have gone out
+NOT_SENT = (MessageStatus.SKIPPED_OPTED_OUT, MessageStatus.FAILED, MessageStatus.HELD_CONTACT_PREFERENCE)
+UNCERTAIN = (MessageStatus.UNKNOWN,)  # Twilio timed out or failed: the text may or may not have gone out
 PAGE_SIZE = 50
 Show = Literal["open", "mine", "closed"]
 
@@ -72,8 +74,9 @@ class Queue:
 def queue(rt: Runtime, show: Show, me: int, page: int = 1) -> Queue:
     """A page of open referrals in triage order (tier, urgent, oldest); or mine; or the latest closed."""
     where: list[ColumnElement[bool]]
+    order: tuple[Any, ...]  # ORDER BY terms: columns and their .desc()
     if show == "closed":
-        where, order = [Referral.status == "closed"], (Referral.closed_at.desc(), Referral.id.desc())
+        where, order = [Referral.status == ReferralStatus.CLOSED], (Referral.closed_at.desc(), Referral.id.desc())
     else:
         where, order = [Referral.status.in_(OPEN_REFERRAL)], QUEUE_ORDER
         if show == "mine":
@@ -154,7 +157,7 @@ def claim(rt: Runtime, referral_id: int, me: int) -> None:
     now = rt.clock.now()
     with rt.db.transaction() as s:
         referral = _referral(s, referral_id)
-        if referral.status != "new":
+        if referral.status != ReferralStatus.NEW:
             who = referral.assigned_to.name if referral.assigned_to else "someone"
             raise CaseError(f"{who} already has this referral.")
         _take(s, referral, me, now)
@@ -162,8 +165,8 @@ def claim(rt: Runtime, referral_id: int, me: int) -> None:
 
 def _take(s: Session, referral: Referral, caseworker_id: int, now: datetime) -> None:
     referral.assigned_to_id, referral.claimed_at = caseworker_id, now
-    if referral.status == "new":
-        _set_status(s, referral, "claimed", caseworker_id, now)
+    if referral.status == ReferralStatus.NEW:
+        _set_status(s, referral, ReferralStatus.CLAIMED, caseworker_id, now)
 
 
 def reply(rt: Runtime, referral_id: int, me: int, text: str) -> Message:
@@ -175,7 +178,7 @@ def reply(rt: Runtime, referral_id: int, me: int, text: str) -> Message:
         raise CaseError(f"That is too long for one text ({len(body)} of {MAX_REPLY} characters).")
     with rt.db.sessions() as s:
         referral = _referral(s, referral_id, lock=False)
-    if referral.status == "closed":
+    if referral.status == ReferralStatus.CLOSED:
         raise CaseError("This referral is closed. Reopen it to reply.")
     msg = rt.outbound.send(referral.resident_id, body, kind="caseworker", referral_id=referral_id, caseworker_id=me)
     if msg.status in NOT_SENT + UNCERTAIN:
@@ -186,8 +189,8 @@ def reply(rt: Runtime, referral_id: int, me: int, text: str) -> Message:
         referral.bot_resumed_at = None  # the resident's next texts come to the caseworker again
         if referral.assigned_to_id is None:
             _take(s, referral, me, now)
-        if referral.status in ("new", "claimed"):
-            _set_status(s, referral, "contacted", me, now)
+        if referral.status in (ReferralStatus.NEW, ReferralStatus.CLAIMED):
+            _set_status(s, referral, ReferralStatus.CONTACTED, me, now)
             referral.contacted_at = referral.contacted_at or now
     return msg
 
@@ -211,24 +214,31 @@ def close(rt: Runtime, referral_id: int, me: int, outcome: str) -> int:
     now = rt.clock.now()
     with rt.db.transaction() as s:
         referral = _referral(s, referral_id)
-        if referral.status == "closed":
+        if referral.status == ReferralStatus.CLOSED:
             raise CaseError("This referral is already closed.")
-        _set_status(s, referral, "closed", me, now, outcome=outcome)
+        _set_status(s, referral, ReferralStatus.CLOSED, me, now, outcome=outcome)
         referral.outcome, referral.closed_at = outcome, now
-        return s.execute(
+        return rows_changed(
+            s,
             update(FollowUp)
-            .where(FollowUp.referral_id == referral_id, FollowUp.status == "pending")
-            .values(status="cancelled")
-        ).rowcount
+            .where(FollowUp.referral_id == referral_id, FollowUp.status == FollowUpStatus.PENDING)
+            .values(status=FollowUpStatus.CANCELLED),
+        )
 
 
 def reopen(rt: Runtime, referral_id: int, me: int) -> None:
     now = rt.clock.now()
     with rt.db.transaction() as s:
         referral = _referral(s, referral_id)
-        if referral.status != "closed":
+        if referral.status != ReferralStatus.CLOSED:
             raise CaseError("This referral is open.")
-        back = "contacted" if referral.contacted_at else "claimed" if referral.assigned_to_id else "new"
+        back = (
+            ReferralStatus.CONTACTED
+            if referral.contacted_at
+            else ReferralStatus.CLAIMED
+            if referral.assigned_to_id
+            else ReferralStatus.NEW
+        )
         _set_status(s, referral, back, me, now)
         referral.outcome, referral.closed_at = None, None
 
@@ -252,8 +262,8 @@ def assign(rt: Runtime, referral_id: int, me: int, caseworker_id: int) -> None:
             before=referral.assigned_to_id,
         )
         referral.assigned_to_id, referral.claimed_at = caseworker_id, referral.claimed_at or now
-        if referral.status == "new":
-            _set_status(s, referral, "claimed", me, now)
+        if referral.status == ReferralStatus.NEW:
+            _set_status(s, referral, ReferralStatus.CLAIMED, me, now)
 
 
 # -- check-ins ----------------------------------------------------------------------------------------
@@ -276,7 +286,7 @@ def schedule_followup(rt: Runtime, referral_id: int, me: int, template: str, day
         raise CaseError("Pick a time in the future.")
     with rt.db.transaction() as s:
         referral = _referral(s, referral_id)
-        if referral.status == "closed":
+        if referral.status == ReferralStatus.CLOSED:
             raise CaseError("This referral is closed. Reopen it first.")
         if referral.resident.opted_out:
             raise CaseError("This person opted out of texts.")
@@ -285,7 +295,7 @@ def schedule_followup(rt: Runtime, referral_id: int, me: int, template: str, day
             referral_id=referral_id,
             template=template,
             due_at=local,
-            status="pending",
+            status=FollowUpStatus.PENDING,
             created_by_id=me,
             created_at=now,
         )
@@ -311,9 +321,9 @@ def cancel_followup(rt: Runtime, followup_id: int, me: int) -> int:
         row = s.get(FollowUp, followup_id, with_for_update=True)
         if row is None or row.referral_id is None:
             raise CaseError("There is no such check-in.")
-        if row.status != "pending":
+        if row.status != FollowUpStatus.PENDING:
             raise CaseError("That check-in has already been handled.")
-        row.status = "cancelled"
+        row.status = FollowUpStatus.CANCELLED
         audit.record(
             s,
             "followup.cancelled",

@@ -41,38 +41,30 @@ from bot.casework.charts import Bar
 from bot.conversation.crisis import CrisisKind
 from bot.directory.resources import Directory
 from bot.storage.models import AuditEvent, FollowUp, Message, Referral, Resident
+from bot.storage.statuses import FollowUpStatus, Outcome, ReferralStatus
 
 MIN_PEOPLE = 5
 SMALL = "<5"  # fewer than 5 people: hidden
 HIDDEN = "*"  # hidden too, so that a "<5" cannot be worked out from a total by subtraction
 DEFAULT_DAYS = 90
 MAX_DAYS = 3 * 366  # a longer range is a mistake, and its week-by-week page would be enormous
-SENT = ("sent", "logged")  # follow-ups that left (logged: no Twilio account, as in a trial run)
+# Follow-ups that left (logged: no Twilio account, as in a trial run).
+SENT = (FollowUpStatus.SENT, FollowUpStatus.LOGGED)
 
-NEEDS = {
-    "housing": "Housing",
-    "food": "Food",
-    "health": "Health",
-    "legal": "Legal",
-    "recovery": "Recovery",
-    "safety": "Safety",
-    "violence": "Violence",
-    "loss": "Loss",
-}
 NO_NEED = "Other"  # asked for a person, or a crisis, before naming a need
-OUTCOMES = {
-    "got_help": "Got help",
-    "could_not_get_help": "Could not get help",
-    "no_longer_needed": "No longer needed",
-    "could_not_reach": "Could not reach them",
-    "referred_elsewhere": "Sent to another program",
+OUTCOMES: dict[str, str] = {
+    Outcome.GOT_HELP: "Got help",
+    Outcome.COULD_NOT_GET_HELP: "Could not get help",
+    Outcome.NO_LONGER_NEEDED: "No longer needed",
+    Outcome.COULD_NOT_REACH: "Could not reach them",
+    Outcome.REFERRED_ELSEWHERE: "Sent to another program",
 }
 UNMET = {
     "no_resource": "No place to send them",
     "declined": "Said no thanks",
-    "could_not_reach": "Could not reach them",
+    Outcome.COULD_NOT_REACH: "Could not reach them",
 }
-CRISES = {
+CRISES: dict[str, str] = {
     CrisisKind.VIOLENCE: "Violence",
     CrisisKind.ABUSE: "Abuse",
     CrisisKind.SELF_HARM: "Self-harm or suicide",
@@ -366,9 +358,9 @@ def unmet_needs(referrals: list[Referral], unmet: list[tuple[AuditEvent, str | N
         if e.detail.get("reason") in UNMET
     }
     found |= {
-        Unmet(r.resident_id, r.category, "could_not_reach", period.day(r.created_at))
+        Unmet(r.resident_id, r.category, Outcome.COULD_NOT_REACH, period.day(r.created_at))
         for r in referrals
-        if r.status == "closed" and r.outcome == "could_not_reach"
+        if r.status == ReferralStatus.CLOSED and r.outcome == Outcome.COULD_NOT_REACH
     }
     return list(found)
 
@@ -429,11 +421,14 @@ class Report:
     sections: list[Section]
 
 
-def build_report(s: Session, period: Period) -> Report:
-    """Every section, from one session (one snapshot of the database)."""
+def build_report(s: Session, period: Period, needs: Sequence[str]) -> Report:
+    """Every section, from one session (one snapshot of the database); `needs` are the directory's
+    categories, each a row even when nobody asked (a zero says something)."""
     referrals, unmet = _referrals(s, period), _unmet_events(s, period)
     asked = need_requests(referrals, unmet, period)
-    by_week = grid_of(((r.person, period.week(r.day), r.need) for r in asked), _weeks(period), _needs(asked))
+    by_week = grid_of(
+        ((r.person, period.week(r.day), r.need) for r in asked), _weeks(period), _needs(needs, (r.need for r in asked))
+    )
     by_zip = zip_grid(asked, by_week) if period.detailed else None
     suppress(*(grid for grid in (by_week, by_zip) if grid is not None))  # together: they share the need totals
     return Report(
@@ -449,7 +444,7 @@ def build_report(s: Session, period: Period) -> Report:
                 lambda: requests_by_zip(by_zip),
             ),
             crises_by_kind(referrals, period),
-            needs_not_met(unmet_needs(referrals, unmet, period)),
+            needs_not_met(unmet_needs(referrals, unmet, period), needs),
             referral_outcomes(referrals),
             closing_the_loop(referrals, _followups_sent(s, period), _texted_in(s, period), _opted_out(s, period)),
             time_to_contact(referrals),
@@ -473,7 +468,7 @@ def _keys(fixed: dict[str, str], seen: Iterable[str | None], none_label: str) ->
     extra = sorted(k for k in seen if k is not None and k not in fixed)
     return [
         *fixed.items(),
-        *((k, k.replace("_", " ").capitalize()) for k in extra),
+        *((k, _label(k)) for k in extra),
         *([(None, none_label)] if None in seen else []),
     ]
 
@@ -499,8 +494,13 @@ def _weeks(period: Period) -> list[tuple[date, str]]:
     return [(w, f"Week of {w.isoformat()}") for w in period.weeks()]
 
 
-def _needs(asked: list[Request]) -> list[tuple[str | None, str]]:
-    return _keys(NEEDS, (r.need for r in asked), NO_NEED)
+def _needs(needs: Sequence[str], seen: Iterable[str | None]) -> list[tuple[str | None, str]]:
+    """The directory's needs as rows ("legal" reads "Legal"), then any other need found, then none."""
+    return _keys({need: _label(need) for need in needs}, seen, NO_NEED)
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").capitalize()
 
 
 def requests_by_week(grid: Grid, period: Period) -> Section:
@@ -542,7 +542,7 @@ def requests_by_zip(grid: Grid | None) -> Section:
 def crises_by_kind(referrals: list[Referral], period: Period) -> Section:
     """Referrals the bot opened for a crisis, by what kind of danger it read in the text."""
     crises = [(r.resident_id, r.reason.partition(":")[2]) for r in referrals if r.reason.startswith("crisis:")]
-    rows = _keys(dict(CRISES), (kind for _, kind in crises), "Not known")
+    rows = _keys(CRISES, (kind for _, kind in crises), "Not known")
     grid = tally(((person, kind, "n") for person, kind in crises), rows, [("n", "Crises")])
 
     def table() -> Section:
@@ -559,10 +559,9 @@ def crises_by_kind(referrals: list[Referral], period: Period) -> Section:
     return detailed_only(period, "crises_by_kind", "Crises by kind", "Crises", grid.total, table)
 
 
-def needs_not_met(unmet: list[Unmet]) -> Section:
+def needs_not_met(unmet: list[Unmet], needs: Sequence[str]) -> Section:
     reasons = list(UNMET.items())
-    needs = _keys(NEEDS, (u.need for u in unmet), NO_NEED)
-    grid = tally(((u.person, u.need, u.reason) for u in unmet), needs, reasons)
+    grid = tally(((u.person, u.need, u.reason) for u in unmet), _needs(needs, (u.need for u in unmet)), reasons)
     return Section(
         "needs_not_met",
         "Needs not met",
@@ -576,7 +575,7 @@ def needs_not_met(unmet: list[Unmet]) -> Section:
 
 
 def referral_outcomes(referrals: list[Referral]) -> Section:
-    closed = [r for r in referrals if r.status == "closed"]
+    closed = [r for r in referrals if r.status == ReferralStatus.CLOSED]
     outcomes = _keys(OUTCOMES, (r.outcome for r in closed), "No outcome recorded")
     grid = tally(((r.resident_id, r.outcome, "n") for r in closed), outcomes, [("n", "Referrals")])
     total = grid.column_totals["n"]
@@ -598,7 +597,7 @@ def closing_the_loop(
     measures = [
         (
             "Referrals closed, of referrals opened",
-            cell_of(r.resident_id for r in referrals if r.status == "closed"),
+            cell_of(r.resident_id for r in referrals if r.status == ReferralStatus.CLOSED),
             cell_of(r.resident_id for r in referrals),
         ),
         (
@@ -621,7 +620,7 @@ def time_to_contact(referrals: list[Referral]) -> Section:
     contacted = [r for r in referrals if r.contacted_at is not None]
     count = cell_of(r.resident_id for r in contacted)
     median, p90 = _median_p90(
-        [(r.contacted_at - r.created_at).total_seconds() / 3600 for r in contacted], len(count.people)
+        [(r.contacted_at - r.created_at).total_seconds() / 3600 for r in contacted if r.contacted_at], len(count.people)
     )
     return Section(
         "time_to_first_contact",

@@ -1,12 +1,16 @@
-"""Phone numbers: parse to E.164, check that a typed number is one the line may text, mask for logs."""
+"""Phone numbers: parse to E.164, check that a typed number is one the line may text, mask for logs.
+
+The one home of phone parsing: the directory's numbers are read here too (pure: phonenumbers only).
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import PhoneNumberType
+from phonenumbers import PhoneNumberType, shortnumberinfo
 
 WHATSAPP_PREFIX = "whatsapp:"
 # Anything that looks like a phone number inside free text (for the log filter).
@@ -63,6 +67,32 @@ def valid_e164(raw: str | None, region: str = "US") -> str:
     if not phonenumbers.is_valid_number(number):
         raise BadNumber("not a valid phone number")
     return _e164(number)
+
+
+@lru_cache(maxsize=65536)  # a directory repeats its numbers, and parsing is phonenumbers' slowest step
+def regional_e164(raw: str, region: str = "US") -> str:
+    """A number valid in `region` (a directory's phone: "(816) 474-6750", "+18164746750")."""
+    text = raw.strip()
+    try:
+        # canonical input skips phonenumbers' parser, by far its slowest step
+        if region == "US" and len(text) == 12 and text.startswith("+1") and text[2:].isdigit():
+            number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text[2:]))
+        else:
+            number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise BadNumber(f"not a phone number: {raw!r}") from None
+    if not phonenumbers.is_valid_number_for_region(number, region):
+        raise BadNumber(f"not a valid {region} phone number: {raw!r}")
+    return _e164(number)
+
+
+def short_number(raw: str, region: str = "US") -> str:
+    """A short number valid in `region` ("988", "211"), as written."""
+    text = raw.strip()
+    number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text)) if text.isdigit() else None
+    if number is None or not shortnumberinfo.is_valid_short_number_for_region(number, region):
+        raise BadNumber(f"not a valid {region} short number: {text!r}")
+    return text
 
 
 def resident_e164(raw: str | None, allowed_regions: Collection[str]) -> str:

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from bot import logs
 from bot.clock import Clock
 from bot.config import Settings
-from bot.conversation import crisis, keywords
 from bot.conversation import engine as eng
+from bot.conversation import keywords
 from bot.conversation.contact import ContactPreference
 from bot.conversation.segments import segments
 from bot.directory import geo
@@ -26,14 +26,15 @@ from bot.messaging.outbound import Outbound
 from bot.messaging.staffing import anyone_on_duty
 from bot.messaging.workdays import Workdays
 from bot.storage.crypto import phone_lookup
-from bot.storage.db import Database
-from bot.storage.models import AuditEvent, ConversationSession, FollowUp, Message, Referral, Resident
+from bot.storage.db import Database, rows_changed
+from bot.storage.models import AuditEvent, Base, ConversationSession, FollowUp, Message, Referral, Resident
+from bot.storage.statuses import FollowUpStatus, MessageStatus, Outcome, ReferralStatus
 
 log = logging.getLogger(__name__)
 
 MAX_ENGINE_TEXT = 1000  # longer texts are stored whole but read only this far
 CHECKIN_WAIT = timedelta(days=4)  # a check-in answer is read as such for this long
-OPEN_REFERRAL = ("new", "claimed", "contacted")
+OPEN_REFERRAL = (ReferralStatus.NEW, ReferralStatus.CLAIMED, ReferralStatus.CONTACTED)
 # The terminal simulator is an operator typing; web chat has its own rate limit.
 UNGUARDED_CHANNELS = ("terminal", "web")
 
@@ -54,7 +55,7 @@ _PENDING_CHECKIN = (
     select(FollowUp)
     .where(
         FollowUp.resident_id == bindparam("resident_id"),
-        FollowUp.status.in_(("sent", "logged")),
+        FollowUp.status.in_((FollowUpStatus.SENT, FollowUpStatus.LOGGED)),
         FollowUp.answered_at.is_(None),
         FollowUp.sent_at > bindparam("since"),
     )
@@ -154,7 +155,7 @@ class Service:
             kind="inbound",
             body=body,
             provider_sid=provider_sid,
-            status="received",
+            status=MessageStatus.RECEIVED,
             num_media=media_count,
             created_at=now,
             updated_at=now,
@@ -167,7 +168,7 @@ class Service:
             conv = ConversationSession(resident_id=resident.id, state={}, last_activity_at=now)
             s.add(conv)
         if self._loop_guarded(s, resident, body, now, holding=self.engine.holding(conv.state or None, now)):
-            inbound.status = "loop_guard"
+            inbound.status = MessageStatus.LOOP_GUARD
             logs.event("sms.loop_guard", resident=resident.id)
             return Handled([]), None
         referral = self._open_referral(s, resident.id)
@@ -254,7 +255,8 @@ class Service:
         sent = [self.outbound.as_sent(text, by_sms=inputs.channel != "web") for text in again.replies]
         changed = [(reply.id, text) for reply, text in zip(handled.replies, sent, strict=False) if reply.body != text]
         if changed:
-            messages = Message.__table__  # Core: the ORM's session sync would compare the encrypted body
+            # Core: the ORM's session sync would compare the encrypted body
+            messages = Base.metadata.tables[Message.__tablename__]
             with self.db.transaction() as s:
                 for message_id, text in changed:
                     s.execute(
@@ -299,14 +301,14 @@ class Service:
         if resident.channel in UNGUARDED_CHANNELS or holding:
             return False
         if resident.quiet_until is None or now >= resident.quiet_until:
-            recent = s.scalar(_RECENT_INBOUND, {"resident_id": resident.id, "since": now - timedelta(minutes=1)})
+            recent = s.scalar(_RECENT_INBOUND, {"resident_id": resident.id, "since": now - timedelta(minutes=1)}) or 0
             if recent <= self.settings.loop_guard_per_minute:
                 return False
             resident.quiet_until = now + timedelta(minutes=self.settings.loop_guard_quiet_minutes)
         # Only a guarded text pays for these checks (the engine runs the crisis check itself anyway):
         # a person in danger is answered, and STOP works, whatever the rate.
         text = body[:MAX_ENGINE_TEXT]
-        return crisis.detect(text) is None and keywords.classify(text) is not keywords.Compliance.STOP
+        return self.engine.crisis.detect(text) is None and keywords.classify(text) is not keywords.Compliance.STOP
 
     @staticmethod
     def _open_referral(s: Session, resident_id: int) -> Referral | None:
@@ -314,7 +316,7 @@ class Service:
 
     @staticmethod
     def _handoff_open(referral: Referral | None) -> bool:
-        return referral is not None and referral.status != "new" and referral.bot_resumed_at is None
+        return referral is not None and referral.status != ReferralStatus.NEW and referral.bot_resumed_at is None
 
     @staticmethod
     def _pending_checkin(s: Session, resident_id: int, now: datetime) -> FollowUp | None:
@@ -438,11 +440,12 @@ class Service:
         cancelled = 0
         if preference != ContactPreference.ANY:
             cancelled = (
-                s.execute(
+                rows_changed(
+                    s,
                     update(FollowUp)
-                    .where(FollowUp.resident_id == resident.id, FollowUp.status == "pending")
-                    .values(status="cancelled")
-                ).rowcount
+                    .where(FollowUp.resident_id == resident.id, FollowUp.status == FollowUpStatus.PENDING)
+                    .values(status=FollowUpStatus.CANCELLED),
+                )
                 or 0
             )
         self._audit(
@@ -462,12 +465,12 @@ class Service:
         self._audit(s, "checkin.answered", resident, now, referral, {"answer": answer})
         if referral is None:
             return []
-        if answer == "got_help":
-            referral.status, referral.outcome, referral.closed_at = "closed", "got_help", now
+        if answer == Outcome.GOT_HELP:
+            referral.status, referral.outcome, referral.closed_at = ReferralStatus.CLOSED, Outcome.GOT_HELP, now
             return []
         # not yet, or more help: the case goes back in front of a caseworker
-        if referral.status == "closed":
-            referral.status, referral.closed_at, referral.outcome = "new", None, None
+        if referral.status == ReferralStatus.CLOSED:
+            referral.status, referral.closed_at, referral.outcome = ReferralStatus.NEW, None, None
         referral.unread = True
         return [referral.id]
 

@@ -24,9 +24,11 @@ from werkzeug.exceptions import TooManyRequests
 from bot import logs
 from bot.casework import audit
 from bot.messaging import verify
-from bot.runtime import runtime
 from bot.storage.models import Message, Resident
+from bot.storage.statuses import MessageStatus
+from bot.web.context import runtime
 from bot.web.limits import limiter
+from bot.web.transport import security_headers
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/chat/static")
 
@@ -42,15 +44,6 @@ PER_VISITOR = "20/minute;200/hour"
 PER_ADDRESS = "120/minute"
 PHONE_PER_ADDRESS = "30/hour"  # codes and tries; each number and visitor also has a daily limit
 NEUTRAL_SITE = "https://www.weather.gov"
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; base-uri 'none'; object-src 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-}
 
 # The page's own words live beside its template; the bot's words live in flows/.
 LABELS: dict[str, dict[str, str]] = yaml.safe_load(
@@ -113,12 +106,7 @@ def same_origin_json() -> Response | None:
     return None
 
 
-@bp.after_request
-def security_headers(resp: Response) -> Response:
-    resp.headers.update(SECURITY_HEADERS)
-    if request.endpoint != "web.static":  # the CSS and JS may be cached; talk may not
-        resp.headers["Cache-Control"] = "no-store"
-    return resp
+bp.after_request(security_headers("no-referrer"))  # the CSS and JS may be cached; talk may not
 
 
 @bp.errorhandler(BadRequest)
@@ -212,7 +200,7 @@ def new_messages() -> Response:
                     Message.direction == "out",
                     Message.id > int(after),
                     Message.kind.in_(SHOWN_KINDS),
-                    Message.status != "skipped_opted_out",
+                    Message.status != MessageStatus.SKIPPED_OPTED_OUT,
                 )
                 .order_by(Message.id)
                 .limit(PAGE_SIZE)

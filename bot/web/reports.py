@@ -9,8 +9,8 @@ from flask_login import login_required
 
 from bot.casework.charts import bar_chart
 from bot.casework.reports import LEGEND, Period, PeriodError, Report, build_report, parse_period, stale_services, to_csv
-from bot.runtime import runtime
 from bot.web.auth import staff_headers
+from bot.web.context import runtime
 
 bp = Blueprint(
     "reports", __name__, template_folder="templates", static_folder="static/reports", static_url_path="/reports/static"
@@ -39,7 +39,7 @@ def _closed_months(today: date, count: int = 12) -> list[date]:
 
 def _build(period: Period) -> Report:
     with runtime().db.sessions() as s:
-        return build_report(s, period)
+        return build_report(s, period, list(runtime().directory.categories))
 
 
 @bp.get("/reports")

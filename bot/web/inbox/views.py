@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from werkzeug.wrappers import Response  # what redirect() returns; Flask's Response is one
 
 from bot.casework import cases
 from bot.casework.cases import CaseError
 from bot.messaging.phones import mask
 from bot.messaging.triage import Tier
-from bot.runtime import runtime
-from bot.web.auth import staff_headers
+from bot.storage.statuses import MessageStatus, ReferralStatus
+from bot.web.auth import staff_headers, unauthorized
+from bot.web.context import runtime
 from bot.web.inbox import admin
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox", template_folder="templates", static_folder="static")
@@ -23,7 +25,7 @@ bp.after_request(staff_headers)
 POLL_SECONDS = 10  # app.config["INBOX_POLL_SECONDS"] overrides (the browser test polls faster)
 SHOWS = ("open", "mine", "closed")
 PAGE_NUMBER = re.compile(r"[0-9]{1,6}")
-STATUS_LABELS = {"new": "New", "claimed": "Claimed", "contacted": "Contacted", "closed": "Closed"}
+STATUS_LABELS = {status: status.value.title() for status in ReferralStatus}
 REASONS = {
     "asked_person": "Asked for a person",
     "two_misses": "The bot did not understand them twice",
@@ -31,32 +33,32 @@ REASONS = {
     "more_help": "Asked for more help",
 }
 # What happened to a text, in a caseworker's words.
-DELIVERY = {
-    "queued": "sending",
-    "accepted": "sending",
-    "sending": "sending",
-    "sent": "sent",
-    "delivered": "delivered",
-    "read": "read",
-    "logged": "logged only (no Twilio account)",
-    "failed": "not sent",
-    "undelivered": "not delivered",
-    "unknown": "may not have gone out",
-    "skipped_opted_out": "not sent: opted out",
-    "loop_guard": "ignored: too many texts at once",
-    "held_contact_preference": (
+DELIVERY: dict[str, str] = {
+    MessageStatus.QUEUED: "sending",
+    MessageStatus.ACCEPTED: "sending",
+    MessageStatus.SENDING: "sending",
+    MessageStatus.SENT: "sent",
+    MessageStatus.DELIVERED: "delivered",
+    MessageStatus.READ: "read",
+    MessageStatus.LOGGED: "logged only (no Twilio account)",
+    MessageStatus.FAILED: "not sent",
+    MessageStatus.UNDELIVERED: "not delivered",
+    MessageStatus.UNKNOWN: "may not have gone out",
+    MessageStatus.SKIPPED_OPTED_OUT: "not sent: opted out",
+    MessageStatus.LOOP_GUARD: "ignored: too many texts at once",
+    MessageStatus.HELD_CONTACT_PREFERENCE: (
         "not sent: they asked us not to text first. You can answer within 24 hours of their own last text"
     ),
 }
 
 
 @bp.before_request
-def require_login() -> Response | None:
+def require_login() -> Response | tuple[dict, int] | None:
     """Every inbox URL needs a logged-in caseworker, so a new route cannot forget it."""
     if request.endpoint == "inbox.static":  # CSS and JS hold nothing private; the login page uses them
         return None
     if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()
+        return unauthorized()
     return None
 
 
@@ -94,8 +96,9 @@ def local(at: datetime | None) -> str:
 
 @bp.app_template_filter("category_label")
 def category_label(key: str | None) -> str:
-    category = runtime().directory.categories.get(key) if key else None
-    return category.name["en"] if category else "No category yet"
+    rt = runtime()
+    category = rt.directory.categories.get(key) if key else None
+    return category.name.get(rt.engine.languages[0], key or "") if category else "No category yet"
 
 
 @bp.app_template_filter("reason_label")
