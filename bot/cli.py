@@ -68,6 +68,7 @@ def init_db() -> None:
 @click.option("--no-scheduler", is_flag=True, help="do not start the follow-up scheduler")
 def serve(host: str, port: str | None, workers: int, no_scheduler: bool) -> None:
     """Run the web app (gunicorn) and the follow-up scheduler."""
+    from bot.golive import all_warnings
     from bot.server import run
 
     settings = _settings()
@@ -77,7 +78,9 @@ def serve(host: str, port: str | None, workers: int, no_scheduler: bool) -> None
         raise click.ClickException(f"configuration: {exc}") from None
     _migrate(settings)
     app = _app(settings)
-    run(app, settings, host, port_number, workers, scheduler=not no_scheduler)
+    rt = app.extensions["peaceline"]
+    warnings = all_warnings(settings, rt.directory, rt.db)
+    run(app, settings, host, port_number, workers, scheduler=not no_scheduler, warnings=warnings)
 
 
 @main.command()
@@ -122,8 +125,10 @@ def _parse_now(raw: str | None) -> datetime | None:
 
 
 @main.command()
-def check() -> None:
-    """Validate flows/*.yaml and resources.yaml; exit 1 on any error."""
+@click.option("--strict", is_flag=True, help="exit 1 on any go-live warning too (the go-live checklist runs this)")
+def check(strict: bool) -> None:
+    """Validate flows/*.yaml and resources.yaml, and say what a real program must fix before going live;
+    exit 1 on any error (with --strict, on any go-live warning too)."""
     from bot.conversation.flows import check_flows
     from bot.directory.resources import DirectoryError, load_directory
 
@@ -140,8 +145,27 @@ def check() -> None:
     warnings = len(issues) - errors + _warn_stale(settings, directory)
     if not errors:
         warnings += _lengths(settings)
-    click.echo(f"{len(directory.services)} services, {errors} error(s), {warnings} warning(s)")
-    sys.exit(1 if errors else 0)
+    go_live = _go_live(settings, directory)
+    click.echo(
+        f"{len(directory.services)} services, {errors} error(s), {warnings + len(go_live)} warning(s), "
+        f"{len(go_live)} of them go-live"
+    )
+    sys.exit(1 if errors or (strict and go_live) else 0)
+
+
+def _go_live(settings: Settings, directory: Directory) -> list[str]:
+    """Print the go-live warnings (see bot/golive.py); return their names."""
+    from bot.golive import all_warnings
+    from bot.storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        found = all_warnings(settings, directory, db)
+    finally:
+        db.dispose()
+    for finding in found:
+        click.echo(str(finding), err=True)
+    return [f.check for f in found]
 
 
 def _lengths(settings: Settings) -> int:
