@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.config import ConfigError, Settings, load_settings, port_from
+from bot.config import ConfigError, Settings, load_settings, make_private_dir, port_from
 
 if TYPE_CHECKING:
     from bot.directory.resources import Directory
@@ -269,11 +269,16 @@ def import_hsds(source: Path, out: Path) -> None:
 @click.option("--phone", default="+12025550123", show_default=True, help="the pretend resident's number")
 def chat(lang: str | None, phone: str) -> None:
     """Try the flows in the terminal, through the real service and database."""
+    from bot import logs
     from bot.chat_repl import repl
 
     settings = _settings()
     _migrate(settings)
-    repl(_app(settings), phone, lang)
+    make_private_dir(settings.instance_path)
+    log_file = settings.instance_path / "chat.log"
+    click.echo(f"Logs go to {log_file}.", err=True)
+    with logs.to_file(log_file):
+        repl(_app(settings), phone, lang)
 
 
 @main.command()

@@ -35,6 +35,7 @@ UNDELIVERABLE = {
     30006: "landline or unreachable carrier",
 }
 RETRIES = 3
+SHOWN_AT_ONCE = ("web", "terminal")  # answers read on the page or in the terminal: delivered as they are stored
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class Outbound:
             channel=inbound.channel,
             kind="reply",
             body=body,
-            status="queued" if inbound.channel != "web" else "delivered",
+            status="queued" if inbound.channel not in SHOWN_AT_ONCE else "delivered",
             segments=segments(body),
             in_reply_to_id=inbound.id,
             created_at=self.clock.now(),
