@@ -20,6 +20,7 @@ bp = Blueprint("inbox", __name__, url_prefix="/inbox", template_folder="template
 bp.register_blueprint(admin.bp)
 bp.after_request(staff_headers)
 
+LANGUAGES = {"en": "English", "es": "Spanish"}  # the flows' languages, as the queue filter offers them
 POLL_SECONDS = 10  # app.config["INBOX_POLL_SECONDS"] overrides (the browser test polls faster)
 SHOWS = ("open", "mine", "closed")
 PAGE_NUMBER = re.compile(r"[0-9]{1,6}")
@@ -110,6 +111,7 @@ bp.add_app_template_filter(mask, "mask")
 bp.add_app_template_filter(lambda status: STATUS_LABELS.get(status, status), "status_label")
 bp.add_app_template_filter(lambda status: DELIVERY.get(status, status), "delivery")
 bp.add_app_template_global(Tier, "Tier")
+bp.add_app_template_global(LANGUAGES, "languages")
 
 
 def _show() -> cases.Show:
@@ -137,15 +139,32 @@ def _page() -> int | None:
 BAD_PAGE = "The page must be a number, like ?page=2."
 
 
+def _filters() -> cases.Filters:
+    """?urgent=1&need=food&lang=es; anything unknown is ignored (the whole tab shows)."""
+    args, rt = request.args, runtime()
+    need = args.get("need") if args.get("need") in rt.directory.categories else None
+    lang = args.get("lang") if args.get("lang") in LANGUAGES else None
+    return cases.Filters(urgent=args.get("urgent") == "1", need=need, language=lang)
+
+
+def _filter_args(filters: cases.Filters) -> dict[str, str]:
+    """The filters as query arguments, for the poll and the pager."""
+    pairs = {"urgent": "1" if filters.urgent else "", "need": filters.need or "", "lang": filters.language or ""}
+    return {k: v for k, v in pairs.items() if v}
+
+
 @bp.get("/", strict_slashes=False)
 def queue() -> str | tuple[str, int]:
-    show, page = _show(), _page()
+    show, page, filters = _show(), _page(), _filters()
     if page is None:
         return render_template("inbox/error.html", message=BAD_PAGE), 400
     return render_template(
         "inbox/queue.html",
         show=show,
-        q=cases.queue(runtime(), show, _me(), page),
+        q=cases.queue(runtime(), show, _me(), page, filters),
+        filters=filters,
+        filter_args=_filter_args(filters),
+        needs=runtime().directory.categories,
         poll_seconds=current_app.config.get("INBOX_POLL_SECONDS", POLL_SECONDS),
     )
 
@@ -153,13 +172,15 @@ def queue() -> str | tuple[str, int]:
 @bp.get("/queue.json")
 def queue_json() -> dict | tuple[dict, int]:
     """The queue's rows and totals, rendered on the server, for the page's poll."""
-    show, page = _show(), _page()
+    show, page, filters = _show(), _page(), _filters()
     if page is None:
         return {"error": BAD_PAGE}, 400
-    q = cases.queue(runtime(), show, _me(), page)
+    q = cases.queue(runtime(), show, _me(), page, filters)
     return {
-        "html": render_template("inbox/_queue.html", referrals=q.referrals),
-        "summary": render_template("inbox/_summary.html", q=q, show=show),
+        "html": render_template("inbox/_queue.html", referrals=q.referrals, cards=q.cards),
+        "summary": render_template(
+            "inbox/_summary.html", q=q, show=show, filters=filters, filter_args=_filter_args(filters)
+        ),
         "count": q.total,
         "unread": q.unread,
     }
