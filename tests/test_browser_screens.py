@@ -144,3 +144,21 @@ def test_the_map_of_requests_reads_at_a_glance(rt, base_url, laptop):  # noqa: F
     SHOTS.mkdir(exist_ok=True)
     laptop.screenshot(path=str(SHOTS / "reports-map-laptop.png"), full_page=True)
     assert laptop.locator("nav.reports-nav a[aria-current=page]").inner_text() == "Map of requests"
+
+
+def test_the_reply_box_counts_characters_and_segments_as_the_text_will_go(rt, base_url, laptop, clock):  # noqa: F811
+    add_caseworker(rt)
+    a_busy_morning(rt, clock.now())
+    log_in(laptop, base_url)
+    laptop.goto(f"{base_url}/inbox/referrals/1")
+    count = laptop.locator("#reply-count")
+    laptop.fill("#reply-body", "I’m here to help")  # a curly quote goes out as ' : still GSM-7, one text
+    assert count.inner_text() == "16 characters · 1 text(s), GSM-7"
+    laptop.fill("#reply-body", "Hi 🙂")
+    assert count.inner_text().startswith("4 characters · 1 text(s), UCS-2")
+    laptop.fill("#reply-body", "a" * 290)
+    assert count.inner_text() == "290 characters · 2 text(s), GSM-7 · 16 characters left before a third text"
+    assert "warn" in count.get_attribute("class")
+    laptop.fill("#reply-body", "a" * 310)
+    assert count.inner_text() == "310 characters · 3 text(s), GSM-7 · This goes as 3 texts: shorten it if you can"
+    laptop.screenshot(path=str(SHOTS / "inbox-reply-counter-laptop.png"), full_page=True)

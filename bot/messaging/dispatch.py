@@ -176,6 +176,9 @@ def _send_one(rt: Runtime, now: datetime, due: Due) -> Dispatched:
     if due.opted_out:
         _finish(rt, due.id, status="skipped_opted_out")
         return report("skipped_opted_out")
+    if due.phone is None:  # a web visitor who proved no number (or a purged one): no text can go
+        _finish(rt, due.id, status="skipped_no_number")
+        return report("skipped_no_number")
     tz = ZoneInfo(due.timezone) if due.timezone else rt.settings.program_timezone
     if (opens := next_window_start(now, tz, rt.settings.send_window)) is not None:
         _finish(rt, due.id, status="pending", due_at=opens)

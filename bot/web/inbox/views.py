@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from bot.casework import cases
 from bot.casework.cases import CaseError
+from bot.conversation.segments import counting_rules
 from bot.messaging.phones import mask
 from bot.messaging.triage import Tier
 from bot.runtime import runtime
@@ -205,6 +206,7 @@ def thread(referral_id: int) -> str:
         default_day=tomorrow.isoformat(),
         timezone=str(rt.settings.program_timezone),
         max_reply=cases.MAX_REPLY,
+        sms_rules=counting_rules(fold_accents=rt.settings.fold_accents),
     )
 
 
