@@ -109,8 +109,7 @@ def placeholder_numbers(settings: Settings, directory: Directory) -> list[str]:
 
 def staffing_warning(settings: Settings, staff: Iterable[Staff]) -> Finding | None:
     """A warning naming the first office-hours moment no caseworker with a phone is on duty."""
-    hours = [_hours(s.duty_hours, settings.office_hours) for s in staff if s.phone]
-    hours = [h for h in hours if h is not None]
+    hours = [h for s in staff if s.phone and (h := _hours(s.duty_hours, settings.office_hours)) is not None]
     for day, at in _office_slots(settings.office_hours):
         if not any(h.is_open(day, at) for h in hours):
             return Finding(

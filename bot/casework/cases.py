@@ -120,7 +120,7 @@ def queue(rt: Runtime, show: Show, me: int, page: int = 1, filters: Filters = Fi
     with rt.db.sessions() as s:
         total, urgent, unread = s.execute(totals).one()
         narrowed = [*where, *filters.where()]
-        matching = s.scalar(select(func.count(Referral.id)).where(*narrowed)) if filters.active else total
+        matching = (s.scalar(select(func.count(Referral.id)).where(*narrowed)) or 0) if filters.active else total
         pages = max(1, math.ceil(matching / PAGE_SIZE))
         page = min(max(page, 1), pages)  # past the end (the tab shrank since): the last page
         rows = list(

@@ -121,7 +121,7 @@ def _dot(dot: Dot, x: float, y: float, top: int) -> str:
             f'<circle cx="{x}" cy="{y}" r="{HIDDEN_RADIUS}" fill="#fff" stroke="{BAR_COLOR}" '
             'stroke-width="2" stroke-dasharray="3 2"/>'
         )
-        radius = HIDDEN_RADIUS
+        radius: float = HIDDEN_RADIUS
     else:
         radius = MIN_RADIUS + (MAX_RADIUS - MIN_RADIUS) * math.sqrt(dot.value / top) if top else MIN_RADIUS
         circle = (

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from werkzeug.wrappers import Response as WerkzeugResponse
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
@@ -177,7 +178,7 @@ def _text_field(data: dict[str, Any], name: str, limit: int) -> str:
 
 
 @bp.get("/")
-def home() -> Response:
+def home() -> WerkzeugResponse:
     """The site's front door: residents land in the chat (staff find the sign-in link at its foot)."""
     return redirect(url_for("web.page"))
 

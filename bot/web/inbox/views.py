@@ -112,7 +112,7 @@ bp.add_app_template_filter(mask, "mask")
 bp.add_app_template_filter(lambda status: STATUS_LABELS.get(status, status), "status_label")
 bp.add_app_template_filter(lambda status: DELIVERY.get(status, status), "delivery")
 bp.add_app_template_global(Tier, "Tier")
-bp.add_app_template_global(LANGUAGES, "languages")
+bp.app_context_processor(lambda: {"languages": LANGUAGES})
 
 
 def _show() -> cases.Show:
