@@ -15,12 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from werkzeug.wrappers import Response as WerkzeugResponse
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import TooManyRequests
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from bot import logs
 from bot.casework import audit
