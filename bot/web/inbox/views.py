@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import yaml
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -21,35 +24,18 @@ bp = Blueprint("inbox", __name__, url_prefix="/inbox", template_folder="template
 bp.register_blueprint(admin.bp)
 bp.after_request(staff_headers)
 
-LANGUAGES = {"en": "English", "es": "Spanish"}  # the flows' languages, as the queue filter offers them
+# Staff-facing words: templates/inbox/words.yaml (templates ship in the wheel).
+WORDS: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).parent / "templates" / "inbox" / "words.yaml").read_text(encoding="utf-8")
+)
+STATUS_LABELS: dict[str, str] = WORDS["status"]
+DELIVERY: dict[str, str] = WORDS["delivery"]
+LANGUAGES: dict[str, str] = WORDS["languages"]
+DONE: dict[str, str] = WORDS["done"]
+BAD_PAGE: str = WORDS["bad_page"]
 POLL_SECONDS = 10  # app.config["INBOX_POLL_SECONDS"] overrides (the browser test polls faster)
 SHOWS = ("open", "mine", "closed")
 PAGE_NUMBER = re.compile(r"[0-9]{1,6}")
-STATUS_LABELS = {"new": "New", "claimed": "Claimed", "contacted": "Contacted", "closed": "Closed"}
-REASONS = {
-    "asked_person": "Asked for a person",
-    "two_misses": "The bot did not understand them twice",
-    "resources": "Got a list of places",
-    "more_help": "Asked for more help",
-}
-# What happened to a text, in a caseworker's words.
-DELIVERY = {
-    "queued": "sending",
-    "accepted": "sending",
-    "sending": "sending",
-    "sent": "sent",
-    "delivered": "delivered",
-    "read": "read",
-    "logged": "logged only (no Twilio account)",
-    "failed": "not sent",
-    "undelivered": "not delivered",
-    "unknown": "may not have gone out",
-    "skipped_opted_out": "not sent: opted out",
-    "loop_guard": "ignored: too many texts at once",
-    "held_contact_preference": (
-        "not sent: they asked us not to text first. You can answer within 24 hours of their own last text"
-    ),
-}
 
 
 @bp.before_request
@@ -103,9 +89,10 @@ def category_label(key: str | None) -> str:
 @bp.app_template_filter("reason_label")
 def reason_label(reason: str) -> str:
     kind, _, detail = reason.partition(":")
+    reasons = WORDS["reasons"]
     if kind == "crisis":
-        return f"Crisis ({detail.replace('_', ' ')})"
-    return REASONS.get(reason, reason)
+        return reasons["crisis"].format(kind=detail.replace("_", " "))
+    return reasons.get(reason, reason)
 
 
 bp.add_app_template_filter(mask, "mask")
@@ -135,9 +122,6 @@ def _page() -> int | None:
     """?page=N, from 1; None when it is not a page number."""
     raw = request.args.get("page", "1")
     return int(raw) if PAGE_NUMBER.fullmatch(raw) else None
-
-
-BAD_PAGE = "The page must be a number, like ?page=2."
 
 
 def _filters() -> cases.Filters:
@@ -213,7 +197,7 @@ def thread(referral_id: int) -> str:
 @bp.post("/referrals/<int:referral_id>/claim")
 def claim(referral_id: int) -> Response:
     cases.claim(runtime(), referral_id, _me())
-    flash(f"Referral #{referral_id} is yours.", "ok")
+    flash(DONE["claimed"].format(id=referral_id), "ok")
     return _back(referral_id)
 
 
@@ -221,34 +205,32 @@ def claim(referral_id: int) -> Response:
 def reply(referral_id: int) -> Response:
     msg = cases.reply(runtime(), referral_id, _me(), request.form.get("body", ""))
     if msg.status in cases.NOT_SENT:
-        flash(f"Your text was {DELIVERY[msg.status]}.", "error")
+        flash(DONE["not_sent"].format(status=DELIVERY[msg.status]), "error")
     elif msg.status in cases.UNCERTAIN:
-        flash(
-            "Your text may not have gone out (Twilio did not answer). Check the thread before sending again.", "error"
-        )
+        flash(DONE["uncertain"], "error")
     else:
-        flash("Sent.", "ok")
+        flash(DONE["sent_to_chat" if msg.channel == "web" else "sent"], "ok")
     return _back(referral_id)
 
 
 @bp.post("/referrals/<int:referral_id>/notes")
 def add_note(referral_id: int) -> Response:
     cases.add_note(runtime(), referral_id, _me(), request.form.get("body", ""))
-    flash("Note saved.", "ok")
+    flash(DONE["note_saved"], "ok")
     return _back(referral_id)
 
 
 @bp.post("/referrals/<int:referral_id>/close")
 def close(referral_id: int) -> Response:
     cancelled = cases.close(runtime(), referral_id, _me(), request.form.get("outcome", ""))
-    flash(f"Referral #{referral_id} closed." + (f" {cancelled} check-in(s) cancelled." if cancelled else ""), "ok")
+    flash(DONE["closed_and_cancelled" if cancelled else "closed"].format(id=referral_id, count=cancelled), "ok")
     return redirect(url_for("inbox.queue"))
 
 
 @bp.post("/referrals/<int:referral_id>/reopen")
 def reopen(referral_id: int) -> Response:
     cases.reopen(runtime(), referral_id, _me())
-    flash(f"Referral #{referral_id} is open again.", "ok")
+    flash(DONE["reopened"].format(id=referral_id), "ok")
     return _back(referral_id)
 
 
@@ -258,12 +240,12 @@ def schedule_followup(referral_id: int) -> Response:
     row = cases.schedule_followup(
         runtime(), referral_id, _me(), form.get("template", ""), form.get("day", ""), form.get("time", "")
     )
-    flash(f"Check-in set for {local(row.due_at)}.", "ok")
+    flash(DONE["checkin_set"].format(when=local(row.due_at)), "ok")
     return _back(referral_id)
 
 
 @bp.post("/followups/<int:followup_id>/cancel")
 def cancel_followup(followup_id: int) -> Response:
     referral_id = cases.cancel_followup(runtime(), followup_id, _me())
-    flash("Check-in cancelled.", "ok")
+    flash(DONE["checkin_cancelled"], "ok")
     return _back(referral_id)
