@@ -15,7 +15,7 @@ WHATSAPP_PREFIX = "whatsapp:"
 PHONE_IN_TEXT = re.compile(
     r"(?<![\w•+])(?<!\w[\-.])"  # not inside a word, an id (a uuid's groups) or a version number
     r"(?:"
-    r"\+(?=(?:[ .\-()]?\d){8})\d{1,3}(?:[ .\-]?(?:\(\d{2,4}\)|\d{2,4})){2,5}"  # international, E.164
+    r"\+(?=(?:[ .\-()]{0,2}\d){8})\d{1,3}(?:[ .\-]?(?:\(\d{2,4}\)|\d{2,4})){2,5}"  # international, E.164
     r"|(?:1[ .\-]?)?(?:\([2-9]\d{2}\)|[2-9]\d{2})[ .\-]?[2-9]\d{2}[ .\-]?\d{4}"  # North American
     r")"
     r"(?![\w•])(?![\-.:/]\w)"  # nor followed by more of a word, an id or a time
