@@ -145,6 +145,13 @@ def test_the_map_of_requests_reads_at_a_glance(rt, base_url, laptop):  # noqa: F
     laptop.screenshot(path=str(SHOTS / "reports-map-laptop.png"), full_page=True)
     assert laptop.locator("nav.reports-nav a[aria-current=page]").inner_text() == "Map of requests"
 
+    laptop.click("nav.reports-nav a:has-text('Program report')")
+    laptop.wait_for_url("**/reports?month=2026-11")
+    for pair in laptop.locator(".pair:has(figure)").all():  # every chart has its table beside it (or, wide, below)
+        chart, table = pair.locator(".charts").bounding_box(), pair.locator("table").bounding_box()
+        assert table["x"] >= chart["x"] + chart["width"] or table["y"] >= chart["y"] + chart["height"]
+    laptop.screenshot(path=str(SHOTS / "reports-laptop.png"), full_page=True)
+
 
 def test_the_reply_box_counts_characters_and_segments_as_the_text_will_go(rt, base_url, laptop, clock):  # noqa: F811
     add_caseworker(rt)
