@@ -143,7 +143,7 @@ def _cards(s: Session, referrals: list[Referral]) -> dict[int, Card]:
         func.max(Message.created_at),
         func.max(case((Message.direction == "in", Message.created_at))),
         func.max(case((Message.kind == "caseworker", Message.created_at))),
-    ).where(Message.resident_id.in_({r.resident_id for r in referrals}), Message.kind != "notice")
+    ).where(Message.resident_id.in_(sorted({r.resident_id for r in referrals})), Message.kind != "notice")
     times = {row[0]: row[1:] for row in s.execute(last.group_by(Message.resident_id))}
     cards = {}
     for r in referrals:
