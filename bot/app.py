@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bot import logs
+from bot import golive, logs
 from bot.clock import Clock
-from bot.config import Settings, check_environment, load_settings
+from bot.config import Settings, load_settings
 from bot.messaging import notify
 from bot.messaging.outbound import Sender
 from bot.runtime import Runtime
@@ -19,7 +19,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     """Build the app. Never starts the scheduler or opens a database connection by itself."""
     settings = settings or load_settings()
     logs.configure()
-    check_environment(settings)
     app = Flask("bot", instance_path=str(settings.instance_path))
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -31,7 +30,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
-    app.extensions["peaceline"] = Runtime.build(settings, clock, sender)
+    app.extensions["peaceline"] = rt = Runtime.build(settings, clock, sender)
+    golive.enforce(rt)
 
     limits.init_app(app, settings)
     csrf = auth.init_app(app)  # login, sessions, CSRF on every form

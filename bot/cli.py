@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.config import ConfigError, Settings, load_settings, port_from
+from bot.config import ConfigError, Settings, load_settings, make_private_dir, port_from
 
 if TYPE_CHECKING:
     from bot.directory.resources import Directory
@@ -40,16 +40,15 @@ def _app(settings: Settings, **kwargs):
 
 def _runtime(settings: Settings) -> Runtime:
     """The runtime without the web app (the scheduler's), DATA_KEY checked as for the app."""
-    from bot import logs
+    from bot import golive, logs
     from bot.casework.retention import check_key
-    from bot.config import check_environment
     from bot.messaging import notify
     from bot.runtime import Runtime
 
     logs.configure()
     try:
-        check_environment(settings)
         rt = Runtime.build(settings)
+        golive.enforce(rt)
         check_key(rt.db)
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
@@ -113,6 +112,7 @@ def init_db() -> None:
 @click.option("--no-scheduler", is_flag=True, help="do not start the follow-up scheduler")
 def serve(host: str, port: str | None, workers: int, no_scheduler: bool) -> None:
     """Run the web app (gunicorn) and the follow-up scheduler."""
+    from bot.golive import all_warnings
     from bot.server import run
 
     settings = _settings()
@@ -122,7 +122,9 @@ def serve(host: str, port: str | None, workers: int, no_scheduler: bool) -> None
         raise click.ClickException(f"configuration: {exc}") from None
     _migrate(settings)
     app = _app(settings)
-    run(app, settings, host, port_number, workers, scheduler=not no_scheduler)
+    rt = app.extensions["peaceline"]
+    warnings = all_warnings(settings, rt.directory, rt.db)
+    run(app, settings, host, port_number, workers, scheduler=not no_scheduler, warnings=warnings)
 
 
 @main.command()
@@ -167,8 +169,10 @@ def _parse_now(raw: str | None) -> datetime | None:
 
 
 @main.command()
-def check() -> None:
-    """Validate flows/*.yaml and resources.yaml; exit 1 on any error."""
+@click.option("--strict", is_flag=True, help="exit 1 on any go-live warning too (the go-live checklist runs this)")
+def check(strict: bool) -> None:
+    """Validate flows/*.yaml and resources.yaml, and say what a real program must fix before going live;
+    exit 1 on any error (with --strict, on any go-live warning too)."""
     from bot.conversation.flows import check_flows
     from bot.directory.resources import DirectoryError, load_directory
 
@@ -185,8 +189,27 @@ def check() -> None:
     warnings = len(issues) - errors + _warn_stale(settings, directory)
     if not errors:
         warnings += _lengths(settings)
-    click.echo(f"{len(directory.services)} services, {errors} error(s), {warnings} warning(s)")
-    sys.exit(1 if errors else 0)
+    go_live = _go_live(settings, directory)
+    click.echo(
+        f"{len(directory.services)} services, {errors} error(s), {warnings + len(go_live)} warning(s), "
+        f"{len(go_live)} of them go-live"
+    )
+    sys.exit(1 if errors or (strict and go_live) else 0)
+
+
+def _go_live(settings: Settings, directory: Directory) -> list[str]:
+    """Print the go-live warnings (see bot/golive.py); return their names."""
+    from bot.golive import all_warnings
+    from bot.storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        found = all_warnings(settings, directory, db)
+    finally:
+        db.dispose()
+    for finding in found:
+        click.echo(str(finding), err=True)
+    return [f.check for f in found]
 
 
 def _lengths(settings: Settings) -> int:
@@ -286,11 +309,16 @@ def import_hsds(source: Path, out: Path) -> None:
 @click.option("--phone", default="+12025550123", show_default=True, help="the pretend resident's number")
 def chat(lang: str | None, phone: str) -> None:
     """Try the flows in the terminal, through the real service and database."""
+    from bot import logs
     from bot.chat_repl import repl
 
     settings = _settings()
     _migrate(settings)
-    repl(_app(settings), phone, lang)
+    make_private_dir(settings.instance_path)
+    log_file = settings.instance_path / "chat.log"
+    click.echo(f"Logs go to {log_file}.", err=True)
+    with logs.to_file(log_file):
+        repl(_app(settings), phone, lang)
 
 
 @main.command()

@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot import logs
 from bot.directory.resources import SERVICE_AREA_MILES
 from bot.messaging.phones import BadNumber, is_region, valid_e164
 
@@ -328,18 +327,3 @@ def port_from(raw: str | None, default: int = 8000) -> int:
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise ConfigError(f"PORT must be a number from 1 to 65535, got {raw!r}")
     return int(raw)
-
-
-def check_environment(settings: Settings) -> None:
-    """Production refuses what only a test set-up may lack; development starts, with a warning."""
-    if settings.public_base_url:
-        return
-    if settings.production:
-        raise ConfigError(
-            "PUBLIC_BASE_URL must be set when PEACELINE_ENV=production "
-            "(webhook signatures are checked against it, not against the Host a client sends)"
-        )
-    logs.logger.warning(
-        "start.no_public_base_url PUBLIC_BASE_URL is not set: webhook signatures are checked "
-        "against the Host each request names; set it (and PEACELINE_ENV=production) to go live"
-    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from bot.config import Settings, is_packaged
+from bot.golive import Finding
 
 
 class _Gunicorn(BaseApplication):
@@ -26,7 +28,9 @@ class _Gunicorn(BaseApplication):
         return self.application
 
 
-def banner(settings: Settings, host: str, port: int, workers: int, scheduler: bool) -> str:
+def banner(
+    settings: Settings, host: str, port: int, workers: int, scheduler: bool, warnings: Sequence[Finding] = ()
+) -> str:
     base = settings.public_base_url or f"http://{host}:{port}"
     db = "SQLite " + settings.database_url.split("///", 1)[-1] if settings.is_sqlite else "PostgreSQL"
     sender = (
@@ -50,6 +54,9 @@ def banner(settings: Settings, host: str, port: int, workers: int, scheduler: bo
     ]
     if not settings.twilio_auth_token:
         lines.append("  note: TWILIO_AUTH_TOKEN is not set, so /sms refuses every request (503)")
+    if warnings:
+        lines.append(f"  not ready to go live ({len(warnings)}; peaceline check --strict lists them):")
+        lines += [f"    {w.check}: {w.text}" for w in warnings]
     return "\n".join(lines)
 
 
@@ -60,11 +67,19 @@ def _source(path: Path) -> str:
     return str(path)
 
 
-def run(app: Flask, settings: Settings, host: str, port: int, workers: int, scheduler: bool) -> None:
+def run(
+    app: Flask,
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    scheduler: bool,
+    warnings: Sequence[Finding] = (),
+) -> None:
     children: list[subprocess.Popen] = []
 
     def when_ready(_server: Any) -> None:
-        print(banner(settings, host, port, workers, scheduler), flush=True)
+        print(banner(settings, host, port, workers, scheduler, warnings), flush=True)
         if scheduler:
             children.append(subprocess.Popen([sys.executable, "-m", "bot", "scheduler"]))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import uuid
 import xml.etree.ElementTree as ET
@@ -102,6 +103,16 @@ def no_cipher_left_behind():
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(T0)
+
+
+@pytest.fixture
+def verified_resources(tmp_path) -> Path:
+    """The shipped directory once an operator has called every place: real numbers, sample_data false."""
+    text = (ROOT / "resources.yaml").read_text()
+    text = re.sub(r"\+1816555(01\d\d)", r"+1816471\1", text).replace("PLACEHOLDER number", "main line")
+    path = tmp_path / "resources.yaml"
+    path.write_text(text.replace("sample_data: true", "sample_data: false"))
+    return path
 
 
 @pytest.fixture

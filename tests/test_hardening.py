@@ -87,7 +87,8 @@ def test_a_database_folder_of_its_own_is_made_owner_only_too(tmp_path, umask_022
 # -- PEACELINE_ENV and PUBLIC_BASE_URL -----------------------------------------------------------------------
 
 
-def test_production_refuses_to_start_without_public_base_url(env, clock):
+def test_production_refuses_to_start_without_public_base_url(env, clock, verified_resources):
+    env = {**env, "RESOURCES_PATH": str(verified_resources)}
     settings = load_settings({**env, "PEACELINE_ENV": "production", "PUBLIC_BASE_URL": ""})
     with pytest.raises(ConfigError, match="PUBLIC_BASE_URL must be set when PEACELINE_ENV=production"):
         create_app(settings, clock=clock)

@@ -6,7 +6,7 @@ Each change commits with its audit row. Errors are CaseError with words for the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any, Literal
 
@@ -55,6 +55,37 @@ class Thread:
 
 
 @dataclass(frozen=True)
+class Filters:
+    """What a caseworker narrowed the queue to; the tab's totals are always counted without them."""
+
+    urgent: bool = False
+    need: str | None = None  # a category key
+    language: str | None = None  # a language code
+
+    def where(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.urgent:
+            where.append(Referral.urgent.is_(True))
+        if self.need:
+            where.append(Referral.category == self.need)
+        if self.language:
+            where.append(Referral.resident.has(Resident.language == self.language))
+        return where
+
+    @property
+    def active(self) -> bool:
+        return bool(self.urgent or self.need or self.language)
+
+
+@dataclass(frozen=True)
+class Card:
+    """What a queue card shows beyond the referral itself: its last text and how long it has waited."""
+
+    last_message_at: datetime | None
+    waiting_since: datetime | None  # None: a caseworker answered their last text (or it is closed)
+
+
+@dataclass(frozen=True)
 class Queue:
     """One page of a tab, with the tab's totals: nothing in the tab can be out of sight unnoticed."""
 
@@ -64,6 +95,8 @@ class Queue:
     total: int  # every referral in the tab, on any page
     urgent: int
     unread: int
+    matching: int = 0  # those the filters let through (the total when there are none)
+    cards: dict[int, Card] = field(default_factory=dict)  # by referral id
 
     @property
     def first(self) -> int:
@@ -71,8 +104,9 @@ class Queue:
         return (self.page - 1) * PAGE_SIZE + 1 if self.referrals else 0
 
 
-def queue(rt: Runtime, show: Show, me: int, page: int = 1) -> Queue:
-    """A page of open referrals in triage order (tier, urgent, oldest); or mine; or the latest closed."""
+def queue(rt: Runtime, show: Show, me: int, page: int = 1, filters: Filters = Filters()) -> Queue:
+    """A page of open referrals in triage order (tier, urgent, oldest); or mine; or the latest closed.
+    The totals count the whole tab; the filters narrow the rows and the pages."""
     where: list[ColumnElement[bool]]
     order: tuple[Any, ...]  # ORDER BY terms: columns and their .desc()
     if show == "closed":
@@ -88,17 +122,43 @@ def queue(rt: Runtime, show: Show, me: int, page: int = 1) -> Queue:
     ).where(*where)
     with rt.db.sessions() as s:
         total, urgent, unread = s.execute(totals).one()
-        pages = max(1, math.ceil(total / PAGE_SIZE))
+        narrowed = [*where, *filters.where()]
+        matching = (s.scalar(select(func.count(Referral.id)).where(*narrowed)) or 0) if filters.active else total
+        pages = max(1, math.ceil(matching / PAGE_SIZE))
         page = min(max(page, 1), pages)  # past the end (the tab shrank since): the last page
-        rows = s.scalars(
-            select(Referral)
-            .options(joinedload(Referral.resident), joinedload(Referral.assigned_to))
-            .where(*where)
-            .order_by(*order)
-            .offset((page - 1) * PAGE_SIZE)
-            .limit(PAGE_SIZE)
+        rows = list(
+            s.scalars(
+                select(Referral)
+                .options(joinedload(Referral.resident).joinedload(Resident.linked), joinedload(Referral.assigned_to))
+                .where(*narrowed)
+                .order_by(*order)
+                .offset((page - 1) * PAGE_SIZE)
+                .limit(PAGE_SIZE)
+            )
         )
-        return Queue(list(rows), page, pages, total, urgent, unread)
+        return Queue(rows, page, pages, total, urgent, unread, matching, _cards(s, rows))
+
+
+def _cards(s: Session, referrals: list[Referral]) -> dict[int, Card]:
+    """Each card's last text (either way) and since when it has waited for a caseworker, in one query."""
+    last = select(
+        Message.resident_id,
+        func.max(Message.created_at),
+        func.max(case((Message.direction == "in", Message.created_at))),
+        func.max(case((Message.kind == "caseworker", Message.created_at))),
+    ).where(Message.resident_id.in_(sorted({r.resident_id for r in referrals})), Message.kind != "notice")
+    times = {row[0]: row[1:] for row in s.execute(last.group_by(Message.resident_id))}
+    cards = {}
+    for r in referrals:
+        last_any, last_in, last_staff = times.get(r.resident_id, (None, None, None))
+        if r.status == "closed":
+            waiting = None
+        elif last_staff is None:
+            waiting = r.created_at  # nobody from the team has texted them yet
+        else:
+            waiting = last_in if last_in is not None and last_in > last_staff else None
+        cards[r.id] = Card(last_any, waiting)
+    return cards
 
 
 def open_thread(rt: Runtime, referral_id: int, me: int) -> Thread:

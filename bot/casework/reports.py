@@ -44,14 +44,17 @@ from bot.storage.models import AuditEvent, FollowUp, Message, Referral, Resident
 from bot.storage.statuses import FollowUpStatus, Outcome, ReferralStatus
 
 MIN_PEOPLE = 5
-SMALL = "<5"  # fewer than 5 people: hidden
-HIDDEN = "*"  # hidden too, so that a "<5" cannot be worked out from a total by subtraction
+SMALL = "<5"  # fewer than 5 people: hidden (only ever a count of people)
+HIDDEN = "*"  # hidden too, so that a "<5" cannot be worked out from a total (or from a rate) by subtraction
+NOT_ENOUGH = "not enough data"  # a median, percentile or rate from fewer than 5 people
+NO_RATE = "—"  # a rate out of nobody (0 of 0)
 DEFAULT_DAYS = 90
 MAX_DAYS = 3 * 366  # a longer range is a mistake, and its week-by-week page would be enormous
 # Follow-ups that left (logged: no Twilio account, as in a trial run).
 SENT = (FollowUpStatus.SENT, FollowUpStatus.LOGGED)
 
-NO_NEED = "Other"  # asked for a person, or a crisis, before naming a need
+NO_NEED = "Other"  # asked for a person before naming a need
+CRISIS_NEED = "crisis"  # a crisis before naming a need: its own column (its kinds in "Crises by kind")
 OUTCOMES: dict[str, str] = {
     Outcome.GOT_HELP: "Got help",
     Outcome.COULD_NOT_GET_HELP: "Could not get help",
@@ -72,7 +75,8 @@ CRISES: dict[str, str] = {
 }
 LEGEND = (
     f"{SMALL} means fewer than 5 people, hidden to protect privacy. {HIDDEN} means a number "
-    f"hidden so that a {SMALL} cannot be worked out from a total."
+    f"hidden so that a {SMALL} cannot be worked out from it or from a total. Medians, percentiles and "
+    f"rates say {NOT_ENOUGH!r} when fewer than 5 people are behind them; {NO_RATE} is a rate out of nobody."
 )
 DETAIL_NOTE = (
     "Only the total for these dates. Counts by ZIP code and by crisis kind are shown for one "
@@ -295,9 +299,14 @@ def cell_of(facts: Iterable[Hashable]) -> Cell:
 
 
 def rate(part: Cell, whole: Cell) -> str:
-    """A share as a whole percentage, or "<5" when either side counts fewer than 5 people."""
-    if len(whole.people) < MIN_PEOPLE or part.mark:
-        return SMALL
+    """A share as a whole percentage of `whole` (its numerator and denominator shown beside it):
+    "—" out of nobody, "not enough data" out of fewer than 5 people, "*" when a hidden count is in it."""
+    if whole.n == 0:
+        return NO_RATE
+    if len(whole.people) < MIN_PEOPLE:
+        return NOT_ENOUGH
+    if part.mark or whole.mark:
+        return HIDDEN
     return f"{(200 * part.n + whole.n) // (2 * whole.n)}%"  # round half up, in integers
 
 
@@ -342,7 +351,8 @@ def need_requests(
     """One per resident, need and day; a referral comes first, so its ZIP (the one given) wins."""
     found: dict[tuple[Any, ...], Request] = {}
     for r in referrals:
-        req = Request(r.resident_id, r.category, r.zip_code, period.day(r.created_at))
+        need = r.category or (CRISIS_NEED if r.reason.startswith("crisis:") else None)
+        req = Request(r.resident_id, need, r.zip_code, period.day(r.created_at))
         found.setdefault((req.person, req.need, req.day), req)
     for event, zip_code in unmet:
         req = Request(event.resident_id, event.detail.get("category"), zip_code, period.day(event.at))
@@ -416,9 +426,19 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Place:
+    """Requests from one ZIP code, for the map: `count` None when the number is hidden."""
+
+    zip_code: str
+    count: int | None
+    shown: str
+
+
+@dataclass(frozen=True)
 class Report:
     period: Period
     sections: list[Section]
+    places: list[Place] = field(default_factory=list)  # by ZIP code: a closed calendar month only
 
 
 def build_report(s: Session, period: Period, needs: Sequence[str]) -> Report:
@@ -449,7 +469,16 @@ def build_report(s: Session, period: Period, needs: Sequence[str]) -> Report:
             closing_the_loop(referrals, _followups_sent(s, period), _texted_in(s, period), _opted_out(s, period)),
             time_to_contact(referrals),
         ],
+        places_of(by_zip),
     )
+
+
+def places_of(by_zip: Grid | None) -> list[Place]:
+    """The ZIP table's row totals, suppressed as in the table (none for a range that is not a closed month)."""
+    if by_zip is None:
+        return []
+    totals = ((key, by_zip.row_totals[key]) for key, _ in by_zip.rows if key is not None)
+    return [Place(key, None if cell.mark else cell.n, cell.shown) for key, cell in totals]
 
 
 def detailed_only(
@@ -507,9 +536,9 @@ def requests_by_week(grid: Grid, period: Period) -> Section:
     return Section(
         "requests_by_need_and_week",
         "Requests by need and week",
-        "A request is one person asking about one need on one day. Other: asked for a person, or a "
-        "crisis, before naming a need. Housing includes rent, utilities and shelter; Safety is "
-        "safety at home.",
+        "A request is one person asking about one need on one day. Crisis: a text read as immediate "
+        "danger before a need was named (by kind under Crises by kind). Other: asked for a person "
+        "before naming a need. Housing includes rent, utilities and shelter; Safety is safety at home.",
         _header("Week", grid),
         _grid_rows(grid),
         [
@@ -585,7 +614,7 @@ def referral_outcomes(referrals: list[Referral]) -> Section:
         "How closed referrals ended",
         "Referrals opened in these dates and closed since, by how they ended.",
         ["Outcome", "Referrals", "Share of closed"],
-        [[label, cell.shown, cell.mark or rate(cell, total)] for label, cell in cells]
+        [[label, cell.shown, rate(cell, total)] for label, cell in cells]
         + [["Total", total.shown, rate(total, total)]],
         [Chart("How closed referrals ended", [cell.bar(label) for label, cell in cells])],
     )
@@ -628,15 +657,23 @@ def time_to_contact(referrals: list[Referral]) -> Section:
         "Hours from the bot opening a referral to a caseworker's first contact, for the referrals a "
         "caseworker has contacted. 90th percentile: 9 in 10 were reached within this time.",
         ["Measure", "Value"],
-        [["Referrals contacted", count.shown], ["Median hours", median], ["90th percentile hours", p90]],
+        [
+            ["Referrals contacted", count.shown],
+            ["Median hours", _with_n(median, count)],
+            ["90th percentile hours", _with_n(p90, count)],
+        ],
     )
 
 
+def _with_n(value: str, count: Cell) -> str:
+    return value if value == NOT_ENOUGH else f"{value} (n = {count.shown})"
+
+
 def _median_p90(values: list[float], people: int) -> tuple[str, str]:
-    """Both to a tenth, or "<5" when fewer than 5 people are behind them; computed here, not in SQL,
-    so SQLite and PostgreSQL agree. The percentile interpolates like a spreadsheet's PERCENTILE.INC."""
+    """Both to a tenth, or "not enough data" when fewer than 5 people are behind them; computed here,
+    not in SQL, so SQLite and PostgreSQL agree. The percentile interpolates like PERCENTILE.INC."""
     if people < MIN_PEOPLE:
-        return SMALL, SMALL
+        return NOT_ENOUGH, NOT_ENOUGH
     p90 = statistics.quantiles(values, n=10, method="inclusive")[-1]
     return f"{statistics.median(values):.1f}", f"{p90:.1f}"
 

@@ -178,6 +178,9 @@ def _send_one(rt: Runtime, now: datetime, due: Due) -> Dispatched:
     if due.opted_out:
         _finish(rt, due.id, status=FollowUpStatus.SKIPPED_OPTED_OUT)
         return report(FollowUpStatus.SKIPPED_OPTED_OUT)
+    if due.phone is None:  # a web visitor who proved no number (or a purged one): no text can go
+        _finish(rt, due.id, status=FollowUpStatus.SKIPPED_NO_NUMBER)
+        return report(FollowUpStatus.SKIPPED_NO_NUMBER)
     tz = ZoneInfo(due.timezone) if due.timezone else rt.settings.program_timezone
     if (opens := next_window_start(now, tz, rt.settings.send_window)) is not None:
         _finish(rt, due.id, status=FollowUpStatus.PENDING, due_at=opens)

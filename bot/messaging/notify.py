@@ -174,7 +174,10 @@ def escalate_overdue(rt: Runtime, now: datetime) -> list[int]:
         if not due:
             return []
         _claim(s, due, now)
-    _send_escalation(rt, due, now)
+    if not _send_escalation(rt, due, now):
+        for referral in due:
+            if referral.urgent and referral.notified_at is None:  # once: the service left it to this check
+                log.warning("referral.notified_nobody referral=%s (the text to the person on call failed)", referral.id)
     return [r.id for r in due]
 
 
@@ -218,10 +221,6 @@ def _send_escalation(rt: Runtime, referrals: list[Referral], now: datetime) -> b
     handed = any(m.status in HANDED for m in sent)
     if handed:
         _mark_told(rt, [r.id for r in referrals], now, on_call=True)
-    else:
-        for referral in referrals:
-            if referral.urgent and referral.notified_at is None:
-                log.warning("referral.notified_nobody referral=%s (the text to the person on call failed)", referral.id)
     return handed
 
 

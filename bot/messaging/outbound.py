@@ -36,6 +36,7 @@ UNDELIVERABLE = {
     30006: "landline or unreachable carrier",
 }
 RETRIES = 3
+SHOWN_AT_ONCE = ("web", "terminal")  # answers read on the page or in the terminal: delivered as they are stored
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class Outbound:
             channel=inbound.channel,
             kind="reply",
             body=body,
-            status=MessageStatus.QUEUED if inbound.channel != "web" else MessageStatus.DELIVERED,
+            status=MessageStatus.QUEUED if inbound.channel not in SHOWN_AT_ONCE else MessageStatus.DELIVERED,
             segments=segments(body),
             in_reply_to_id=inbound.id,
             created_at=self.clock.now(),

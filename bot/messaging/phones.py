@@ -13,8 +13,17 @@ import phonenumbers
 from phonenumbers import PhoneNumberType, shortnumberinfo
 
 WHATSAPP_PREFIX = "whatsapp:"
-# Anything that looks like a phone number inside free text (for the log filter).
-PHONE_IN_TEXT = re.compile(r"(?<![\w•])\+?\d[\d\s().\-]{8,}\d(?!\w)")
+# A phone number inside free text (for the log filter): E.164 or international with separators, or a
+# North American number however it is written; never a timestamp, a date, an epoch second, a SID or
+# a uuid's digits (tests/test_logs.py holds it to a log line full of ISO times).
+PHONE_IN_TEXT = re.compile(
+    r"(?<![\w•+])(?<!\w[\-.])"  # not inside a word, an id (a uuid's groups) or a version number
+    r"(?:"
+    r"\+(?=(?:[ .\-()]{0,2}\d){8})\d{1,3}(?:[ .\-]?(?:\(\d{2,4}\)|\d{2,4})){2,5}"  # international, E.164
+    r"|(?:1[ .\-]?)?(?:\([2-9]\d{2}\)|[2-9]\d{2})[ .\-]?[2-9]\d{2}[ .\-]?\d{4}"  # North American
+    r")"
+    r"(?![\w•])(?![\-.:/]\w)"  # nor followed by more of a word, an id or a time
+)
 # Numbers that cost the line money, reach someone other than a person's own phone, or cannot take a
 # text: never a resident's number. Toll-free numbers belong to businesses, not to the people we text.
 REFUSED_TYPES = {

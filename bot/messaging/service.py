@@ -265,11 +265,14 @@ class Service:
             handled.replies = [Reply(r.id, t) for r, t in zip(handled.replies, sent, strict=False)]
 
     def _warn_unnotified(self, referral_ids: list[int]) -> None:
-        """An urgent referral that told nobody (no one on duty, no text reached the person on call)."""
+        """An urgent referral that told nobody (no one on duty, no text reached the person on call),
+        logged once: here unless the scheduler will still escalate it (escalate_overdue warns then)."""
         with self.db.sessions() as s:
             for referral_id in referral_ids:
                 referral = s.get(Referral, referral_id)
-                if referral is not None and referral.notified_at is None:
+                if referral is None or referral.notified_at is not None:
+                    continue
+                if referral.escalated_at is not None or not self.settings.escalation_phones:
                     log.warning("referral.notified_nobody referral=%s urgent=1", referral_id)
 
     # -- residents and state -------------------------------------------------------------

@@ -35,6 +35,7 @@ class FollowUpStatus(StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     SKIPPED_OPTED_OUT = "skipped_opted_out"
+    SKIPPED_NO_NUMBER = "skipped_no_number"  # a web visitor who proved no number (or a purged one)
     HELD_CONTACT_PREFERENCE = "held_contact_preference"
     CANCELLED = "cancelled"
 

@@ -15,11 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from flask import Blueprint, Response, jsonify, render_template, request, session
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import TooManyRequests
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from bot import logs
 from bot.casework import audit
@@ -162,6 +163,12 @@ def _text_field(data: dict[str, Any], name: str, limit: int) -> str:
 
 
 # -- routes -------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def home() -> WerkzeugResponse:
+    """The site's front door: residents land in the chat (staff find the sign-in link at its foot)."""
+    return redirect(url_for("web.page"))
 
 
 @bp.get("/chat")
