@@ -163,7 +163,9 @@ def test_cries_for_help_are_not_opt_outs(rt, phone, clock):
         assert "800-799-7233" in reply[0]
     with rt.db.sessions() as s:
         resident = s.scalars(select(Resident)).one()
-        assert (resident.opted_out, resident.contact_preference) == (False, "any")
+        # not an opt-out, and no "don't text me" either: only the default after a crisis (issue 16)
+        assert (resident.opted_out, resident.contact_preference) == (False, "reply_only")
+        assert resident.contact_chosen_at is None
 
 
 # -- promises that are true ------------------------------------------------------------------------------

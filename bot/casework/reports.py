@@ -66,6 +66,7 @@ OUTCOMES = {
     "no_longer_needed": "No longer needed",
     "could_not_reach": "Could not reach them",
     "referred_elsewhere": "Sent to another program",
+    "erased": "Erased at the resident's request",  # retention.ERASED: they texted DELETE
 }
 UNMET = {
     "no_resource": "No place to send them",

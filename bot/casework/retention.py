@@ -38,11 +38,22 @@ from sqlalchemy.orm import Session
 from bot.casework import audit
 from bot.config import ConfigError
 from bot.storage import crypto
-from bot.storage.crypto import SecretText, UnreadableValue, phone_lookups
+from bot.storage.crypto import SecretText, UnreadableValue, phone_lookup, phone_lookups
 from bot.storage.db import Database
-from bot.storage.models import Base, ConversationSession, FollowUp, Message, Note, PhoneCode, Referral, Resident
+from bot.storage.models import (
+    Base,
+    ConversationSession,
+    FollowUp,
+    Message,
+    Note,
+    OptOutMarker,
+    PhoneCode,
+    Referral,
+    Resident,
+)
 
 BATCH = 500  # rows per transaction when rotating: a running server waits at most one batch
+ERASED = "erased"  # the outcome of a referral open when its resident texted DELETE (reports.OUTCOMES)
 AGE = re.compile(r"(\d+)([dw])")
 
 
@@ -108,14 +119,42 @@ def purge_resident(db: Database, now: datetime, e164: str, dry_run: bool = False
         ids = _person(s, e164)
         if not ids:
             return None
-        rows = _Rows(
-            messages=Message.resident_id.in_(ids),
-            notes=Note.referral_id.in_(select(Referral.id).where(Referral.resident_id.in_(ids))),
-            sessions=ConversationSession.resident_id.in_(ids),
-            residents=Resident.id.in_(ids),
-            codes=PhoneCode.resident_id.in_(ids) | PhoneCode.phone_lookup.in_(phone_lookups(e164)),
-        )
-        return _purge(s, rows, now, dry_run, scope="resident", resident_id=ids[0])
+        return _purge(s, _rows_of(ids, e164), now, dry_run, scope="resident", resident_id=ids[0])
+
+
+def erase(db: Database, now: datetime, resident_id: int) -> Purged | None:
+    """DELETE, confirmed by text: the purge of `purge --resident` for the person who texted (the number's
+    records and the web visitors who proved it). Their open referral closes as erased at their request;
+    a number that had opted out leaves a keyed-hash marker, so nothing the line starts reaches it again
+    until it texts START. The audit rows name no number. None when already erased."""
+    with db.transaction() as s:
+        resident = s.get(Resident, resident_id)
+        if resident is None or resident.anonymized_at is not None:
+            return None
+        linked = s.get(Resident, resident.linked_resident_id) if resident.linked_resident_id else None
+        number = resident.phone or (linked.phone if linked else None)
+        ids = _person(s, number) if number else [resident.id]
+        if number and s.scalar(select(func.count()).where(Resident.id.in_(ids), Resident.opted_out_at.is_not(None))):
+            s.merge(OptOutMarker(phone_lookup=phone_lookup(number), created_at=now))
+        closed = s.execute(
+            update(Referral)
+            .where(Referral.resident_id.in_(ids), Referral.status != "closed")
+            .values(status="closed", outcome=ERASED, closed_at=now)
+        ).rowcount
+        audit.record(s, "resident.erased", now, resident_id=ids[0], by="text", referrals_closed=closed)
+        return _purge(s, _rows_of(ids, number), now, False, scope="resident", resident_id=ids[0])
+
+
+def _rows_of(ids: list[int], e164: str | None) -> _Rows:
+    """Everything these residents wrote, and the codes texted to their number."""
+    codes = PhoneCode.resident_id.in_(ids)
+    return _Rows(
+        messages=Message.resident_id.in_(ids),
+        notes=Note.referral_id.in_(select(Referral.id).where(Referral.resident_id.in_(ids))),
+        sessions=ConversationSession.resident_id.in_(ids),
+        residents=Resident.id.in_(ids),
+        codes=codes | PhoneCode.phone_lookup.in_(phone_lookups(e164)) if e164 else codes,
+    )
 
 
 def _person(s: Session, e164: str) -> list[int]:

@@ -22,8 +22,9 @@ from bot.config import Settings
 from bot.conversation.contact import may_text_first
 from bot.conversation.segments import segments, to_gsm
 from bot.messaging.phones import mask, strip_numbers
+from bot.storage.crypto import phone_lookups
 from bot.storage.db import Database
-from bot.storage.models import Message, Resident
+from bot.storage.models import Message, OptOutMarker, Resident
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +191,9 @@ class Outbound:
         now = self.clock.now()
         with self.db.transaction() as session:
             resident = session.execute(_RECIPIENT, {"resident_id": resident_id}).first()
+            number = session.execute(_NUMBER.where(Resident.with_phone(to))).first() if to is not None else None
             if to is not None:
-                phone, opted_out = to, session.scalar(_NUMBER_OPTED_OUT.where(Resident.with_phone(to))) is not None
+                phone, opted_out = to, number is not None and number.opted_out_at is not None
             elif resident is None:
                 phone, opted_out = None, True
             else:
@@ -199,10 +201,11 @@ class Outbound:
                 if resident.linked_id is not None:  # a web visitor: the number they proved, unless it opted
                     # out by text; then, like a visitor without a number, they read it on the chat page
                     phone = resident.linked_phone if resident.linked_opted_out_at is None else None
+            opted_out = opted_out or (phone is not None and session.scalar(_MARKED, {"lookups": phone_lookups(phone)}))
             # "delivered": to a web chat visitor without a proven number, who reads it on the chat page
             status = "skipped_opted_out" if opted_out else "sending" if phone else "delivered"
-            if status == "sending" and to is None and not _may_text_first(resident, now):
-                status = "held_contact_preference"  # "don't text me first": only within a day of her own text
+            if status == "sending" and not _allowed(resident if to is None else number, kind, now):
+                status = "held_contact_preference"  # the resident said how we may reach them (contact.py)
             sent = self.as_sent(body, by_sms=phone is not None)
             msg = Message(
                 resident_id=resident_id,
@@ -274,20 +277,32 @@ _RECIPIENT = (
 )
 
 
-def _may_text_first(recipient: Any, now: datetime) -> bool:
-    """The contact preference allows a text the resident did not just ask for: her own record's, and
-    for a web visitor the proved number's too (either may have said "don't text me first")."""
-    if not may_text_first(recipient.contact_preference, recipient.last_seen_at, now):
+def _allowed(recipient: Any, kind: str, now: datetime) -> bool:
+    """The contact preference allows a text of `kind` the resident did not just ask for: her own
+    record's, for a web visitor the proved number's too, and for a text to a typed number (a code,
+    a canvass welcome) that number's own record's (any of them may have said "don't text me first")."""
+    if recipient is None:  # a number the line has never heard from
+        return True
+    if not may_text_first(recipient.contact_preference, recipient.last_seen_at, now, kind):
         return False
-    return recipient.linked_id is None or may_text_first(
+    return getattr(recipient, "linked_id", None) is None or may_text_first(
         recipient.linked_preference,
         max(filter(None, (recipient.last_seen_at, recipient.linked_last_seen_at)), default=None),
         now,
+        kind,
     )
 
 
-# A number's own (SMS) record has opted out: nothing but that record's own answers goes to it.
-_NUMBER_OPTED_OUT = select(Resident.id).where(Resident.channel != "web", Resident.opted_out_at.is_not(None)).limit(1)
+# A number's own (SMS) record: if it opted out, nothing but that record's own answers goes to it;
+# its contact preference holds for a text to the number from anywhere.
+_NUMBER = (
+    select(Resident.opted_out_at, Resident.contact_preference, Resident.last_seen_at)
+    .where(Resident.channel != "web")
+    .order_by(Resident.opted_out_at.is_(None))
+    .limit(1)
+)
+# A number that opted out and then erased its data (DELETE) keeps only this marker (retention.erase).
+_MARKED = select(OptOutMarker.phone_lookup).where(OptOutMarker.phone_lookup.in_(bindparam("lookups", expanding=True)))
 _STORE_RESULT = (
     update(Message.__table__)
     .where(Message.__table__.c.id == bindparam("message_id"))

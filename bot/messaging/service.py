@@ -8,26 +8,35 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot import logs
+from bot.casework.retention import erase
 from bot.clock import Clock
 from bot.config import Settings
 from bot.conversation import crisis, keywords
 from bot.conversation import engine as eng
-from bot.conversation.contact import ContactPreference
+from bot.conversation.contact import ContactPreference, default_for
 from bot.conversation.segments import segments
 from bot.directory import geo
 from bot.messaging import triage
 from bot.messaging.outbound import Outbound
 from bot.messaging.staffing import anyone_on_duty
 from bot.messaging.workdays import Workdays
-from bot.storage.crypto import phone_lookup
+from bot.storage.crypto import phone_lookup, phone_lookups
 from bot.storage.db import Database
-from bot.storage.models import AuditEvent, ConversationSession, FollowUp, Message, Referral, Resident
+from bot.storage.models import (
+    AuditEvent,
+    ConversationSession,
+    FollowUp,
+    Message,
+    OptOutMarker,
+    Referral,
+    Resident,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +86,7 @@ class Handled:
     referrals: list[int] = field(default_factory=list)  # created or raised: notify after commit
     escalate: list[int] = field(default_factory=list)  # urgent, nobody on duty: tell the person on call now
     new_urgent: list[int] = field(default_factory=list)  # urgent referrals this text opened
+    erase: int | None = None  # DELETE confirmed: this resident is erased once the last text is stored
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,8 @@ class Service:
             handled, inputs = self._handle_locked(
                 s, resident, channel, body, provider_sid, media_count, carrier_keyword, now, client
             )
+        if handled.erase is not None:
+            erase(self.db, self.clock.now(), handled.erase)
         self._escalate(handled, inputs)
         for referral_id in handled.referrals:
             for hook in self.on_referral:
@@ -229,6 +241,7 @@ class Service:
             first_contact=first_contact,
             can_text=self.can_text(resident),
             contact_preference=ContactPreference(resident.contact_preference or "any"),
+            contact_chosen=resident.contact_chosen_at is not None,
             availability=availability,
         )
 
@@ -348,6 +361,7 @@ class Service:
                     self._audit(s, "resident.opted_out", resident, now)
                 case eng.OptIn():
                     resident.opted_out_at = None
+                    self._forget_marker(s, resident)
                     self._audit(s, "resident.opted_in", resident, now)
                 case eng.SetProfile(language=language, zip_code=zip_code):
                     resident.language = language or resident.language
@@ -364,7 +378,10 @@ class Service:
                     if effect.urgent and new:
                         handled.new_urgent.append(referral.id)
                 case eng.SetContactPreference(preference=preference):
+                    resident.contact_chosen_at = now
                     self._set_preference(s, resident, preference, now)
+                case eng.Erase():
+                    handled.erase = resident.id
                 case eng.ScheduleFollowUp(after=after, template=template):
                     s.add(
                         FollowUp(
@@ -426,11 +443,25 @@ class Service:
             referral.unread, referral.bot_resumed_at = True, None
             self._audit(s, "referral.raised", resident, now, referral, {"reason": effect.reason})
         referral.crisis_kind = referral.crisis_kind or effect.crisis_kind
+        self._default_preference(s, resident, referral, now)
         if on_duty:  # a caseworker on duty sees the queue (and gets a notice after the commit)
             referral.notified_at = referral.notified_at or now
         elif effect.urgent:  # the person on call is due a text, now or in the next batch
             referral.escalation_due_at = referral.escalation_due_at or now
         return referral
+
+    @staticmethod
+    def _forget_marker(s: Session, resident: Resident) -> None:
+        """START from a number that had opted out and erased its data: the line may text it again."""
+        if resident.phone:
+            s.execute(delete(OptOutMarker).where(OptOutMarker.phone_lookup.in_(phone_lookups(resident.phone))))
+
+    def _default_preference(self, s: Session, resident: Resident, referral: Referral, now: datetime) -> None:
+        """Until the resident answers "safe to text later?": do not text first after a crisis or in a
+        guarded need (contact.default_for; the engine words its promises from the same rule)."""
+        default = default_for(referral.category, referral.crisis_kind is not None)
+        if resident.contact_chosen_at is None and resident.contact_preference == ContactPreference.ANY != default:
+            self._set_preference(s, resident, default, now)
 
     def _set_preference(self, s: Session, resident: Resident, preference: ContactPreference, now: datetime) -> None:
         """Record how we may reach them; "do not text first" cancels the check-ins still waiting."""
@@ -450,7 +481,11 @@ class Service:
             "resident.contact_preference",
             resident,
             now,
-            detail={"preference": str(preference), "checkins_cancelled": cancelled},
+            detail={
+                "preference": str(preference),
+                "chosen": resident.contact_chosen_at == now,
+                "checkins_cancelled": cancelled,
+            },
         )
 
     def _checkin_answer(self, s: Session, resident: Resident, answer: str, now: datetime) -> list[int]:
