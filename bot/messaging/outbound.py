@@ -19,7 +19,7 @@ from twilio.rest import Client
 from bot import logs
 from bot.clock import Clock
 from bot.config import Settings
-from bot.conversation.contact import may_text_first
+from bot.conversation.contact import Outgoing, may_text_first
 from bot.conversation.segments import segments, to_gsm
 from bot.messaging.phones import mask, strip_numbers
 from bot.storage.crypto import phone_lookups
@@ -172,6 +172,11 @@ class Outbound:
             return msg
         result = self.sender.send(to or phone, self.as_sent(body, by_sms=True), self.status_callback())
         return self._record_result(msg, resident_id, result, own_number=to is None, on_recorded=on_recorded)
+
+    def welcome(self, resident_id: int, body: str, *, to: str | None = None) -> Message:
+        """A canvass welcome (issue 15) to a resident, or to the number a canvasser took down: like every
+        text the line starts, refused as `held_contact_preference` unless the preference allows it."""
+        return self.send(resident_id, body, Outgoing.WELCOME, to=to)
 
     def as_sent(self, body: str, *, by_sms: bool) -> str:
         """The text as it leaves: by SMS in its GSM-7 form where that saves a segment (segments.to_gsm)."""

@@ -45,8 +45,15 @@ DELIVERY = {
     "skipped_opted_out": "not sent: opted out",
     "loop_guard": "ignored: too many texts at once",
     "held_contact_preference": (
-        "not sent: they asked us not to text first. You can answer within 24 hours of their own last text"
+        'not sent: they said how we may reach them (see the top of the thread). With "only answer when I text'
+        ' first" you can answer within 24 hours of their own last text'
     ),
+}
+# How a resident said we may reach them (contact.ContactPreference), on the card and in the thread.
+CONTACT = {
+    "any": "May text first",
+    "reply_only": "Do not text first",
+    "none": "Do not text",
 }
 
 
@@ -110,6 +117,7 @@ bp.add_app_template_filter(mask, "mask")
 bp.add_app_template_filter(lambda status: STATUS_LABELS.get(status, status), "status_label")
 bp.add_app_template_filter(lambda status: DELIVERY.get(status, status), "delivery")
 bp.add_app_template_global(Tier, "Tier")
+bp.add_app_template_filter(lambda preference: CONTACT.get(preference, preference), "contact_label")
 
 
 def _show() -> cases.Show:
