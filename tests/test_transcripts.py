@@ -6,8 +6,9 @@ effects turned into rows, TwiML. Transcript-only turns drive the rest of the pro
 `dispatch: true|<status>` (the follow-up sender runs), `claim` (a caseworker claims the open referral),
 `close` (a caseworker closes it), `outbound: {path: status}` (the line starts a text by each path
 named: `caseworker` reply, `checkin` due now, `code` to the number from the web page, canvass
-`welcome`; each must end with its status, e.g. `held_contact_preference`). As in the engine cases, a caseworker is on duty unless the case
-says `ctx: {on_duty: false}`, and then nobody is (no caseworker account at all).
+`welcome`; each must end with its status, e.g. `held_contact_preference`). As in the engine cases,
+a caseworker is on duty unless the case says `ctx: {on_duty: false}`, and then nobody is (no
+caseworker account at all).
 """
 
 from __future__ import annotations
