@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from bot.casework import audit
 from bot.config import ConfigError
 from bot.storage import crypto
-from bot.storage.crypto import SecretText, UnreadableValue, phone_lookup, phone_lookups
+from bot.storage.crypto import SecretText, UnreadableValue, opt_out_marker, phone_lookups
 from bot.storage.db import Database
 from bot.storage.models import (
     Base,
@@ -122,11 +122,11 @@ def purge_resident(db: Database, now: datetime, e164: str, dry_run: bool = False
         return _purge(s, _rows_of(ids, e164), now, dry_run, scope="resident", resident_id=ids[0])
 
 
-def erase(db: Database, now: datetime, resident_id: int) -> Purged | None:
+def erase(db: Database, now: datetime, resident_id: int, secret: str) -> Purged | None:
     """DELETE, confirmed by text: the purge of `purge --resident` for the person who texted (the number's
     records and the web visitors who proved it). Their open referral closes as erased at their request;
-    a number that had opted out leaves a keyed-hash marker, so nothing the line starts reaches it again
-    until it texts START. The audit rows name no number. None when already erased."""
+    a number that had opted out leaves a keyed-hash marker (crypto.opt_out_marker), so nothing the line
+    starts reaches it again until it texts START. The audit rows name no number. None when already erased."""
     with db.transaction() as s:
         resident = s.get(Resident, resident_id)
         if resident is None or resident.anonymized_at is not None:
@@ -135,7 +135,7 @@ def erase(db: Database, now: datetime, resident_id: int) -> Purged | None:
         number = resident.phone or (linked.phone if linked else None)
         ids = _person(s, number) if number else [resident.id]
         if number and s.scalar(select(func.count()).where(Resident.id.in_(ids), Resident.opted_out_at.is_not(None))):
-            s.merge(OptOutMarker(phone_lookup=phone_lookup(number), created_at=now))
+            s.merge(OptOutMarker(phone_lookup=opt_out_marker(secret, number), created_at=now))
         closed = s.execute(
             update(Referral)
             .where(Referral.resident_id.in_(ids), Referral.status != "closed")

@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.conversation.contact import Outgoing, may_text_first
 from bot.conversation.segments import segments, to_gsm
 from bot.messaging.phones import mask, strip_numbers
-from bot.storage.crypto import phone_lookups
+from bot.storage.crypto import opt_out_marker
 from bot.storage.db import Database
 from bot.storage.models import Message, OptOutMarker, Resident
 
@@ -206,7 +206,8 @@ class Outbound:
                 if resident.linked_id is not None:  # a web visitor: the number they proved, unless it opted
                     # out by text; then, like a visitor without a number, they read it on the chat page
                     phone = resident.linked_phone if resident.linked_opted_out_at is None else None
-            opted_out = opted_out or (phone is not None and session.scalar(_MARKED, {"lookups": phone_lookups(phone)}))
+            marker = opt_out_marker(self.settings.secret_key, phone) if phone else None
+            opted_out = opted_out or (marker is not None and session.scalar(_MARKED, {"marker": marker}) is not None)
             # "delivered": to a web chat visitor without a proven number, who reads it on the chat page
             status = "skipped_opted_out" if opted_out else "sending" if phone else "delivered"
             if status == "sending" and not _allowed(resident if to is None else number, kind, now):
@@ -307,7 +308,7 @@ _NUMBER = (
     .limit(1)
 )
 # A number that opted out and then erased its data (DELETE) keeps only this marker (retention.erase).
-_MARKED = select(OptOutMarker.phone_lookup).where(OptOutMarker.phone_lookup.in_(bindparam("lookups", expanding=True)))
+_MARKED = select(OptOutMarker.phone_lookup).where(OptOutMarker.phone_lookup == bindparam("marker"))
 _STORE_RESULT = (
     update(Message.__table__)
     .where(Message.__table__.c.id == bindparam("message_id"))

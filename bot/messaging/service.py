@@ -26,7 +26,7 @@ from bot.messaging import triage
 from bot.messaging.outbound import Outbound
 from bot.messaging.staffing import anyone_on_duty
 from bot.messaging.workdays import Workdays
-from bot.storage.crypto import phone_lookup, phone_lookups
+from bot.storage.crypto import opt_out_marker, phone_lookup
 from bot.storage.db import Database
 from bot.storage.models import (
     AuditEvent,
@@ -139,7 +139,7 @@ class Service:
                 s, resident, channel, body, provider_sid, media_count, carrier_keyword, now, client
             )
         if handled.erase is not None:
-            erase(self.db, self.clock.now(), handled.erase)
+            erase(self.db, self.clock.now(), handled.erase, self.settings.secret_key)
         self._escalate(handled, inputs)
         for referral_id in handled.referrals:
             for hook in self.on_referral:
@@ -450,11 +450,11 @@ class Service:
             referral.escalation_due_at = referral.escalation_due_at or now
         return referral
 
-    @staticmethod
-    def _forget_marker(s: Session, resident: Resident) -> None:
+    def _forget_marker(self, s: Session, resident: Resident) -> None:
         """START from a number that had opted out and erased its data: the line may text it again."""
         if resident.phone:
-            s.execute(delete(OptOutMarker).where(OptOutMarker.phone_lookup.in_(phone_lookups(resident.phone))))
+            marker = opt_out_marker(self.settings.secret_key, resident.phone)
+            s.execute(delete(OptOutMarker).where(OptOutMarker.phone_lookup == marker))
 
     def _default_preference(self, s: Session, resident: Resident, referral: Referral, now: datetime) -> None:
         """Until the resident answers "safe to text later?": do not text first after a crisis or in a

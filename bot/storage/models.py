@@ -253,7 +253,7 @@ class OptOutMarker(Base):
 
     __tablename__ = "opt_out_markers"
 
-    phone_lookup: Mapped[str] = mapped_column(String(64), primary_key=True)  # crypto.phone_lookup(number)
+    phone_lookup: Mapped[str] = mapped_column(String(64), primary_key=True)  # crypto.opt_out_marker(number)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

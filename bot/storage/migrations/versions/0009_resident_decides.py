@@ -2,7 +2,7 @@
 
 - residents.contact_chosen_at: when the resident chose the contact preference herself (until then
   it is a default: contact.default_for).
-- opt_out_markers: the keyed-hash lookup of a number that had opted out and then erased its data
+- opt_out_markers: the keyed hash (crypto.opt_out_marker) of a number that had opted out and then erased its data
   by texting DELETE, so nothing the line starts can reach it again before it texts START.
 - referrals.queue_at (the score as a time: created_at minus the risk bonus, triage.risk_minutes),
   referrals.held_texts (texts that raised it during a crisis hold) and referrals.repeat (another
