@@ -71,7 +71,7 @@ class Queue:
 
 
 def queue(rt: Runtime, show: Show, me: int, page: int = 1) -> Queue:
-    """A page of open referrals in triage order (tier, urgent, oldest); or mine; or the latest closed."""
+    """A page of open referrals in triage order (tier, urgent, risk score: triage.py); or mine; or the latest closed."""
     where: list[ColumnElement[bool]]
     if show == "closed":
         where, order = [Referral.status == "closed"], (Referral.closed_at.desc(), Referral.id.desc())

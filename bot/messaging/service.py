@@ -425,6 +425,7 @@ class Service:
                 resource_ids=list(effect.resource_ids),
                 created_at=now,
                 tier=triage.new_referral_tier(s, self.settings, resident, client, now),
+                repeat=triage.is_repeat(s, resident.id, now),
             )
             s.add(referral)
             s.flush()
@@ -437,12 +438,15 @@ class Service:
                 {"category": effect.category, "reason": effect.reason, "urgent": effect.urgent},
             )
         else:
+            if referral.crisis_kind and effect.crisis_kind:  # a text during the crisis hold raised it
+                referral.held_texts = (referral.held_texts or 0) + 1
             referral.urgent = referral.urgent or effect.urgent
             referral.category = referral.category or effect.category
             referral.resource_ids = list({*referral.resource_ids, *effect.resource_ids})
             referral.unread, referral.bot_resumed_at = True, None
             self._audit(s, "referral.raised", resident, now, referral, {"reason": effect.reason})
         referral.crisis_kind = referral.crisis_kind or effect.crisis_kind
+        triage.rank(referral)
         self._default_preference(s, resident, referral, now)
         if on_duty:  # a caseworker on duty sees the queue (and gets a notice after the commit)
             referral.notified_at = referral.notified_at or now

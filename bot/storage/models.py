@@ -187,7 +187,7 @@ class Referral(Base):
     notified_at: Mapped[datetime | None]  # a caseworker on duty, or the person on call, was told
     on_call_told_at: Mapped[datetime | None]  # a text to the person on call reached Twilio
     # The queue's order within a tier (triage.py): created_at brought forward by the risk score.
-    queue_at: Mapped[datetime] = mapped_column(default=utcnow)
+    queue_at: Mapped[datetime] = mapped_column(default=lambda ctx: ctx.get_current_parameters().get("created_at"))
     held_texts: Mapped[int] = mapped_column(Integer, default=0)  # texts that raised it during a crisis hold
     repeat: Mapped[bool] = mapped_column(Boolean, default=False)  # another referral of theirs in the 7 days before
 

@@ -13,6 +13,7 @@ from bot.casework.cases import CaseError
 from bot.messaging.phones import mask
 from bot.messaging.triage import Tier
 from bot.runtime import runtime
+from bot.storage.models import Referral
 from bot.web.auth import staff_headers
 from bot.web.inbox import admin
 
@@ -88,6 +89,19 @@ def age(at: datetime) -> str:
     if minutes < 60:
         return f"{minutes} min"
     return f"{minutes // 60} h" if minutes < 24 * 60 else f"{minutes // (24 * 60)} d"
+
+
+@bp.app_template_filter("risk_reason")
+def risk_reason(r: Referral) -> str:
+    """Why a card sits where it does (triage.py): "self-harm · 2 texts since · 14 min"."""
+    parts = [r.crisis_kind.replace("_", "-")] if r.crisis_kind else ["urgent"] if r.urgent else []
+    if r.held_texts:
+        parts.append(f"{r.held_texts} text{'' if r.held_texts == 1 else 's'} since")
+    if r.repeat:
+        parts.append("again within 7 days")
+    if r.tier != Tier.TRUSTED:
+        parts.append("web, no verified number")
+    return " · ".join([*parts, age(r.created_at)])
 
 
 @bp.app_template_filter("local")
