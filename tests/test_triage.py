@@ -105,3 +105,38 @@ def test_texts_during_a_hold_and_a_repeat_contact_raise_a_referral_through_the_w
     assert order == [held.id, rows[by_phone[again.number]].id, rows[by_phone[calm.number]].id]
     reasons = [re.sub(r"\s+", " ", r).strip() for r in re.findall(r'class="case-line case-reason"[^>]*>(.*?)<', html)]
     assert reasons == ["self-harm · 2 texts since · 14 min", "again within 7 days · just now", "14 min"]
+
+
+def test_migration_0009_keeps_the_order_and_the_preferences_residents_chose(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from bot.storage.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0006")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for rid, preference in ((1, "any"), (2, "reply_only")):
+            conn.execute(
+                text(
+                    "INSERT INTO residents (id, phone, phone_lookup, channel, consent_texts, contact_preference, "
+                    f"created_at) VALUES ({rid}, '+1816555012{rid}', '+1816555012{rid}', 'sms', 1, '{preference}', "
+                    "'2026-11-01 00:00:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO referrals (id, resident_id, urgent, tier, reason, status, resource_ids, unread, "
+                    f"created_at) VALUES ({rid}, {rid}, 0, 0, 'asked_person', 'new', '[]', 1, '2026-11-0{rid} 00:00')"
+                )
+            )
+    command.upgrade(alembic_config(url), "head")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, queue_at = created_at, held_texts, repeat FROM referrals ORDER BY id"))
+        assert rows.all() == [(1, 1, 0, 0), (2, 1, 0, 0)]
+        chosen = conn.execute(text("SELECT id, contact_chosen_at IS NOT NULL FROM residents ORDER BY id")).all()
+        assert chosen == [(1, 0), (2, 1)]  # "don't text me" was said by the resident herself
+    command.downgrade(alembic_config(url), "0006")
+    command.upgrade(alembic_config(url), "head")
+    engine.dispose()

@@ -9,7 +9,8 @@ The order of checks on every inbound text (Engine._step; tests/test_engine.py ch
     START ("yes") from someone not opted out while a yes/no question is open: that is the answer.
  2. Danger (crisis.detect): the crisis answer and a crisis hold, from any step, even opted out.
  3. STOP and plain-language revocations; "don't text me" with a safety reason (do not text
-    first); START; HELP.
+    first); START; HELP; SAFE and NOT SAFE (how we may reach them; NOT SAFE is a danger signal
+    too); DELETE (asked once, erased on DELETE again; crisis and STOP in between come first).
  4. Opted out: silence.
  5. A caseworker has the conversation: the text is theirs (MENU takes it back).
  6. A crisis hold: stay with the person (MENU ends it).
@@ -17,7 +18,9 @@ The order of checks on every inbound text (Engine._step; tests/test_engine.py ch
     a bare 1/2/3, yes/no or its words.
  8. A picture or an empty text.
  9. The conversation: idle expiry, the greeting, the global words (MENU, a language, a person,
-    thanks), an open offer, then the current step.
+    thanks), an open offer (the "safe to text this number later?" question is one), then the
+    current step. A turn that leaves no question open asks "safe to text later?" once a hand-off
+    opened a referral (never in a crisis hold).
 """
 
 from __future__ import annotations
