@@ -136,11 +136,13 @@ def erase(db: Database, now: datetime, resident_id: int, secret: str) -> Purged 
         ids = _person(s, number) if number else [resident.id]
         if number and s.scalar(select(func.count()).where(Resident.id.in_(ids), Resident.opted_out_at.is_not(None))):
             s.merge(OptOutMarker(phone_lookup=opt_out_marker(secret, number), created_at=now))
-        closed = s.execute(
-            update(Referral)
-            .where(Referral.resident_id.in_(ids), Referral.status != "closed")
-            .values(status="closed", outcome=ERASED, closed_at=now)
-        ).rowcount
+        closed = _change(
+            s,
+            Referral,
+            and_(Referral.resident_id.in_(ids), Referral.status != "closed"),
+            {"status": "closed", "outcome": ERASED, "closed_at": now},
+            dry_run=False,
+        )
         audit.record(s, "resident.erased", now, resident_id=ids[0], by="text", referrals_closed=closed)
         return _purge(s, _rows_of(ids, number), now, False, scope="resident", resident_id=ids[0])
 

@@ -614,8 +614,8 @@ class Engine:
     def _answer_contact(self, turn: _Turn) -> None:
         """1 yes, 2 only answer when I text first, 3 no (or their words, or yes / no); else a new text."""
         found = self.matcher.choice(turn.text, self.flows.contact_answers)
-        if found is None:
-            found = {True: "any", False: "none"}.get(self.matcher.yes_no(turn.text))
+        if found is None and (yes := self.matcher.yes_no(turn.text)) is not None:
+            found = ContactPreference.ANY if yes else ContactPreference.NONE
         if found is None:
             self._start(turn, None, False)
             return
