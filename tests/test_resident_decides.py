@@ -109,3 +109,19 @@ def test_erasing_leaves_the_report_counts_as_they_were(rt, client, dataset):  # 
     assert loop_after[0][:3] == ["Referrals closed, of referrals opened", str(int(loop_before[0][1]) + 1), "38"]
     assert loop_after[1:] == loop_before[1:]
     assert count(rt, OptOutMarker.phone_lookup.is_not(None)) == 2
+
+
+def test_a_web_chat_visitor_can_erase_too(client, rt):
+    def chat(text: str) -> list[str]:
+        resp = client.post("/chat/messages", json={"text": text}, headers={"Origin": "http://localhost"})
+        assert resp.status_code == 200
+        return resp.get_json()["replies"]
+
+    chat("I need food")
+    assert chat("delete my data") == ["Reply DELETE again to erase your messages with us."]
+    assert chat("DELETE")[0].startswith("Your messages with us are erased.")
+    with rt.db.sessions() as s:
+        visitor = s.scalars(select(Resident)).one()
+    assert (visitor.chat_key, visitor.anonymized_at is not None) == (None, True)
+    assert count(rt, Message.body.is_not(None)) == 0
+    assert "private, not anonymous" in chat("hi")[0]  # the same page starts a new conversation

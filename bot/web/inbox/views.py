@@ -30,6 +30,7 @@ REASONS = {
     "two_misses": "The bot did not understand them twice",
     "resources": "Got a list of places",
     "more_help": "Asked for more help",
+    "not_safe": "Texted NOT SAFE: do not text them",
 }
 # What happened to a text, in a caseworker's words.
 DELIVERY = {
