@@ -852,8 +852,10 @@ class Engine:
         step = self._current_ask(turn.state)
         if offer == CONTACT:
             self._answer_contact(turn)
-        elif offer == ERASE:  # not DELETE again: nothing is erased; the text is read as it is
-            self._answer(turn) if step else self._start(turn, None, False)
+        elif offer == ERASE and step:  # not DELETE again: nothing is erased; the question they were on takes it
+            self._answer(turn)
+        elif offer == ERASE:
+            self._start(turn, None, False)
         elif offer == NEXT_NEED:
             self._answer_next_need(turn, yes)
         elif yes:
