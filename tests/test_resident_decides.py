@@ -8,10 +8,11 @@ tests/transcripts/contact.yaml.
 from __future__ import annotations
 
 import json
+import re
 
 from conftest import RESIDENT, Phone
 from sqlalchemy import func, select
-from staff_helpers import add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
+from staff_helpers import Staff, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 from test_reports import dataset, number, people, report_of  # noqa: F401 (pytest fixtures, used by name)
 
 from bot.casework import cases
@@ -125,3 +126,17 @@ def test_a_web_chat_visitor_can_erase_too(client, rt):
     assert (visitor.chat_key, visitor.anonymized_at is not None) == (None, True)
     assert count(rt, Message.body.is_not(None)) == 0
     assert "private, not anonymous" in chat("hi")[0]  # the same page starts a new conversation
+
+
+def test_the_card_and_the_thread_show_how_to_reach_them(app, client, rt):
+    phone = Phone(client)
+    phone.text("talk to a person")
+    phone.text("3")
+    add_caseworker(rt)
+    staff = Staff(app.test_client())
+    staff.login()
+    queue = staff.get("/inbox/").get_data(as_text=True)
+    thread = staff.get("/inbox/referrals/1").get_data(as_text=True)
+    assert "Do not text</span>" in queue
+    assert re.search(r'id="contact-preference">Do not text\s+\(they chose it', thread)
+    assert "your replies and check-ins are held" in thread

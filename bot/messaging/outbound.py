@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import requests
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, null, select, update
 from sqlalchemy.orm import Session, aliased
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -291,7 +291,7 @@ def _allowed(recipient: Any, kind: str, now: datetime) -> bool:
         return True
     if not may_text_first(recipient.contact_preference, recipient.last_seen_at, now, kind):
         return False
-    return getattr(recipient, "linked_id", None) is None or may_text_first(
+    return recipient.linked_id is None or may_text_first(
         recipient.linked_preference,
         max(filter(None, (recipient.last_seen_at, recipient.linked_last_seen_at)), default=None),
         now,
@@ -302,7 +302,7 @@ def _allowed(recipient: Any, kind: str, now: datetime) -> bool:
 # A number's own (SMS) record: if it opted out, nothing but that record's own answers goes to it;
 # its contact preference holds for a text to the number from anywhere.
 _NUMBER = (
-    select(Resident.opted_out_at, Resident.contact_preference, Resident.last_seen_at)
+    select(Resident.opted_out_at, Resident.contact_preference, Resident.last_seen_at, null().label("linked_id"))
     .where(Resident.channel != "web")
     .order_by(Resident.opted_out_at.is_(None))
     .limit(1)

@@ -124,7 +124,8 @@ class Message(Base):
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
     direction: Mapped[str] = mapped_column(String(3))  # in | out
     channel: Mapped[str] = mapped_column(String(16), default="sms")
-    kind: Mapped[str] = mapped_column(String(16), default="reply")  # inbound|reply|followup|caseworker|notice
+    # inbound | reply | contact.Outgoing (caseworker, followup, code, welcome, notice)
+    kind: Mapped[str] = mapped_column(String(16), default="reply")
     body: Mapped[str | None] = mapped_column(SecretText)  # NULL once purged
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(24))
