@@ -609,7 +609,7 @@ class Engine:
         state.vars.pop(CONTACT_DUE)
         state.offer = CONTACT
         self._say(turn, M.CONTACT_ASK)
-        turn.options = [label for _, (label, *_) in self.flows.contact_answers]
+        turn.options = [self.text(key, turn.lang) for key in (M.OPTION_YES, M.OPTION_REPLY_ONLY, M.OPTION_NO)]
 
     def _answer_contact(self, turn: _Turn) -> None:
         """1 yes, 2 only answer when I text first, 3 no (or their words, or yes / no); else a new text."""

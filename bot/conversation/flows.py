@@ -79,6 +79,7 @@ class M:
     CHECKIN_NOT_YET = "checkin_not_yet"
     OPTION_YES = "option_yes"
     OPTION_NO = "option_no"
+    OPTION_REPLY_ONLY = "option_reply_only"
     CASEWORKER_NOTICE = "caseworker_notice"
     CASEWORKER_NOTICE_URGENT = "caseworker_notice_urgent"
     CASEWORKER_NOTICE_BATCH = "caseworker_notice_batch"
