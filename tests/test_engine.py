@@ -91,6 +91,7 @@ class Resident:
     state: dict | None = None
     referral_open: bool = False
     contact_preference: ContactPreference = ContactPreference.ANY
+    contact_chosen: bool = False
 
     def apply(self, outcome: Outcome) -> None:
         for effect in outcome.effects:
@@ -104,7 +105,7 @@ class Resident:
             elif isinstance(effect, eng.CreateReferral):
                 self.referral_open = True
             elif isinstance(effect, eng.SetContactPreference):
-                self.contact_preference = effect.preference
+                self.contact_preference, self.contact_chosen = effect.preference, True
         self.state, self.seen = outcome.state, True
 
 
@@ -150,6 +151,7 @@ def run_case(engine: Engine, case: dict) -> list[Outcome]:
             "first_contact": not resident.seen,
             "referral_open": resident.referral_open,
             "contact_preference": resident.contact_preference,
+            "contact_chosen": resident.contact_chosen,
             **base,
             **turn.get("ctx", {}),
         }

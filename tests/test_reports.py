@@ -281,6 +281,7 @@ def test_referral_outcomes_and_closed_loop_rates(rt, dataset):
         "No longer needed": ["6", "33%"],
         "Could not reach them": [SMALL, HIDDEN],  # a share would give the count away
         "Sent to another program": [SMALL, HIDDEN],
+        "Erased at the resident's request": ["0", "0%"],  # they texted DELETE (issue 16)
         "Total": ["18", "100%"],
     }
     loop = table(report, "closing_the_loop")

@@ -163,7 +163,9 @@ def test_cries_for_help_are_not_opt_outs(rt, phone, clock):
         assert "800-799-7233" in reply[0]
     with rt.db.sessions() as s:
         resident = s.scalars(select(Resident)).one()
-        assert (resident.opted_out, resident.contact_preference) == (False, "any")
+        # not an opt-out, and no "don't text me" either: only the default after a crisis (issue 16)
+        assert (resident.opted_out, resident.contact_preference) == (False, "reply_only")
+        assert resident.contact_chosen_at is None
 
 
 # -- promises that are true ------------------------------------------------------------------------------
@@ -192,8 +194,10 @@ def test_at_night_a_text_that_did_not_reach_twilio_is_never_called_told(env, clo
         clock.set(FRIDAY_9PM)
         with caplog.at_level(logging.WARNING):
             (reply,) = texts(Phone(app.test_client()), "he is going to kill me")
+        # after a crisis the line does not text first (issue 16), and Monday is more than a day away
         assert reply == [
-            "Call 911 now if you are in danger or someone is hurt. A person from our team will text you Monday morning."
+            "Call 911 now if you are in danger or someone is hurt. "
+            "Text us here any time and a person will answer, Mon-Fri 9am-5pm."
         ]
         assert any("notified_nobody" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
         assert app.test_client().get("/healthz").get_json()["attention"] == 1
@@ -226,8 +230,9 @@ def test_without_escalation_phones_at_night_the_next_working_day_by_name(env, cl
         clock.set(FRIDAY_9PM)
         with caplog.at_level(logging.WARNING):
             (reply,) = texts(Phone(app.test_client()), "me quiero morir")
-        # by SMS, á í ó ú go unaccented when that saves a segment (ñ is GSM-7 and stays)
-        assert reply[0].endswith("Una persona de nuestro equipo le escribira el lunes en la mañana.")
+        # by SMS, á í ó ú go unaccented when that saves a segment; after a crisis the line does not
+        # text first (issue 16), and Monday is more than a day away
+        assert reply[0].endswith("Escribanos aqui cuando quiera y una persona le contestara, lun-vie 9am-5pm.")
         assert app.test_client().get("/healthz").get_json()["attention"] == 1
         warnings = [r for r in caplog.records if "notified_nobody" in r.getMessage()]
         assert len(warnings) == 1
@@ -245,7 +250,7 @@ def test_holidays_are_not_working_days(env, clock, outbox):
     try:
         clock.set(datetime(2026, 12, 24, 0, 0, tzinfo=UTC))  # Wednesday 23 Dec, 18:00
         (reply,) = texts(Phone(app.test_client()), "talk to a person")
-        assert "A person from our team will text you Monday morning." in reply[-1]
+        assert "A person from our team will text you Monday morning." in reply[-2]  # then "safe to text later?"
     finally:
         rt.db.dispose()
 

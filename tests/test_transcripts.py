@@ -4,8 +4,11 @@ Runs every case in tests/transcripts/ and every engine case (tests/engine_cases/
 hand-made context, so each flow path is proven end to end: signature, storage, locking, engine,
 effects turned into rows, TwiML. Transcript-only turns drive the rest of the product:
 `dispatch: true|<status>` (the follow-up sender runs), `claim` (a caseworker claims the open referral),
-`close` (a caseworker closes it). As in the engine cases, a caseworker is on duty unless the case
-says `ctx: {on_duty: false}`, and then nobody is (no caseworker account at all).
+`close` (a caseworker closes it), `outbound: {path: status}` (the line starts a text by each path
+named: `caseworker` reply, `checkin` due now, `code` to the number from the web page, canvass
+`welcome`; each must end with its status, e.g. `held_contact_preference`). As in the engine cases,
+a caseworker is on duty unless the case says `ctx: {on_duty: false}`, and then nobody is (no
+caseworker account at all).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from conftest import Phone
 from sqlalchemy import select
 from staff_helpers import add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 
+from bot.casework import cases
 from bot.conversation.flows import parse_duration
+from bot.messaging import verify
 from bot.messaging.dispatch import dispatch_due
-from bot.storage.models import FollowUp, Referral, Resident
+from bot.storage.models import Caseworker, FollowUp, Message, Referral, Resident
 
 HERE = Path(__file__).parent
 TURN_GAP = timedelta(seconds=20)
@@ -48,8 +53,8 @@ def load_cases() -> list:
 
 def check_state(rt, expected: dict) -> None:
     with rt.db.sessions() as s:
-        resident = s.scalars(select(Resident)).one()
-        referrals = s.scalars(select(Referral).order_by(Referral.id)).all()
+        resident = s.scalars(select(Resident).where(Resident.channel == "sms").order_by(Resident.id.desc())).first()
+        referrals = s.scalars(select(Referral).where(Referral.resident_id == resident.id).order_by(Referral.id)).all()
         followups = s.scalars(select(FollowUp)).all()
     checks = {
         "opted_out": lambda: resident.opted_out,
@@ -62,9 +67,47 @@ def check_state(rt, expected: dict) -> None:
         "outcome": lambda: referrals[-1].outcome if referrals else None,
         "followups": lambda: sum(f.status != "cancelled" for f in followups),
         "checkin_answer": lambda: next((f.answer for f in followups if f.answer), None),
+        "contact_preference": lambda: resident.contact_preference,
+        "contact_chosen": lambda: resident.contact_chosen_at is not None,
+        "erased": lambda: s_count(rt, Resident.anonymized_at.is_not(None)) > 0,
+        "residents": lambda: s_count(rt, Resident.channel == "sms"),
     }
     for key, value in expected.items():
         assert checks[key]() == value, f"{key} is {checks[key]()!r}, expected {value!r}"
+
+
+def s_count(rt, where) -> int:
+    with rt.db.sessions() as s:
+        return len(s.scalars(select(Resident.id).where(where)).all())
+
+
+def start_texts(rt, expected: dict[str, str]) -> None:
+    """The line starts a text to the resident by each path named; each must end with its status."""
+    with rt.db.sessions() as s:
+        resident = s.scalars(select(Resident).where(Resident.channel == "sms").order_by(Resident.id.desc())).first()
+        referral = s.scalars(select(Referral).order_by(Referral.id.desc())).first()
+        staff = s.scalar(select(Caseworker.id).order_by(Caseworker.id))
+    paths = {
+        "caseworker": lambda: cases.reply(rt, referral.id, staff or add_caseworker(rt), "Hi, this is Ana.").status,
+        "checkin": lambda: checkin_now(rt, resident.id, referral.id if referral else None),
+        "code": lambda: code_to(rt, resident.phone),
+        "welcome": lambda: rt.outbound.welcome(resident.id, "Hi from the Northeast Help Line.").status,
+    }
+    for path, status in expected.items():
+        assert paths[path]() == status, f"{path}: expected {status}"
+
+
+def checkin_now(rt, resident_id: int, referral_id: int | None) -> str:
+    with rt.db.transaction() as s:
+        s.add(FollowUp(resident_id=resident_id, referral_id=referral_id, template="checkin", due_at=rt.clock.now()))
+    (done,) = dispatch_due(rt)
+    return done.status
+
+
+def code_to(rt, phone: str) -> str:
+    verify.request_code(rt, "a-web-visitor", phone)
+    with rt.db.sessions() as s:
+        return s.scalars(select(Message.status).where(Message.kind == "code").order_by(Message.id.desc())).first()
 
 
 def claim(rt) -> None:
@@ -108,6 +151,8 @@ def test_transcript(case, client, rt, clock):
             close(rt)
         elif "dispatch" in turn:
             send_due(rt, turn["dispatch"], turn.get("expect", []))
+        elif "outbound" in turn:
+            start_texts(rt, turn["outbound"])
         else:
             extra = {"NumMedia": str(turn["media"])} if turn.get("media") else {}
             if turn.get("carrier"):

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from bot.casework import audit
+from bot.conversation.contact import Outgoing
 from bot.messaging.service import OPEN_REFERRAL, clean
 from bot.messaging.triage import QUEUE_ORDER
 from bot.runtime import Runtime
@@ -105,8 +106,8 @@ class Queue:
 
 
 def queue(rt: Runtime, show: Show, me: int, page: int = 1, filters: Filters = Filters()) -> Queue:
-    """A page of open referrals in triage order (tier, urgent, oldest); or mine; or the latest closed.
-    The totals count the whole tab; the filters narrow the rows and the pages."""
+    """A page of open referrals in triage order (tier, urgent, risk score: triage.py); or mine; or the latest
+    closed. The totals count the whole tab; the filters narrow the rows and the pages."""
     where: list[ColumnElement[bool]]
     order: tuple[Any, ...]  # ORDER BY terms: columns and their .desc()
     if show == "closed":
@@ -240,7 +241,7 @@ def reply(rt: Runtime, referral_id: int, me: int, text: str) -> Message:
         referral = _referral(s, referral_id, lock=False)
     if referral.status == ReferralStatus.CLOSED:
         raise CaseError("This referral is closed. Reopen it to reply.")
-    msg = rt.outbound.send(referral.resident_id, body, kind="caseworker", referral_id=referral_id, caseworker_id=me)
+    msg = rt.outbound.send(referral.resident_id, body, Outgoing.CASEWORKER, referral_id=referral_id, caseworker_id=me)
     if msg.status in NOT_SENT + UNCERTAIN:
         return msg  # not (surely) a contact: the referral's status and contact time stay as they are
     now = rt.clock.now()

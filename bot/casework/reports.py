@@ -61,6 +61,7 @@ OUTCOMES: dict[str, str] = {
     Outcome.NO_LONGER_NEEDED: "No longer needed",
     Outcome.COULD_NOT_REACH: "Could not reach them",
     Outcome.REFERRED_ELSEWHERE: "Sent to another program",
+    Outcome.ERASED: "Erased at the resident's request",  # they texted DELETE (retention.erase)
 }
 UNMET = {
     "no_resource": "No place to send them",

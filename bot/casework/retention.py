@@ -38,10 +38,20 @@ from sqlalchemy.orm import Session
 from bot.casework import audit
 from bot.config import ConfigError
 from bot.storage import crypto
-from bot.storage.crypto import SecretText, UnreadableValue, phone_lookups
+from bot.storage.crypto import SecretText, UnreadableValue, opt_out_marker, phone_lookups
 from bot.storage.db import Database, rows_changed
-from bot.storage.models import Base, ConversationSession, FollowUp, Message, Note, PhoneCode, Referral, Resident
-from bot.storage.statuses import FollowUpStatus
+from bot.storage.models import (
+    Base,
+    ConversationSession,
+    FollowUp,
+    Message,
+    Note,
+    OptOutMarker,
+    PhoneCode,
+    Referral,
+    Resident,
+)
+from bot.storage.statuses import FollowUpStatus, Outcome, ReferralStatus
 
 BATCH = 500  # rows per transaction when rotating: a running server waits at most one batch
 AGE = re.compile(r"(\d+)([dw])")
@@ -109,14 +119,44 @@ def purge_resident(db: Database, now: datetime, e164: str, dry_run: bool = False
         ids = _person(s, e164)
         if not ids:
             return None
-        rows = _Rows(
-            messages=Message.resident_id.in_(ids),
-            notes=Note.referral_id.in_(select(Referral.id).where(Referral.resident_id.in_(ids))),
-            sessions=ConversationSession.resident_id.in_(ids),
-            residents=Resident.id.in_(ids),
-            codes=PhoneCode.resident_id.in_(ids) | PhoneCode.phone_lookup.in_(phone_lookups(e164)),
+        return _purge(s, _rows_of(ids, e164), now, dry_run, scope="resident", resident_id=ids[0])
+
+
+def erase(db: Database, now: datetime, resident_id: int, secret: str) -> Purged | None:
+    """DELETE, confirmed by text: the purge of `purge --resident` for the person who texted (the number's
+    records and the web visitors who proved it). Their open referral closes as erased at their request;
+    a number that had opted out leaves a keyed-hash marker (crypto.opt_out_marker), so nothing the line
+    starts reaches it again until it texts START. The audit rows name no number. None when already erased."""
+    with db.transaction() as s:
+        resident = s.get(Resident, resident_id)
+        if resident is None or resident.anonymized_at is not None:
+            return None
+        linked = s.get(Resident, resident.linked_resident_id) if resident.linked_resident_id else None
+        number = resident.phone or (linked.phone if linked else None)
+        ids = _person(s, number) if number else [resident.id]
+        if number and s.scalar(select(func.count()).where(Resident.id.in_(ids), Resident.opted_out_at.is_not(None))):
+            s.merge(OptOutMarker(phone_lookup=opt_out_marker(secret, number), created_at=now))
+        closed = _change(
+            s,
+            Referral,
+            and_(Referral.resident_id.in_(ids), Referral.status != "closed"),
+            {"status": ReferralStatus.CLOSED, "outcome": Outcome.ERASED, "closed_at": now},
+            dry_run=False,
         )
-        return _purge(s, rows, now, dry_run, scope="resident", resident_id=ids[0])
+        audit.record(s, "resident.erased", now, resident_id=ids[0], by="text", referrals_closed=closed)
+        return _purge(s, _rows_of(ids, number), now, False, scope="resident", resident_id=ids[0])
+
+
+def _rows_of(ids: list[int], e164: str | None) -> _Rows:
+    """Everything these residents wrote, and the codes texted to their number."""
+    codes = PhoneCode.resident_id.in_(ids)
+    return _Rows(
+        messages=Message.resident_id.in_(ids),
+        notes=Note.referral_id.in_(select(Referral.id).where(Referral.resident_id.in_(ids))),
+        sessions=ConversationSession.resident_id.in_(ids),
+        residents=Resident.id.in_(ids),
+        codes=codes | PhoneCode.phone_lookup.in_(phone_lookups(e164)) if e164 else codes,
+    )
 
 
 def _person(s: Session, e164: str) -> list[int]:

@@ -9,7 +9,8 @@ The order of checks on every inbound text (Engine._step; tests/test_engine.py ch
     START ("yes") from someone not opted out while a yes/no question is open: that is the answer.
  2. Danger (the operator's crisis detector): the crisis answer and a crisis hold, from any step, even opted out.
  3. STOP and plain-language revocations; "don't text me" with a safety reason (do not text
-    first); START; HELP.
+    first); START; HELP; SAFE and NOT SAFE (how we may reach them; NOT SAFE is a danger signal
+    too); DELETE (asked once, erased on DELETE again; crisis and STOP in between come first).
  4. Opted out: silence.
  5. A caseworker has the conversation: the text is theirs (MENU takes it back).
  6. A crisis hold: stay with the person (MENU ends it).
@@ -17,7 +18,9 @@ The order of checks on every inbound text (Engine._step; tests/test_engine.py ch
     a bare 1/2/3, yes/no or its words.
  8. A picture or an empty text.
  9. The conversation: idle expiry, the greeting, the global words (MENU, a language, a person,
-    thanks), an open offer, then the current step.
+    thanks), an open offer (the "safe to text this number later?" question is one), then the
+    current step. A turn that leaves no question open asks "safe to text later?" once a hand-off
+    opened a referral (never in a crisis hold).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bot.conversation import keywords
-from bot.conversation.contact import ContactPreference
+from bot.conversation.contact import REPLY_WINDOW, ContactPreference, default_for
 from bot.conversation.crisis import CrisisDetector, CrisisKind
 from bot.conversation.flows import (
     INTAKE_FLOW,
@@ -70,7 +73,16 @@ RESOURCE_LIMIT = 3
 DAY_NAMES_AHEAD = 7  # a next opening a week or more away is told by its date, not a day name
 TWO_MISSES, NO_RESOURCE = "two_misses", "no_resource"  # the yes/no "want a person?" offers
 NEXT_NEED = "next_need"  # the yes/no "you also asked about …" offer
+CONTACT = "contact"  # "Is it safe for us to text this number later?" (1 yes, 2 only answer, 3 no)
+ERASE = "erase"  # DELETE was asked for: DELETE again erases
+CONTACT_DUE = "contact_due"  # state var: a hand-off opened a referral, the question waits its turn
 YES_NO = (("yes", ()), ("no", ()))  # a yes/no question's choices: "1" is yes, "2" is no
+# Opted out: these are recorded (the preference kept for when they opt back in), never answered.
+_QUIET_WHEN_OUT_KEPT = {
+    keywords.Compliance.REPLY_ONLY: ContactPreference.REPLY_ONLY,
+    keywords.Compliance.SAFE: ContactPreference.ANY,
+}
+_QUIET_WHEN_OUT = (keywords.Compliance.STOP, *_QUIET_WHEN_OUT_KEPT)
 
 
 # ---------------------------------------------------------------- inputs and outputs
@@ -109,6 +121,7 @@ class Context:
     first_contact: bool = False  # no earlier message from this resident
     can_text: bool = True  # an SMS resident, or a web visitor with a confirmed number
     contact_preference: ContactPreference = ContactPreference.ANY
+    contact_chosen: bool = False  # the resident chose the preference herself (else it is a default)
     availability: Availability = field(default_factory=Availability)
 
 
@@ -143,9 +156,15 @@ class CreateReferral:
 
 @dataclass(frozen=True)
 class SetContactPreference:
-    """How the line may reach the resident: "don't text me, he checks my phone" is REPLY_ONLY."""
+    """How the line may reach the resident, as she chose it: "don't text me, he checks my phone" is
+    REPLY_ONLY. (A default, contact.default_for, comes with the referral the service opens.)"""
 
     preference: ContactPreference
+
+
+@dataclass(frozen=True)
+class Erase:
+    """DELETE, confirmed: erase everything this person wrote and their number, as `purge --resident`."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +201,7 @@ Effect = (
     | SetProfile
     | CreateReferral
     | SetContactPreference
+    | Erase
     | ScheduleFollowUp
     | RelayToCaseworker
     | EndHandoff
@@ -250,7 +270,7 @@ class _State:
 
     def fresh(self) -> _State:
         """A new session that keeps what we know about the person (language, ZIP) and a crisis hold."""
-        keep = {k: v for k, v in self.vars.items() if k in ("zip", "greeted")}
+        keep = {k: v for k, v in self.vars.items() if k in ("zip", "greeted", CONTACT_DUE)}
         return _State(lang=self.lang, vars=keep, last_at=self.last_at, hold=self.hold, hold_until=self.hold_until)
 
     def holding(self, now: datetime) -> bool:
@@ -285,9 +305,10 @@ class _Turn:
     options: list[str] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
     preference: ContactPreference = ContactPreference.ANY  # as this turn leaves it
+    chosen: bool = False  # she chose it (before, or in this turn); else it is a default
 
     def __post_init__(self) -> None:
-        self.preference = self.ctx.contact_preference
+        self.preference, self.chosen = self.ctx.contact_preference, self.ctx.contact_chosen
 
     @property
     def lang(self) -> str:
@@ -370,6 +391,7 @@ class Engine:
             Context(now=now, zip_code=zip_code, availability=later),
             Context(now=now, zip_code=zip_code, availability=replace(later, on_call_told=True)),
             Context(now=now, zip_code=zip_code, contact_preference=ContactPreference.REPLY_ONLY),
+            Context(now=now, zip_code=zip_code, contact_preference=ContactPreference.NONE),
         ]
         out: list[tuple[str, str]] = []
 
@@ -434,9 +456,9 @@ class Engine:
         word = keywords.classify(text, opted_out=ctx.opted_out) if text and not kind else None
         if kind:
             self._crisis(turn, kind)
-        elif word in (keywords.Compliance.STOP, keywords.Compliance.REPLY_ONLY) and ctx.opted_out:
-            if word == keywords.Compliance.REPLY_ONLY:  # kept for when they opt back in; said nothing
-                quiet.effects.append(SetContactPreference(ContactPreference.REPLY_ONLY))
+        elif word in _QUIET_WHEN_OUT and ctx.opted_out:
+            if word in _QUIET_WHEN_OUT_KEPT:  # kept for when they opt back in; said nothing
+                quiet.effects.append(SetContactPreference(_QUIET_WHEN_OUT_KEPT[word]))
             return quiet  # already out: only one confirmation, ever
         elif word:
             self._compliance(turn, word)
@@ -491,6 +513,7 @@ class Engine:
             self._start(turn, prefix, first)
         else:
             self._answer(turn)
+        self._ask_contact(turn)
 
     # -- crisis, compliance, hand-off, check-in -----------------------------------------
 
@@ -501,8 +524,10 @@ class Engine:
             self._set_language(turn, written)
         if keywords.asks_not_to_text_first(turn.text):  # "he will kill me if he sees this, don't text me"
             self._set_preference(turn, ContactPreference.REPLY_ONLY)
+        self._default_preference(turn, crisis=True)
         key = M.crisis(kind)
         self._say(turn, key if key in self.flows.messages else M.CRISIS, promise=True)
+        self._opening(turn)
         turn.effects.append(CreateReferral(turn.category, turn.zip, urgent=True, reason=f"crisis:{kind}"))
         self._start_hold(turn, kind)
 
@@ -521,6 +546,8 @@ class Engine:
             return
         if word and word.startswith("lang:") and word[5:] in self.languages:
             self._set_language(turn, word[5:], always=True)
+        turn.state.offer = None  # a DELETE asked before the hold waits for nothing now
+        self._default_preference(turn, crisis=True)
         kind = turn.state.hold or ""
         need = self.flows.first_need(self.matcher.categories(turn.text)) if word is None else None
         self._say(turn, M.hold(kind) if M.hold(kind) in self.flows.messages else M.CRISIS, promise=True)
@@ -542,13 +569,79 @@ class Engine:
             self._say(turn, M.START)
             turn.state.end_hold()
             self._menu(turn, None)
-        else:
+        elif word == keywords.Compliance.HELP:
             self._say(turn, M.HELP)
+        else:
+            self._decides(turn, word)
+
+    def _decides(self, turn: _Turn, word: keywords.Compliance) -> None:
+        """SAFE, NOT SAFE and DELETE: the resident decides how we reach them, and may erase it all."""
+        if word == keywords.Compliance.DELETE and turn.state.offer == ERASE:
+            turn.effects.append(Erase())
+            self._say(turn, M.ERASED)
+            turn.state = _State(lang=turn.lang)  # erased with the rest: the next text is a first contact
+            return
+        if turn.state.offer in (CONTACT, ERASE):
+            turn.state.offer = None  # answered, or asked again in other words
+        if word == keywords.Compliance.DELETE:
+            self._say(turn, M.ERASE_CONFIRM)
+            turn.state.offer = ERASE
+        elif word == keywords.Compliance.SAFE:
+            self._choose_contact(turn, ContactPreference.ANY)
+        else:  # NOT SAFE from a survivor: a danger signal too
+            self._set_preference(turn, ContactPreference.NONE)
+            self._say(turn, M.NOT_SAFE)
+            turn.effects.append(CreateReferral(turn.category, turn.zip, urgent=True, reason="not_safe"))
 
     def _set_preference(self, turn: _Turn, preference: ContactPreference) -> None:
-        turn.preference = preference
-        if preference != turn.ctx.contact_preference:
+        turn.preference, turn.chosen = preference, True
+        if preference != turn.ctx.contact_preference or not turn.ctx.contact_chosen:
             turn.effects.append(SetContactPreference(preference))
+
+    def _default_preference(self, turn: _Turn, *, crisis: bool = False) -> None:
+        """Until she answers: do not text first after a crisis or in the safety, violence and loss flows.
+        The service records the same default from the referral it opens (contact.default_for)."""
+        default = default_for(turn.category, crisis)
+        if not turn.ctx.contact_chosen and turn.preference == ContactPreference.ANY != default:
+            turn.preference = default
+
+    def _opening(self, turn: _Turn) -> None:
+        """The conversation's first hand-off to a person: "safe to text this number later?" is due
+        (asked by `_ask_contact` when no other question is open)."""
+        if not turn.state.vars.get("handoff"):
+            turn.state.vars[CONTACT_DUE] = True
+
+    def _ask_contact(self, turn: _Turn) -> None:
+        """Ask how we may reach them once a hand-off opened a referral: at the end of a turn that leaves
+        no other question open, never in a crisis hold, and only to someone we could text."""
+        state = turn.state
+        if not state.vars.get(CONTACT_DUE) or state.flow or state.offer or state.holding(turn.ctx.now):
+            return
+        if not turn.ctx.can_text:
+            return
+        state.vars.pop(CONTACT_DUE)
+        state.offer = CONTACT
+        self._say(turn, M.CONTACT_ASK)
+        turn.options = [self.text(key, turn.lang) for key in (M.OPTION_YES, M.OPTION_REPLY_ONLY, M.OPTION_NO)]
+
+    def _answer_contact(self, turn: _Turn) -> None:
+        """1 yes, 2 only answer when I text first, 3 no (or their words, or yes / no); else a new text."""
+        found = self.matcher.choice(turn.text, self.flows.contact_answers)
+        if found is None and (yes := self.matcher.yes_no(turn.text)) is not None:
+            found = ContactPreference.ANY if yes else ContactPreference.NONE
+        if found is None:
+            self._start(turn, None, False)
+            return
+        self._choose_contact(turn, ContactPreference(found))
+
+    def _choose_contact(self, turn: _Turn, preference: ContactPreference) -> None:
+        self._set_preference(turn, preference)
+        acks = {
+            ContactPreference.ANY: M.CONTACT_ANY_ACK,
+            ContactPreference.REPLY_ONLY: M.REPLY_ONLY_ACK,
+            ContactPreference.NONE: M.CONTACT_NONE_ACK,
+        }
+        self._say(turn, acks[preference])
 
     def _in_handoff(self, turn: _Turn) -> None:
         if self.matcher.global_word(turn.text) == "menu":
@@ -580,6 +673,7 @@ class Engine:
             self._say(turn, M.CHECKIN_GOT_HELP)
         else:
             self._say(turn, M.CHECKIN_NOT_YET, promise=True)
+        self._ask_contact(turn)
 
     def _checkin_is_newest(self, saved: _State | None, ctx: Context) -> bool:
         """A check-in awaits its answer and the bot asked nothing since it went out: a bare 1, 2, 3
@@ -770,7 +864,13 @@ class Engine:
         offer, turn.state.offer = turn.state.offer, None
         yes = self._yes(turn.text)
         step = self._current_ask(turn.state)
-        if offer == NEXT_NEED:
+        if offer == CONTACT:
+            self._answer_contact(turn)
+        elif offer == ERASE and step:  # not DELETE again: nothing is erased; the question they were on takes it
+            self._answer(turn)
+        elif offer == ERASE:
+            self._start(turn, None, False)
+        elif offer == NEXT_NEED:
             self._answer_next_need(turn, yes)
         elif yes:
             self._handoff(turn, TWO_MISSES if offer == TWO_MISSES else "asked_person")
@@ -932,7 +1032,9 @@ class Engine:
     def _promise(self, turn: _Turn) -> str:
         """What happens next, true to who is on duty or on call and to how we may reach them."""
         lang, ctx, who = turn.lang, turn.ctx, turn.ctx.availability
-        if turn.preference != ContactPreference.ANY:
+        if turn.preference == ContactPreference.NONE:
+            return self.text(M.PROMISE_NONE, lang)
+        if turn.preference == ContactPreference.REPLY_ONLY and (turn.chosen or not self._answerable(who, ctx.now)):
             return self.text(M.PROMISE_REPLY_ONLY, lang, hours=self._office_hours(who, lang))
         if not ctx.can_text:  # a web visitor with no number: the answer comes on the page
             if who.on_call_told and not who.on_duty:
@@ -945,6 +1047,11 @@ class Engine:
         if who.on_call_told:
             return self.text(M.PROMISE_ON_CALL, lang)
         return self.text(M.PROMISE_LATER, lang, when=self._when(who, ctx.now, lang))
+
+    @staticmethod
+    def _answerable(who: Availability, now: datetime) -> bool:
+        """Someone may answer within REPLY_WINDOW of this text (all "do not text first" allows)."""
+        return who.on_duty or who.on_call_told or (who.next_open is not None and who.next_open - now <= REPLY_WINDOW)
 
     def _when(self, who: Availability, now: datetime, lang: str) -> str:
         """The next working day's start, by name: "today after 9am", "tomorrow morning", "Monday morning"."""
@@ -976,6 +1083,8 @@ class Engine:
         turn.options = self._yes_no(turn)
 
     def _handoff(self, turn: _Turn, reason: str, *, urgent: bool = False, text: Text | None = None) -> None:
+        self._default_preference(turn, crisis=crisis_kind(reason) is not None)
+        self._opening(turn)
         turn.effects.append(CreateReferral(turn.category, turn.zip, urgent=urgent, reason=reason))
         if text:
             self._say_text(turn, text)

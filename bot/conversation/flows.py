@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from bot.conversation.contact import ContactPreference
 from bot.conversation.matching import VOCABULARY_FILE
 from bot.conversation.segments import segments, to_gsm
 from bot.yaml_lines import line_of
@@ -80,10 +81,18 @@ class M:
     CHECKIN_NOT_YET = "checkin_not_yet"
     OPTION_YES = "option_yes"
     OPTION_NO = "option_no"
+    OPTION_REPLY_ONLY = "option_reply_only"
     CASEWORKER_NOTICE = "caseworker_notice"
     CASEWORKER_NOTICE_URGENT = "caseworker_notice_urgent"
     CASEWORKER_NOTICE_BATCH = "caseworker_notice_batch"
     REPLY_ONLY_ACK = "reply_only_ack"
+    CONTACT_ASK = "contact_ask"  # "Is it safe for us to text this number later?", at a hand-off
+    CONTACT_ANY_ACK = "contact_any_ack"
+    CONTACT_NONE_ACK = "contact_none_ack"
+    NOT_SAFE = "not_safe"  # NOT SAFE: a danger signal, answered with 911 and the hotline
+    PROMISE_NONE = "promise_none"
+    ERASE_CONFIRM = "erase_confirm"  # DELETE: "Reply DELETE again to erase your messages with us"
+    ERASED = "erased"  # the last text after DELETE again
     HOLD_NEED_NOTED = "hold_need_noted"
     NEXT_NEED_OFFER = "next_need_offer"
     # What happens next, said only when it is true (see Engine._promise).
@@ -104,7 +113,7 @@ class M:
     PHONE_CODE = "phone_code"  # the web chat's one-time code
     CRISIS_KINDS = ("self_harm", "violence", "abuse", "overdose")
     # Questions the bot asks in system texts: checked like flow questions (no carrier keywords).
-    QUESTIONS = (TWO_MISSES, PERSON_OFFER, CHECKIN, NEXT_NEED_OFFER)
+    QUESTIONS = (TWO_MISSES, PERSON_OFFER, CHECKIN, NEXT_NEED_OFFER, CONTACT_ASK)
     # System texts sent as whole replies (the rest are parts of other texts, or go to staff):
     # what `peaceline check` measures, with the flows' own texts and lists.
     REPLIES = (
@@ -132,6 +141,12 @@ class M:
         REPLY_ONLY_ACK,
         NEXT_NEED_OFFER,
         PHONE_CODE,
+        CONTACT_ASK,
+        CONTACT_ANY_ACK,
+        CONTACT_NONE_ACK,
+        NOT_SAFE,
+        ERASE_CONFIRM,
+        ERASED,
     )
 
     @classmethod
@@ -255,6 +270,7 @@ class FlowSet:
     followup_templates: tuple[str, ...]
     sensitive_words: tuple[str, ...]
     checkin_answers: tuple[tuple[str, tuple[str, ...]], ...]
+    contact_answers: tuple[tuple[str, tuple[str, ...]], ...]  # "safe to text later?": 1 any, 2 reply_only, 3 none
     warnings: tuple[Issue, ...] = ()
 
     def for_category(self, category: str | None) -> Flow | None:
@@ -452,7 +468,8 @@ def _load_messages(check: _Checker, file: Path) -> dict[str, Any] | None:
         "languages": check.languages,
         "followup_templates": tuple(templates),
         "sensitive_words": tuple(words),
-        "checkin_answers": _checkin_answers(check, data.get("checkin_answers")),
+        "checkin_answers": _answers(check, data, "checkin_answers", CHECKIN_OUTCOMES),
+        "contact_answers": _answers(check, data, "contact_answers", tuple(ContactPreference)),
     }
 
 
@@ -510,15 +527,16 @@ def _check_template(check: _Checker, key: str, texts: Text | None, words: list[s
             )
 
 
-def _checkin_answers(check: _Checker, raw: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Check-in answer words, in the order the template numbers them (1, 2, 3)."""
-    if not isinstance(raw, dict) or list(raw) != list(CHECKIN_OUTCOMES):
-        check.error(
-            ("checkin_answers",),
-            f"checkin_answers must map {', '.join(CHECKIN_OUTCOMES)} (in that order) to lists of words",
-        )
-        return tuple((o, ()) for o in CHECKIN_OUTCOMES)
-    return tuple((o, tuple(str(w) for w in raw[o] or ())) for o in CHECKIN_OUTCOMES)
+Answers = tuple[tuple[str, tuple[str, ...]], ...]  # (outcome, its words), in the order a question numbers them
+
+
+def _answers(check: _Checker, data: dict, key: str, outcomes: tuple[str, ...]) -> Answers:
+    """Answer words of a numbered system question, in the order its text numbers them (1, 2, 3)."""
+    raw = data.get(key)
+    if not isinstance(raw, dict) or list(raw) != list(outcomes):
+        check.error((key,), f"{key} must map {', '.join(outcomes)} (in that order) to lists of words")
+        return tuple((o, ()) for o in outcomes)
+    return tuple((o, tuple(str(w) for w in raw[o] or ())) for o in outcomes)
 
 
 # ---------------------------------------------------------------- one flow

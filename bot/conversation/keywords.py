@@ -22,6 +22,9 @@ class Compliance(StrEnum):
     START = "start"
     HELP = "help"
     REPLY_ONLY = "reply_only"  # "don't text me, he checks my phone": answer, but never text first
+    SAFE = "safe"  # the line may text first again (contact preference 1)
+    NOT_SAFE = "not_safe"  # nothing but answers to her own texts (3); also a danger signal
+    DELETE = "delete"  # erase my data (asks once, then erases)
 
 
 _STOP_WORDS = frozenset(
@@ -45,6 +48,18 @@ _STOP_WORDS = frozenset(
     }
 )
 _START_WORDS = frozenset({"start", "unstop"})
+# How we may reach her, changed any time; the whole message, so "i feel safe now" is not one.
+_SAFE_WORDS = frozenset({"safe", "seguro", "segura", "es seguro", "safe to text"})
+_NOT_SAFE_WORDS = frozenset(
+    {"not safe", "unsafe", "no seguro", "no segura", "no es seguro", "not safe to text", "inseguro", "insegura"}
+)
+# DELETE or BORRAR, exactly or as a whole-message phrase ("delete my data"); "delete me" is an opt-out.
+_DELETE = re.compile(
+    r"(?:please |por favor )?(?:delete|erase|borrar|borren|borre|borra|eliminar|eliminen)"
+    r"(?: (?:all )?(?:my|mis|todos mis|all my|everything|todo)"
+    r"(?: (?:data|messages|texts|info|information|history|datos|mensajes|textos|informacion))?)?"
+    r"(?: (?:please|por favor))?"
+)
 _OPT_IN_ANSWERS = frozenset({"yes", "si"})
 # HELP and INFO must be the whole message: a resident writing "help me" or "ayuda" needs
 # the bot, not the program's name and how to stop.
@@ -160,6 +175,12 @@ def classify(text: str, *, opted_out: bool = False) -> Compliance | None:
         return Compliance.HELP
     if norm in _START_WORDS or (opted_out and norm in _OPT_IN_ANSWERS):
         return Compliance.START
+    if norm in _SAFE_WORDS:
+        return Compliance.SAFE
+    if norm in _NOT_SAFE_WORDS:
+        return Compliance.NOT_SAFE
+    if _DELETE.fullmatch(norm):
+        return Compliance.DELETE
     if _asks_not_to_text_first(norm):
         return Compliance.REPLY_ONLY
     if _is_revocation(norm):

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from bot import logs
+from bot.conversation.contact import Outgoing
 from bot.messaging.phones import mask
 from bot.runtime import Runtime
 from bot.storage.db import rows_changed
@@ -199,7 +200,7 @@ def _send_one(rt: Runtime, now: datetime, due: Due) -> Dispatched:
             },
         )
 
-    msg = rt.outbound.send(due.resident_id, body, "followup", referral_id=due.referral_id, on_recorded=record)
+    msg = rt.outbound.send(due.resident_id, body, Outgoing.FOLLOWUP, referral_id=due.referral_id, on_recorded=record)
     status = FOLLOWUP_STATUS.get(msg.status, FollowUpStatus.UNKNOWN)
     logs.event("followup.dispatched", followup=due.id, status=status)
     return report(status, body)

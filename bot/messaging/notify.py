@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from bot import logs
 from bot.casework import audit
 from bot.config import Settings
+from bot.conversation.contact import Outgoing
 from bot.conversation.flows import M
 from bot.messaging import staffing
 from bot.messaging.triage import Tier
@@ -95,7 +96,9 @@ def notify_referral(rt: Runtime, referral_id: int) -> list[Message]:
         logs.event("notice.nobody_on_duty", referral=referral_id, urgent=referral.urgent)
         return []
     sent = [
-        rt.outbound.send(referral.resident_id, body, "notice", referral_id=referral.id, caseworker_id=cw_id, to=phone)
+        rt.outbound.send(
+            referral.resident_id, body, Outgoing.NOTICE, referral_id=referral.id, caseworker_id=cw_id, to=phone
+        )
         for cw_id, phone in staff
         if cw_id not in told
     ]
@@ -215,7 +218,7 @@ def _send_escalation(rt: Runtime, referrals: list[Referral], now: datetime) -> b
             link=(rt.settings.public_base_url or "") + QUEUE_PATH,
         )
     sent = [
-        rt.outbound.send(first.resident_id, body, "notice", referral_id=first.id, to=phone)
+        rt.outbound.send(first.resident_id, body, Outgoing.NOTICE, referral_id=first.id, to=phone)
         for phone in rt.settings.escalation_phones
     ]
     handed = any(m.status in HANDED for m in sent)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import requests
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, null, select, update
 from sqlalchemy.orm import Session, aliased
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -19,11 +19,12 @@ from twilio.rest import Client
 from bot import logs
 from bot.clock import Clock
 from bot.config import Settings
-from bot.conversation.contact import may_text_first
+from bot.conversation.contact import Outgoing, may_text_first
 from bot.conversation.segments import segments, to_gsm
 from bot.messaging.phones import mask, strip_numbers
+from bot.storage.crypto import opt_out_marker
 from bot.storage.db import Database
-from bot.storage.models import Base, Message, Resident
+from bot.storage.models import Base, Message, OptOutMarker, Resident
 from bot.storage.statuses import MessageStatus
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,11 @@ class Outbound:
         result = self.sender.send(number, self.as_sent(body, by_sms=True), self.status_callback())
         return self._record_result(msg, resident_id, result, own_number=to is None, on_recorded=on_recorded)
 
+    def welcome(self, resident_id: int, body: str, *, to: str | None = None) -> Message:
+        """A canvass welcome (issue 15) to a resident, or to the number a canvasser took down: like every
+        text the line starts, refused as `held_contact_preference` unless the preference allows it."""
+        return self.send(resident_id, body, Outgoing.WELCOME, to=to)
+
     def as_sent(self, body: str, *, by_sms: bool) -> str:
         """The text as it leaves: by SMS in its GSM-7 form where that saves a segment (segments.to_gsm)."""
         return to_gsm(body, fold_accents=self.settings.fold_accents) if by_sms else body
@@ -194,8 +200,9 @@ class Outbound:
         now = self.clock.now()
         with self.db.transaction() as session:
             resident = session.execute(_RECIPIENT, {"resident_id": resident_id}).first()
+            number = session.execute(_NUMBER.where(Resident.with_phone(to))).first() if to is not None else None
             if to is not None:
-                phone, opted_out = to, session.scalar(_NUMBER_OPTED_OUT.where(Resident.with_phone(to))) is not None
+                phone, opted_out = to, number is not None and number.opted_out_at is not None
             elif resident is None:
                 phone, opted_out = None, True
             else:
@@ -203,6 +210,8 @@ class Outbound:
                 if resident.linked_id is not None:  # a web visitor: the number they proved, unless it opted
                     # out by text; then, like a visitor without a number, they read it on the chat page
                     phone = resident.linked_phone if resident.linked_opted_out_at is None else None
+            marker = opt_out_marker(self.settings.secret_key, phone) if phone else None
+            opted_out = opted_out or (marker is not None and session.scalar(_MARKED, {"marker": marker}) is not None)
             # "delivered": to a web chat visitor without a proven number, who reads it on the chat page
             status = (
                 MessageStatus.SKIPPED_OPTED_OUT
@@ -211,8 +220,8 @@ class Outbound:
                 if phone
                 else MessageStatus.DELIVERED
             )
-            if status == MessageStatus.SENDING and to is None and not _may_text_first(resident, now):
-                # "don't text me first": only within a day of her own text
+            if status == MessageStatus.SENDING and not _allowed(resident if to is None else number, kind, now):
+                # the resident said how we may reach them (contact.py)
                 status = MessageStatus.HELD_CONTACT_PREFERENCE
             sent = self.as_sent(body, by_sms=phone is not None)
             msg = Message(
@@ -285,20 +294,32 @@ _RECIPIENT = (
 )
 
 
-def _may_text_first(recipient: Any, now: datetime) -> bool:
-    """The contact preference allows a text the resident did not just ask for: her own record's, and
-    for a web visitor the proved number's too (either may have said "don't text me first")."""
-    if not may_text_first(recipient.contact_preference, recipient.last_seen_at, now):
+def _allowed(recipient: Any, kind: str, now: datetime) -> bool:
+    """The contact preference allows a text of `kind` the resident did not just ask for: her own
+    record's, for a web visitor the proved number's too, and for a text to a typed number (a code,
+    a canvass welcome) that number's own record's (any of them may have said "don't text me first")."""
+    if recipient is None:  # a number the line has never heard from
+        return True
+    if not may_text_first(recipient.contact_preference, recipient.last_seen_at, now, kind):
         return False
     return recipient.linked_id is None or may_text_first(
         recipient.linked_preference,
         max(filter(None, (recipient.last_seen_at, recipient.linked_last_seen_at)), default=None),
         now,
+        kind,
     )
 
 
-# A number's own (SMS) record has opted out: nothing but that record's own answers goes to it.
-_NUMBER_OPTED_OUT = select(Resident.id).where(Resident.channel != "web", Resident.opted_out_at.is_not(None)).limit(1)
+# A number's own (SMS) record: if it opted out, nothing but that record's own answers goes to it;
+# its contact preference holds for a text to the number from anywhere.
+_NUMBER = (
+    select(Resident.opted_out_at, Resident.contact_preference, Resident.last_seen_at, null().label("linked_id"))
+    .where(Resident.channel != "web")
+    .order_by(Resident.opted_out_at.is_(None))
+    .limit(1)
+)
+# A number that opted out and then erased its data (DELETE) keeps only this marker (retention.erase).
+_MARKED = select(OptOutMarker.phone_lookup).where(OptOutMarker.phone_lookup == bindparam("marker"))
 _messages = Base.metadata.tables[Message.__tablename__]  # the Table itself (__table__ is typed as any FromClause)
 _STORE_RESULT = (
     update(_messages)

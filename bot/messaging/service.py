@@ -8,26 +8,36 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot import logs
+from bot.casework.retention import erase
 from bot.clock import Clock
 from bot.config import Settings
 from bot.conversation import engine as eng
 from bot.conversation import keywords
-from bot.conversation.contact import ContactPreference
+from bot.conversation.contact import ContactPreference, default_for
 from bot.conversation.segments import segments
 from bot.directory import geo
 from bot.messaging import triage
 from bot.messaging.outbound import Outbound
 from bot.messaging.staffing import anyone_on_duty
 from bot.messaging.workdays import Workdays
-from bot.storage.crypto import phone_lookup
+from bot.storage.crypto import opt_out_marker, phone_lookup
 from bot.storage.db import Database, rows_changed
-from bot.storage.models import AuditEvent, Base, ConversationSession, FollowUp, Message, Referral, Resident
+from bot.storage.models import (
+    AuditEvent,
+    Base,
+    ConversationSession,
+    FollowUp,
+    Message,
+    OptOutMarker,
+    Referral,
+    Resident,
+)
 from bot.storage.statuses import FollowUpStatus, MessageStatus, Outcome, ReferralStatus
 
 log = logging.getLogger(__name__)
@@ -78,6 +88,7 @@ class Handled:
     referrals: list[int] = field(default_factory=list)  # created or raised: notify after commit
     escalate: list[int] = field(default_factory=list)  # urgent, nobody on duty: tell the person on call now
     new_urgent: list[int] = field(default_factory=list)  # urgent referrals this text opened
+    erase: int | None = None  # DELETE confirmed: this resident is erased once the last text is stored
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,8 @@ class Service:
             handled, inputs = self._handle_locked(
                 s, resident, channel, body, provider_sid, media_count, carrier_keyword, now, client
             )
+        if handled.erase is not None:
+            erase(self.db, self.clock.now(), handled.erase, self.settings.secret_key)
         self._escalate(handled, inputs)
         for referral_id in handled.referrals:
             for hook in self.on_referral:
@@ -230,6 +243,7 @@ class Service:
             first_contact=first_contact,
             can_text=self.can_text(resident),
             contact_preference=ContactPreference(resident.contact_preference or "any"),
+            contact_chosen=resident.contact_chosen_at is not None,
             availability=availability,
         )
 
@@ -353,6 +367,7 @@ class Service:
                     self._audit(s, "resident.opted_out", resident, now)
                 case eng.OptIn():
                     resident.opted_out_at = None
+                    self._forget_marker(s, resident)
                     self._audit(s, "resident.opted_in", resident, now)
                 case eng.SetProfile(language=language, zip_code=zip_code):
                     resident.language = language or resident.language
@@ -369,7 +384,10 @@ class Service:
                     if effect.urgent and new:
                         handled.new_urgent.append(referral.id)
                 case eng.SetContactPreference(preference=preference):
+                    resident.contact_chosen_at = now
                     self._set_preference(s, resident, preference, now)
+                case eng.Erase():
+                    handled.erase = resident.id
                 case eng.ScheduleFollowUp(after=after, template=template):
                     s.add(
                         FollowUp(
@@ -413,6 +431,7 @@ class Service:
                 resource_ids=list(effect.resource_ids),
                 created_at=now,
                 tier=triage.new_referral_tier(s, self.settings, resident, client, now),
+                repeat=triage.is_repeat(s, resident.id, now),
             )
             s.add(referral)
             s.flush()
@@ -425,17 +444,34 @@ class Service:
                 {"category": effect.category, "reason": effect.reason, "urgent": effect.urgent},
             )
         else:
+            if referral.crisis_kind and effect.crisis_kind:  # a text during the crisis hold raised it
+                referral.held_texts = (referral.held_texts or 0) + 1
             referral.urgent = referral.urgent or effect.urgent
             referral.category = referral.category or effect.category
             referral.resource_ids = list({*referral.resource_ids, *effect.resource_ids})
             referral.unread, referral.bot_resumed_at = True, None
             self._audit(s, "referral.raised", resident, now, referral, {"reason": effect.reason})
         referral.crisis_kind = referral.crisis_kind or effect.crisis_kind
+        triage.rank(referral)
+        self._default_preference(s, resident, referral, now)
         if on_duty:  # a caseworker on duty sees the queue (and gets a notice after the commit)
             referral.notified_at = referral.notified_at or now
         elif effect.urgent:  # the person on call is due a text, now or in the next batch
             referral.escalation_due_at = referral.escalation_due_at or now
         return referral
+
+    def _forget_marker(self, s: Session, resident: Resident) -> None:
+        """START from a number that had opted out and erased its data: the line may text it again."""
+        if resident.phone:
+            marker = opt_out_marker(self.settings.secret_key, resident.phone)
+            s.execute(delete(OptOutMarker).where(OptOutMarker.phone_lookup == marker))
+
+    def _default_preference(self, s: Session, resident: Resident, referral: Referral, now: datetime) -> None:
+        """Until the resident answers "safe to text later?": do not text first after a crisis or in a
+        guarded need (contact.default_for; the engine words its promises from the same rule)."""
+        default = default_for(referral.category, referral.crisis_kind is not None)
+        if resident.contact_chosen_at is None and resident.contact_preference == ContactPreference.ANY != default:
+            self._set_preference(s, resident, default, now)
 
     def _set_preference(self, s: Session, resident: Resident, preference: ContactPreference, now: datetime) -> None:
         """Record how we may reach them; "do not text first" cancels the check-ins still waiting."""
@@ -456,7 +492,11 @@ class Service:
             "resident.contact_preference",
             resident,
             now,
-            detail={"preference": str(preference), "checkins_cancelled": cancelled},
+            detail={
+                "preference": str(preference),
+                "chosen": resident.contact_chosen_at == now,
+                "checkins_cancelled": cancelled,
+            },
         )
 
     def _checkin_answer(self, s: Session, resident: Resident, answer: str, now: datetime) -> list[int]:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot import logs
 from bot.casework import audit
+from bot.conversation.contact import Outgoing
 from bot.messaging.phones import BadNumber, mask, resident_e164
 from bot.runtime import Runtime
 from bot.storage.crypto import phone_lookup, phone_lookups
@@ -90,7 +91,7 @@ def request_code(rt: Runtime, chat_key: str, raw_phone: str) -> None:
     msg = rt.outbound.send(
         visitor_id,
         rt.engine.text("phone_code", lang, code=code),
-        "code",
+        Outgoing.CODE,
         to=phone,
         record_as=rt.engine.text("phone_code", lang, code=MASKED_CODE),
     )

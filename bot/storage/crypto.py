@@ -133,6 +133,12 @@ def phone_lookups(e164: str) -> list[str]:
     return [*(_cipher.lookups(e164) if _cipher else []), e164]
 
 
+def opt_out_marker(secret: str, e164: str) -> str:
+    """The keyed hash (SECRET_KEY) a number leaves when it erased its data after opting out: with or
+    without DATA_KEY, the marker never holds the number."""
+    return hmac.new(secret.encode(), f"opted-out\n{e164}".encode(), hashlib.sha256).hexdigest()
+
+
 class SecretText(TypeDecorator[str]):
     """Text encrypted at rest when DATA_KEY is set."""
 

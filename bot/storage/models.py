@@ -75,6 +75,7 @@ class Resident(Base):
     consent_texts: Mapped[bool] = mapped_column(Boolean, default=True)
     # contact.ContactPreference: "reply_only" when she said "don't text me, he checks my phone"
     contact_preference: Mapped[str] = mapped_column(String(16), default="any")
+    contact_chosen_at: Mapped[datetime | None]  # she chose it herself; until then it is contact.default_for
     consent_recorded_at: Mapped[datetime | None]
     undeliverable_reason: Mapped[str | None] = mapped_column(String(200))
     quiet_until: Mapped[datetime | None]  # loop guard
@@ -124,7 +125,8 @@ class Message(Base):
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
     direction: Mapped[str] = mapped_column(String(3))  # in | out
     channel: Mapped[str] = mapped_column(String(16), default="sms")
-    kind: Mapped[str] = mapped_column(String(16), default="reply")  # inbound|reply|followup|caseworker|notice
+    # inbound | reply | contact.Outgoing (caseworker, followup, code, welcome, notice)
+    kind: Mapped[str] = mapped_column(String(16), default="reply")
     body: Mapped[str | None] = mapped_column(SecretText)  # NULL once purged
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(24))  # a MessageStatus
@@ -161,6 +163,7 @@ class Referral(Base):
     __table_args__ = (
         Index("ix_referrals_status_created", "status", "created_at"),
         Index("ix_referrals_status_tier", "status", "tier", "created_at"),
+        Index("ix_referrals_status_tier_queue", "status", "tier", "queue_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -185,6 +188,10 @@ class Referral(Base):
     escalation_due_at: Mapped[datetime | None]  # urgent with nobody on duty: the person on call is due a text
     notified_at: Mapped[datetime | None]  # a caseworker on duty, or the person on call, was told
     on_call_told_at: Mapped[datetime | None]  # a text to the person on call reached Twilio
+    # The queue's order within a tier (triage.py): created_at brought forward by the risk score.
+    queue_at: Mapped[datetime] = mapped_column(default=lambda ctx: ctx.get_current_parameters().get("created_at"))
+    held_texts: Mapped[int] = mapped_column(Integer, default=0)  # texts that raised it during a crisis hold
+    repeat: Mapped[bool] = mapped_column(Boolean, default=False)  # another referral of theirs in the 7 days before
 
     resident: Mapped[Resident] = relationship()
     assigned_to: Mapped[Caseworker | None] = relationship()
@@ -239,6 +246,16 @@ class PhoneCode(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
+
+
+class OptOutMarker(Base):
+    """A number that had opted out and then erased its data (DELETE): only its keyed-hash lookup stays,
+    so nothing the line starts reaches it until it texts START."""
+
+    __tablename__ = "opt_out_markers"
+
+    phone_lookup: Mapped[str] = mapped_column(String(64), primary_key=True)  # crypto.opt_out_marker(number)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditEvent(Base):

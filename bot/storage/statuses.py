@@ -57,3 +57,4 @@ class Outcome(StrEnum):
     NO_LONGER_NEEDED = "no_longer_needed"
     COULD_NOT_REACH = "could_not_reach"
     REFERRED_ELSEWHERE = "referred_elsewhere"
+    ERASED = "erased"  # the resident texted DELETE

@@ -17,6 +17,7 @@ from bot.casework.cases import CaseError
 from bot.conversation.segments import counting_rules
 from bot.messaging.phones import mask
 from bot.messaging.triage import Tier
+from bot.storage.models import Referral
 from bot.web.auth import staff_headers, unauthorized
 from bot.web.context import runtime
 from bot.web.inbox import admin
@@ -34,6 +35,7 @@ DELIVERY: dict[str, str] = WORDS["delivery"]
 LANGUAGES: dict[str, str] = WORDS["languages"]
 DONE: dict[str, str] = WORDS["done"]
 BAD_PAGE: str = WORDS["bad_page"]
+CONTACT: dict[str, str] = WORDS["contact"]
 POLL_SECONDS = 10  # app.config["INBOX_POLL_SECONDS"] overrides (the browser test polls faster)
 SHOWS = ("open", "mine", "closed")
 PAGE_NUMBER = re.compile(r"[0-9]{1,6}")
@@ -72,6 +74,19 @@ def age(at: datetime) -> str:
     return f"{minutes // 60} h" if minutes < 24 * 60 else f"{minutes // (24 * 60)} d"
 
 
+@bp.app_template_filter("risk_reason")
+def risk_reason(r: Referral) -> str:
+    """Why a card sits where it does (triage.py): "self-harm · 2 texts since · 14 min"."""
+    parts = [r.crisis_kind.replace("_", "-")] if r.crisis_kind else ["urgent"] if r.urgent else []
+    if r.held_texts:
+        parts.append(f"{r.held_texts} text{'' if r.held_texts == 1 else 's'} since")
+    if r.repeat:
+        parts.append("again within 7 days")
+    if r.tier != Tier.TRUSTED:
+        parts.append("web, no verified number")
+    return " · ".join([*parts, age(r.created_at)])
+
+
 @bp.app_template_filter("local")
 def local(at: datetime | None) -> str:
     """'Tue 1 Dec, 10:05' in the program's time zone."""
@@ -102,6 +117,7 @@ bp.add_app_template_filter(lambda status: STATUS_LABELS.get(status, status), "st
 bp.add_app_template_filter(lambda status: DELIVERY.get(status, status), "delivery")
 bp.add_app_template_global(Tier, "Tier")
 bp.app_context_processor(lambda: {"languages": LANGUAGES})
+bp.add_app_template_filter(lambda preference: CONTACT.get(preference, preference), "contact_label")
 
 
 def _show() -> cases.Show:
