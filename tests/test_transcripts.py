@@ -4,7 +4,7 @@ Runs every case in tests/transcripts/ and every engine case (tests/engine_cases/
 hand-made context, so each flow path is proven end to end: signature, storage, locking, engine,
 effects turned into rows, TwiML. Transcript-only turns drive the rest of the product:
 `dispatch: true|<status>` (the follow-up sender runs), `claim` (a caseworker claims the open referral),
-`close` (a caseworker closes it). As in the engine cases, a caseworker is on duty unless the case
+`close` (a caseworker closes it). A case's `campaigns` (codes) are added before it starts. As in the engine cases, a caseworker is on duty unless the case
 says `ctx: {on_duty: false}`, and then nobody is (no caseworker account at all).
 """
 
@@ -20,9 +20,10 @@ from conftest import Phone
 from sqlalchemy import select
 from staff_helpers import add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 
+from bot.casework import campaigns
 from bot.conversation.flows import parse_duration
 from bot.messaging.dispatch import dispatch_due
-from bot.storage.models import FollowUp, Referral, Resident
+from bot.storage.models import AuditEvent, Campaign, FollowUp, Referral, Resident
 
 HERE = Path(__file__).parent
 TURN_GAP = timedelta(seconds=20)
@@ -51,6 +52,8 @@ def check_state(rt, expected: dict) -> None:
         resident = s.scalars(select(Resident)).one()
         referrals = s.scalars(select(Referral).order_by(Referral.id)).all()
         followups = s.scalars(select(FollowUp)).all()
+        campaign = s.get(Campaign, resident.campaign_id) if resident.campaign_id else None
+        heard = s.scalars(select(AuditEvent).where(AuditEvent.action == "listening.answered")).all()
     checks = {
         "opted_out": lambda: resident.opted_out,
         "language": lambda: resident.language,
@@ -62,6 +65,8 @@ def check_state(rt, expected: dict) -> None:
         "outcome": lambda: referrals[-1].outcome if referrals else None,
         "followups": lambda: sum(f.status != "cancelled" for f in followups),
         "checkin_answer": lambda: next((f.answer for f in followups if f.answer), None),
+        "campaign": lambda: campaign.code if campaign else None,
+        "listening": lambda: [e.detail["answer"] for e in heard],
     }
     for key, value in expected.items():
         assert checks[key]() == value, f"{key} is {checks[key]()!r}, expected {value!r}"
@@ -98,6 +103,8 @@ def test_transcript(case, client, rt, clock):
         clock.set(datetime.fromisoformat(case["now"]))
     if case.get("ctx", {}).get("on_duty", True):
         add_caseworker(rt)  # office hours: on duty on weekdays 9 to 5
+    for code in case.get("campaigns", []):
+        campaigns.add(rt.db, clock.now(), code=code, name=f"Canvass {code}", zips=["64124"])
     phone = Phone(client)
     for turn in case["turns"]:
         if "wait" in turn:

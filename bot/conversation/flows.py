@@ -100,9 +100,14 @@ class M:
     DAY_NAMES = "day_names"  # Monday..Sunday, apart by spaces
     DAY_SHORT = "day_short"  # Mon..Sun, apart by spaces
     PHONE_CODE = "phone_code"  # the web chat's one-time code
+    LISTENING_ASK = "listening_ask"  # "what would make your block safer?", once, after a check-in's "1"
+    LISTENING_THANKS = "listening_thanks"
+    WELCOME = "welcome"  # the canvasser's form: one text that names no need and no visit
     CRISIS_KINDS = ("self_harm", "violence", "abuse", "overdose")
     # Questions the bot asks in system texts: checked like flow questions (no carrier keywords).
-    QUESTIONS = (TWO_MISSES, PERSON_OFFER, CHECKIN, NEXT_NEED_OFFER)
+    QUESTIONS = (TWO_MISSES, PERSON_OFFER, CHECKIN, NEXT_NEED_OFFER, LISTENING_ASK)
+    # Texts a shared phone may show: checked free of sensitive words like the follow-up templates.
+    DISCREET = (LISTENING_ASK, LISTENING_THANKS)
     # System texts sent as whole replies (the rest are parts of other texts, or go to staff):
     # what `peaceline check` measures, with the flows' own texts and lists.
     REPLIES = (
@@ -130,6 +135,9 @@ class M:
         REPLY_ONLY_ACK,
         NEXT_NEED_OFFER,
         PHONE_CODE,
+        LISTENING_ASK,
+        LISTENING_THANKS,
+        WELCOME,
     )
 
     @classmethod
@@ -241,6 +249,7 @@ class Flow:
     category: str | None = None
     priority: int = 0  # a text that names several needs is answered for the highest first
     urgent: bool = False  # danger may be near: like a crisis answer, no greeting before it
+    listening: bool = True  # false: the listening question is never asked about this need
 
 
 @dataclass(frozen=True)
@@ -253,6 +262,7 @@ class FlowSet:
     followup_templates: tuple[str, ...]
     sensitive_words: tuple[str, ...]
     checkin_answers: tuple[tuple[str, tuple[str, ...]], ...]
+    listening_answers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # counted options, numbered 1, 2, …
     warnings: tuple[Issue, ...] = ()
 
     def for_category(self, category: str | None) -> Flow | None:
@@ -442,7 +452,7 @@ def _load_messages(check: _Checker, file: Path) -> dict[str, Any] | None:
         _check_day_names(check, key, messages.get(key) or {})
     templates = _string_list(check, data, "followup_templates")
     words = _string_list(check, data, "sensitive_words")
-    for key in templates:
+    for key in (*templates, *M.DISCREET):
         _check_template(check, key, messages.get(key), words)
     return {
         "messages": messages,
@@ -450,6 +460,7 @@ def _load_messages(check: _Checker, file: Path) -> dict[str, Any] | None:
         "followup_templates": tuple(templates),
         "sensitive_words": tuple(words),
         "checkin_answers": _checkin_answers(check, data.get("checkin_answers")),
+        "listening_answers": _listening_answers(check, data.get("listening_answers")),
     }
 
 
@@ -517,6 +528,14 @@ def _checkin_answers(check: _Checker, raw: Any) -> tuple[tuple[str, tuple[str, .
     return tuple((o, tuple(str(w) for w in raw[o] or ())) for o in CHECKIN_OUTCOMES)
 
 
+def _listening_answers(check: _Checker, raw: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The listening question's counted options, in the order the question numbers them."""
+    if not isinstance(raw, dict) or not raw or not all(isinstance(v, list) for v in raw.values()):
+        check.error(("listening_answers",), "listening_answers must map each counted option to a list of words")
+        return ()
+    return tuple((str(o), tuple(str(w) for w in words)) for o, words in raw.items())
+
+
 # ---------------------------------------------------------------- one flow
 
 
@@ -560,6 +579,7 @@ def _load_flow(check: _Checker, file: Path) -> Flow | None:
         category=category,
         priority=priority,
         urgent=data.get("urgent") is True,
+        listening=data.get("listening") is not False,
     )
 
 

@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 
 from bot import logs
 from bot.clock import Clock
+from bot.casework import campaigns
 from bot.config import Settings
 from bot.conversation import crisis, keywords
 from bot.conversation import engine as eng
 from bot.conversation.contact import ContactPreference
+from bot.conversation.flows import M
 from bot.conversation.segments import segments
 from bot.directory import geo
 from bot.messaging import triage
@@ -54,6 +56,7 @@ _PENDING_CHECKIN = (
     select(FollowUp)
     .where(
         FollowUp.resident_id == bindparam("resident_id"),
+        FollowUp.template == M.CHECKIN,
         FollowUp.status.in_(("sent", "logged")),
         FollowUp.answered_at.is_(None),
         FollowUp.sent_at > bindparam("since"),
@@ -208,6 +211,7 @@ class Service:
         """What the engine needs to know: the resident, the open case, and who can answer them."""
         hours = self.settings.office_hours
         checkin = self._pending_checkin(s, resident.id, now)
+        asked_about = s.get(Referral, checkin.referral_id) if checkin is not None and checkin.referral_id else None
         availability = eng.Availability(
             on_duty=on_duty,
             on_call_told=referral is not None and referral.on_call_told_at is not None,
@@ -230,6 +234,9 @@ class Service:
             can_text=self.can_text(resident),
             contact_preference=ContactPreference(resident.contact_preference or "any"),
             availability=availability,
+            campaign_codes=campaigns.active_codes(s, now) if resident.campaign_id is None else frozenset(),
+            checkin_about=asked_about.category if asked_about else None,
+            checkin_crisis=bool(asked_about and asked_about.crisis_kind),
         )
 
     @staticmethod
@@ -386,6 +393,10 @@ class Service:
                     raised += self._checkin_answer(s, resident, answer, now)
                 case eng.RecordUnmet(category=category, reason=reason):
                     self._audit(s, "need.unmet", resident, now, detail={"category": category, "reason": reason})
+                case eng.JoinCampaign(code=code):
+                    campaigns.attribute(s, resident, code, now)
+                case eng.ListeningAnswer(answer=answer):
+                    self._listening_answer(s, resident, answer, now)
 
     def _raise_referral(
         self,
@@ -470,6 +481,11 @@ class Service:
             referral.status, referral.closed_at, referral.outcome = "new", None, None
         referral.unread = True
         return [referral.id]
+
+    def _listening_answer(self, s: Session, resident: Resident, answer: str | None, now: datetime) -> None:
+        """Counted by ZIP and campaign as they were when answered; their own words stay in the thread only."""
+        detail = {"answer": answer, "zip": resident.zip_code, "campaign": resident.campaign_id}
+        self._audit(s, "listening.answered", resident, now, detail=detail)
 
     @staticmethod
     def _audit(
