@@ -4,8 +4,9 @@ Runs every case in tests/transcripts/ and every engine case (tests/engine_cases/
 hand-made context, so each flow path is proven end to end: signature, storage, locking, engine,
 effects turned into rows, TwiML. Transcript-only turns drive the rest of the product:
 `dispatch: true|<status>` (the follow-up sender runs), `claim` (a caseworker claims the open referral),
-`close` (a caseworker closes it). A case's `campaigns` (codes) are added before it starts. As in the engine cases, a caseworker is on duty unless the case
-says `ctx: {on_duty: false}`, and then nobody is (no caseworker account at all).
+`close` (a caseworker closes it). A case's `campaigns` (codes) are added before it starts. As in
+the engine cases, a caseworker is on duty unless the case says `ctx: {on_duty: false}`, and then
+nobody is (no caseworker account at all).
 """
 
 from __future__ import annotations

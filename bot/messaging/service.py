@@ -14,8 +14,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot import logs
-from bot.clock import Clock
 from bot.casework import campaigns
+from bot.clock import Clock
 from bot.config import Settings
 from bot.conversation import crisis, keywords
 from bot.conversation import engine as eng
