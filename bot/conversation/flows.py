@@ -103,6 +103,7 @@ class M:
     LISTENING_ASK = "listening_ask"  # "what would make your block safer?", once, after a check-in's "1"
     LISTENING_THANKS = "listening_thanks"
     WELCOME = "welcome"  # the canvasser's form: one text that names no need and no visit
+    CARD = "card"  # a campaign card's words, every language on each card ({body}: "HI IA1129")
     CRISIS_KINDS = ("self_harm", "violence", "abuse", "overdose")
     # Questions the bot asks in system texts: checked like flow questions (no carrier keywords).
     QUESTIONS = (TWO_MISSES, PERSON_OFFER, CHECKIN, NEXT_NEED_OFFER, LISTENING_ASK)
