@@ -288,7 +288,9 @@ def report(since: str | None, until: str | None, month: str | None, fmt: str) ->
 @main.command("create-caseworker")
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option("--role", type=click.Choice(["caseworker", "admin"]), default="caseworker", show_default=True)
+@click.option(
+    "--role", type=click.Choice(["caseworker", "admin", "canvasser"]), default="caseworker", show_default=True
+)
 @click.option("--phone", default=None, help="mobile for new-referral notices, e.g. +18165550100")
 @click.option("--duty-hours", default=None, help="like 'Mon-Fri 09:00-17:00' (default: OFFICE_HOURS)")
 def create_caseworker(email: str, name: str, role: str, phone: str | None, duty_hours: str | None) -> None:

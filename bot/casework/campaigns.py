@@ -21,6 +21,7 @@ from bot.storage.db import Database
 from bot.storage.models import Campaign, Resident
 
 CODE = re.compile(r"[A-Z0-9]{3,16}")
+DOOR = "door"  # residents.channel of a canvasser's visit record (bot/messaging/canvass.py): not a resident
 ZIP = re.compile(r"[0-9]{5}")
 
 

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.casework.campaigns import DOOR
 from bot.casework.charts import Bar
 from bot.conversation.crisis import CrisisKind
 from bot.directory.resources import Directory
@@ -83,7 +84,6 @@ LEGEND = (
     f"hidden so that a {SMALL} cannot be worked out from a total."
 )
 NO_CAMPAIGN = "No campaign"
-DOOR = "door"  # residents.channel of a canvasser's record at a door (bot/web/canvass.py)
 LISTENING = {  # the listening question's counted options (flows/messages.yaml listening_answers)
     "lights": "Lights",
     "jobs": "Jobs",

@@ -38,6 +38,8 @@ CHECKIN_WAIT = timedelta(days=4)  # a check-in answer is read as such for this l
 OPEN_REFERRAL = ("new", "claimed", "contacted")
 # The terminal simulator is an operator typing; web chat has its own rate limit.
 UNGUARDED_CHANNELS = ("terminal", "web")
+# Records known by a key, never by a number: a web chat visitor, a canvasser's visit at a door.
+KEYED_CHANNELS = ("web", "door")
 
 
 # The queries every inbound text runs, built once: building a statement costs more than running it.
@@ -282,10 +284,10 @@ class Service:
     def lock_resident(self, s: Session, channel: str, address: str, now: datetime) -> Resident:
         """Create the resident if new and lock the row, so one person's texts never interleave.
         A text from a number only ever finds the number's own record, never a web visitor's."""
-        if channel == "web":
+        if channel in KEYED_CHANNELS:
             unique, match, values = "chat_key", Resident.chat_key == address, {"chat_key": address}
         else:
-            unique, match = "phone_lookup", Resident.with_phone(address) & (Resident.channel != "web")
+            unique, match = "phone_lookup", Resident.with_phone(address) & Resident.channel.not_in(KEYED_CHANNELS)
             values = {"phone": address, "phone_lookup": phone_lookup(address)}
         # Looked for before the insert: a lookup made under an older DATA_KEY (before rotate-key)
         # differs from the one a new row gets, so the insert alone would not see the resident.

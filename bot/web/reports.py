@@ -10,12 +10,13 @@ from flask_login import login_required
 from bot.casework.charts import bar_chart
 from bot.casework.reports import LEGEND, Period, PeriodError, Report, build_report, parse_period, stale_services, to_csv
 from bot.runtime import runtime
-from bot.web.auth import staff_headers
+from bot.web.auth import staff_headers, staff_only
 
 bp = Blueprint(
     "reports", __name__, template_folder="templates", static_folder="static/reports", static_url_path="/reports/static"
 )
 bp.after_request(staff_headers)  # the staff pages' CSP (no inline script or style), no-store
+bp.before_request(staff_only)
 
 
 def _period(since: str | None, until: str | None, month: str | None = None) -> Period:

@@ -13,11 +13,12 @@ from bot.casework.cases import CaseError
 from bot.messaging.phones import mask
 from bot.messaging.triage import Tier
 from bot.runtime import runtime
-from bot.web.auth import staff_headers
-from bot.web.inbox import admin
+from bot.web.auth import staff_headers, staff_only
+from bot.web.inbox import admin, campaigns
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox", template_folder="templates", static_folder="static")
 bp.register_blueprint(admin.bp)
+bp.register_blueprint(campaigns.bp)
 bp.after_request(staff_headers)
 
 POLL_SECONDS = 10  # app.config["INBOX_POLL_SECONDS"] overrides (the browser test polls faster)
@@ -57,7 +58,7 @@ def require_login() -> Response | None:
         return None
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
-    return None
+    return staff_only()
 
 
 @bp.errorhandler(CaseError)
