@@ -30,6 +30,7 @@ REASONS = {
     "two_misses": "The bot did not understand them twice",
     "resources": "Got a list of places",
     "more_help": "Asked for more help",
+    "canvass": "Met at the door (canvass)",
 }
 # What happened to a text, in a caseworker's words.
 DELIVERY = {
