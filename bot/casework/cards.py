@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import phonenumbers
-import pypdfium2 as pdfium
+import pypdfium2 as pdfium  # type: ignore[import-untyped]  # pypdfium2 ships no type hints
 import segno
 from fpdf import FPDF
 from sqlalchemy.orm import Session

@@ -387,7 +387,7 @@ def unmet_needs(referrals: list[Referral], unmet: list[tuple[AuditEvent, str | N
 class Campaigns:
     """Who each campaign reached (first touch), and the campaigns' row keys and labels."""
 
-    of: dict[int, int]  # resident id -> campaign id
+    of: dict[int, int | None]  # resident id -> campaign id
     rows: list[tuple[int | None, str]]  # every campaign, then residents reached by none
     reached: list[tuple[int, int | None]]  # (resident, campaign) first seen in the period
 

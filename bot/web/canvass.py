@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
-from flask_login import current_user
+from flask import Blueprint, Response, jsonify, render_template, request
+from flask_login import current_user, login_required
 
 from bot.casework import campaigns
 from bot.conversation.contact import ContactPreference
@@ -29,15 +29,6 @@ bp.after_request(staff_headers)
 SAFE_TO_TEXT = {"1": ContactPreference.ANY, "2": ContactPreference.REPLY_ONLY, "3": ContactPreference.NONE}
 
 
-@bp.before_request
-def require_login() -> Response | None:
-    if request.endpoint == "canvass.static":
-        return None
-    if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()
-    return None
-
-
 @bp.errorhandler(verify.CodeRefused)
 def code_refused(exc: verify.CodeRefused) -> tuple[Response, int]:
     return jsonify(error=exc.reason), exc.status
@@ -49,6 +40,7 @@ def visit_refused(exc: canvass.VisitRefused) -> tuple[Response, int]:
 
 
 @bp.get("/canvass")
+@login_required
 def form() -> str:
     rt = runtime()
     with rt.db.sessions() as s:
@@ -59,6 +51,7 @@ def form() -> str:
 
 
 @bp.post("/canvass/code.json")
+@login_required
 def send_code() -> Response:
     """Text a code to the number; the answer carries the visit's key for the rest of the visit."""
     body = _json()
@@ -68,6 +61,7 @@ def send_code() -> Response:
 
 
 @bp.post("/canvass/check.json")
+@login_required
 def check_code() -> Response:
     body = _json()
     canvass.check_code(
@@ -81,6 +75,7 @@ def check_code() -> Response:
 
 
 @bp.post("/canvass/visits.json")
+@login_required
 def record() -> tuple[Response, int]:
     body = _json()
     if body.get("consent") is not True:

@@ -53,7 +53,7 @@ DELIVERY = {
 
 
 @bp.before_request
-def require_login() -> Response | None:
+def require_login() -> Response | tuple[str, int] | None:
     """Every inbox URL needs a logged-in caseworker, so a new route cannot forget it."""
     if request.endpoint == "inbox.static":  # CSS and JS hold nothing private; the login page uses them
         return None
