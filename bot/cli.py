@@ -480,8 +480,11 @@ def campaign_list() -> None:
             rows = campaigns.listing(s)
     finally:
         db.dispose()
+
+    def when(at: datetime | None) -> str:
+        return at.astimezone(settings.program_timezone).strftime("%Y-%m-%d %H:%M") if at else "-"
+
     for c in rows:
-        when = lambda at: at.astimezone(settings.program_timezone).strftime("%Y-%m-%d %H:%M") if at else "-"  # noqa: E731
         state = "active" if c.active(now) else "not active"
         click.echo(f"{c.code}\t{c.name}\t{','.join(c.zips) or '-'}\t{when(c.starts_at)} to {when(c.ends_at)}\t{state}")
     if not rows:

@@ -93,7 +93,8 @@ LISTENING = {  # the listening question's counted options (flows/messages.yaml l
     "something_else": "Something else",
 }
 DETAIL_NOTE = (
-    "Only the total for these dates. Counts by ZIP code and by crisis kind are shown for one "
+    "Only the total for these dates. Counts by ZIP code, crisis kind and campaign, and the answers "
+    "to the listening question, are shown for one "
     "whole calendar month that has ended (pick a month above), never for dates you choose: "
     "comparing two ranges a day apart would show one person's need by subtraction."
 )
@@ -609,8 +610,8 @@ def requests_by_zip(grid: Grid | None) -> Section:
 
 def campaign_grid(asked: list[Request], reached: Campaigns, by_week: Grid) -> Grid:
     """Requests by the campaign that reached the person (or none) and need; its need totals are the week table's."""
-    campaign = lambda person: reached.of.get(person) if person is not None else None  # noqa: E731
-    grid = grid_of(((r.person, campaign(r.person), r.need) for r in asked), reached.rows, by_week.columns)
+    facts = ((r.person, reached.of.get(r.person) if r.person is not None else None, r.need) for r in asked)
+    grid = grid_of(facts, reached.rows, by_week.columns)
     share_margins(grid, by_week)
     return grid
 

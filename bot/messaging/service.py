@@ -177,7 +177,7 @@ class Service:
             return Handled([]), None
         referral = self._open_referral(s, resident.id)
         on_duty = anyone_on_duty(s, self.settings, now)
-        ctx = self._context(s, resident, referral, now, first_contact=first_contact, on_duty=on_duty)
+        ctx = self._context(s, resident, referral, conv, now, first_contact=first_contact, on_duty=on_duty)
         inputs = _Inputs(
             conv.state or None, eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword), ctx, channel
         )
@@ -205,6 +205,7 @@ class Service:
         s: Session,
         resident: Resident,
         referral: Referral | None,
+        conv: ConversationSession,
         now: datetime,
         *,
         first_contact: bool,
@@ -236,10 +237,20 @@ class Service:
             can_text=self.can_text(resident),
             contact_preference=ContactPreference(resident.contact_preference or "any"),
             availability=availability,
-            campaign_codes=campaigns.active_codes(s, now) if resident.campaign_id is None else frozenset(),
+            campaign_codes=self._campaign_codes(s, resident, conv, now),
             checkin_about=asked_about.category if asked_about else None,
             checkin_crisis=bool(asked_about and asked_about.crisis_kind),
         )
+
+    def _campaign_codes(
+        self, s: Session, resident: Resident, conv: ConversationSession, now: datetime
+    ) -> frozenset[str]:
+        """Active campaigns' codes, for a text that may start a conversation from a resident no campaign
+        has reached yet (first touch wins); the engine reads them (never fuzzily)."""
+        idle = now - conv.last_activity_at > timedelta(hours=self.settings.session_idle_hours)
+        if resident.campaign_id is not None or (conv.state and not idle):
+            return frozenset()
+        return campaigns.active_codes(s, now)
 
     @staticmethod
     def can_text(resident: Resident) -> bool:
