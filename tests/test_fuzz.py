@@ -463,6 +463,7 @@ queries = st.dictionaries(
 # Every GET route of the app (placeholders: referral 1), asked by an anonymous visitor or by a logged-in admin.
 PUBLIC_GETS = ["/chat", "/chat/messages", "/healthz", "/login"]
 STAFF_GETS = ["/inbox/", "/inbox/queue.json", "/inbox/referrals/1", "/inbox/admin/", "/reports", "/reports.csv"]
+STAFF_GETS += ["/inbox/campaigns", "/inbox/campaigns/1/card.png", "/inbox/campaigns/1/cards.pdf", "/canvass"]
 
 
 def test_the_fuzzed_routes_are_every_get_route(app):

@@ -116,17 +116,29 @@ def _profile(s: Session, resident: Resident, v: Visit, canvasser_id: int, now: d
         resident.zip_code = v.zip_code
         resident.timezone = geo.zip_timezone(v.zip_code) or resident.timezone
     heard = v.heard_at if v.heard_at and now - timedelta(days=1) <= v.heard_at <= now + HEARD_SLACK else now
-    resident.consent_texts, resident.consent_recorded_at = True, min(heard, now)
+    heard = min(heard, now)
+    resident.consent_texts, resident.consent_recorded_at = True, heard
     audit.record(
-        s, "consent.recorded", now, actor_id=canvasser_id, resident_id=resident.id, channel=DOOR, heard_by=canvasser_id,
-        heard_at=min(heard, now).isoformat(),
-    )  # fmt: skip
+        s,
+        "consent.recorded",
+        now,
+        actor_id=canvasser_id,
+        resident_id=resident.id,
+        channel=DOOR,
+        heard_by=canvasser_id,
+        heard_at=heard.isoformat(),
+    )
     if resident.contact_preference != v.preference:
         resident.contact_preference = v.preference
         audit.record(
-            s, "resident.contact_preference", now, actor_id=canvasser_id, resident_id=resident.id,
-            preference=str(v.preference), via=DOOR,
-        )  # fmt: skip
+            s,
+            "resident.contact_preference",
+            now,
+            actor_id=canvasser_id,
+            resident_id=resident.id,
+            preference=str(v.preference),
+            via=DOOR,
+        )
     if v.campaign and v.campaign in campaigns.active_codes(s, now):
         campaigns.attribute(s, resident, v.campaign, now)
 
@@ -152,9 +164,16 @@ def _referrals(
     s.flush()
     for referral in referrals:
         audit.record(
-            s, "referral.created", now, actor_id=canvasser_id, resident_id=resident.id, referral_id=referral.id,
-            category=referral.category, reason=REASON, urgent=False,
-        )  # fmt: skip
+            s,
+            "referral.created",
+            now,
+            actor_id=canvasser_id,
+            resident_id=resident.id,
+            referral_id=referral.id,
+            category=referral.category,
+            reason=REASON,
+            urgent=False,
+        )
     if v.note.strip():
         s.add(
             Note(
