@@ -140,6 +140,13 @@ def test_when_texting_is_not_safe_nothing_is_texted_first(door, rt, outbox, answ
         assert len(s.scalars(select(Referral)).all()) == 2
 
 
+def test_safety_at_home_gets_the_welcome_but_no_check_in(door, rt, outbox):
+    door.prove(outbox)
+    door.send(needs=["safety", "food"])
+    with rt.db.sessions() as s:
+        assert [f.template for f in s.scalars(select(FollowUp))] == ["welcome"]
+
+
 def test_nothing_is_recorded_before_the_number_is_proven(door, rt, outbox):
     resp = door.post("/canvass/code.json", {"phone": RESIDENT})
     door.visit = resp.get_json()["visit"]

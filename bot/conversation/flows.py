@@ -270,6 +270,19 @@ class FlowSet:
         """The flow that serves a need category, if any."""
         return next((f for f in self.flows.values() if category and f.category == category), None)
 
+    def checks_in(self, category: str) -> bool:
+        """The need's flow may schedule a check-in (itself or through a flow it goes on to). Safety and
+        violence never do: a text days later could be read by the person they are afraid of."""
+        seen: set[str] = set()
+        todo = [f.name for f in self.flows.values() if f.category == category]
+        while todo:
+            flow = self.flows[todo.pop()]
+            seen.add(flow.name)
+            if any(isinstance(step, FollowUp) for step in flow.steps.values()):
+                return True
+            todo += [s.flow for s in flow.steps.values() if isinstance(s, Go) and s.flow not in seen]
+        return False
+
     def first_need(self, needs: list[str]) -> str | None:
         """Of the needs a text names (in the order named), the one to answer first: the highest
         flow priority (safety before a lawyer), then the order named."""

@@ -98,7 +98,8 @@ def record_visit(rt: Runtime, canvasser_id: int, visit: str, v: Visit) -> Record
         _profile(s, resident, v, canvasser_id, now)
         referrals = _referrals(s, rt, resident, v, canvasser_id, now)
         if v.preference == ContactPreference.ANY:
-            _follow_ups(s, resident, referrals[0], now)
+            checks_in = all(rt.engine.flows.checks_in(need) for need in v.needs)
+            _follow_ups(s, resident, referrals[0], now, checks_in=checks_in)
         audit.record(
             s, "canvass.visit", now, actor_id=canvasser_id, resident_id=resident.id, needs=list(v.needs), door=door.id
         )
@@ -183,7 +184,9 @@ def _referrals(
     return referrals
 
 
-def _follow_ups(s: Session, resident: Resident, referral: Referral, now: datetime) -> None:
-    """One welcome text now (the dispatcher holds it for the sending window), and the usual check-in."""
-    for template, due in ((M.WELCOME, now), (M.CHECKIN, now + CHECKIN_AFTER)):
+def _follow_ups(s: Session, resident: Resident, referral: Referral, now: datetime, *, checks_in: bool) -> None:
+    """One welcome text now (the dispatcher holds it for the sending window), and the usual check-in
+    unless a need's own flow never checks in (safety, violence)."""
+    texts = [(M.WELCOME, now)] + ([(M.CHECKIN, now + CHECKIN_AFTER)] if checks_in else [])
+    for template, due in texts:
         s.add(FollowUp(resident_id=resident.id, referral_id=referral.id, template=template, due_at=due, created_at=now))
