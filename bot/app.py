@@ -11,7 +11,7 @@ from bot.config import Settings, load_settings
 from bot.messaging import notify
 from bot.messaging.outbound import Sender
 from bot.runtime import Runtime
-from bot.web import auth, chat, health, inbox, limits, reports, sms, transport
+from bot.web import auth, canvass, chat, health, inbox, limits, reports, sms, transport
 from bot.web.context import after_response
 
 
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     csrf = auth.init_app(app)  # login, sessions, CSRF on every form
     csrf.exempt(sms.bp)  # Twilio signs these requests instead
     csrf.exempt(chat.bp)  # same-origin JSON only: the chat's own CSRF defence
-    for blueprint in (sms.bp, health.bp, chat.bp, inbox.bp, reports.bp):
+    for blueprint in (sms.bp, health.bp, chat.bp, inbox.bp, reports.bp, canvass.bp):
         app.register_blueprint(blueprint)
     notify.install(app.extensions["peaceline"], later=after_response)
     return app

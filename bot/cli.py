@@ -358,7 +358,9 @@ def report(since: str | None, until: str | None, month: str | None, fmt: str) ->
 @main.command("create-caseworker")
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option("--role", type=click.Choice(["caseworker", "admin"]), default="caseworker", show_default=True)
+@click.option(
+    "--role", type=click.Choice(["caseworker", "admin", "canvasser"]), default="caseworker", show_default=True
+)
 @click.option("--phone", default=None, help="mobile for new-referral notices, e.g. +18165550100")
 @click.option("--duty-hours", default=None, help="like 'Mon-Fri 09:00-17:00' (default: OFFICE_HOURS)")
 def create_caseworker(email: str, name: str, role: str, phone: str | None, duty_hours: str | None) -> None:
@@ -483,3 +485,119 @@ def rotate_key() -> None:
     for column, counts in done.items():
         line = f"{column}: {counts['re-encrypted']} re-encrypted, {counts['encrypted']} encrypted for the first time"
         click.echo(line + (f", {counts['lookups']} lookups recomputed" if "lookups" in counts else ""))
+
+
+@main.group()
+def campaign() -> None:
+    """Canvass campaigns: the code on their cards ("Text HI IA1129") attributes who texts it."""
+
+
+def _day_start(raw: str | None, param: str, tz, *, after: bool = False) -> datetime | None:
+    """YYYY-MM-DD in PROGRAM_TIMEZONE: its first moment, or with `after` the first moment after it."""
+    from datetime import date, time, timedelta
+
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(raw.strip()) + timedelta(days=1 if after else 0)
+    except ValueError:
+        raise click.BadParameter(f"{raw!r} is not a date like 2026-11-29", param_hint=param) from None
+    return datetime.combine(day, time(), tz).astimezone(UTC)
+
+
+@campaign.command("add")
+@click.option("--code", required=True, help="letters and digits, like IA1129 (matched ignoring case)")
+@click.option("--name", required=True)
+@click.option("--zips", default=None, help="the ZIP codes it walks, e.g. 64124,64123")
+@click.option("--starts", default=None, help="first day, YYYY-MM-DD (default: now)")
+@click.option("--ends", default=None, help="last day, YYYY-MM-DD (default: until `campaign end`)")
+def campaign_add(code: str, name: str, zips: str | None, starts: str | None, ends: str | None) -> None:
+    """Add a campaign."""
+    from bot.casework import campaigns
+    from bot.clock import Clock
+    from bot.storage.db import Database
+
+    settings = _settings()
+    tz = settings.program_timezone
+    _migrate(settings)
+    db = Database(settings.database_url)
+    try:
+        added = campaigns.add(
+            db,
+            Clock().now(),
+            code=code,
+            name=name,
+            zips=campaigns.parse_zips(zips),
+            starts_at=_day_start(starts, "--starts", tz),
+            ends_at=_day_start(ends, "--ends", tz, after=True),
+        )
+    except campaigns.CampaignError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+    click.echo(f"campaign {added.code} added: residents text HI {added.code}")
+
+
+@campaign.command("list")
+def campaign_list() -> None:
+    """Every campaign, newest first."""
+    from bot.casework import campaigns
+    from bot.clock import Clock
+    from bot.storage.db import Database
+
+    settings = _settings()
+    _migrate(settings)
+    db, now = Database(settings.database_url), Clock().now()
+    try:
+        with db.sessions() as s:
+            rows = campaigns.listing(s)
+    finally:
+        db.dispose()
+
+    def when(at: datetime | None) -> str:
+        return at.astimezone(settings.program_timezone).strftime("%Y-%m-%d %H:%M") if at else "-"
+
+    for c in rows:
+        state = "active" if c.active(now) else "not active"
+        click.echo(f"{c.code}\t{c.name}\t{','.join(c.zips) or '-'}\t{when(c.starts_at)} to {when(c.ends_at)}\t{state}")
+    if not rows:
+        click.echo("no campaigns yet: peaceline campaign add --code IA1129 --name …")
+
+
+@campaign.command("end")
+@click.argument("code")
+def campaign_end(code: str) -> None:
+    """End a campaign now: its code stops attributing new residents."""
+    from bot.casework import campaigns
+    from bot.clock import Clock
+    from bot.storage.db import Database
+
+    settings = _settings()
+    _migrate(settings)
+    db = Database(settings.database_url)
+    try:
+        ended = campaigns.end(db, Clock().now(), code)
+    except campaigns.CampaignError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+    click.echo(f"campaign {ended.code} ended")
+
+
+@main.command()
+@click.option("--campaign", "code", required=True, help="the campaign's code")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="the PDF to write")
+def card(code: str, out: Path) -> None:
+    """Write a letter-size PDF of business-size cards for a campaign, ready to print."""
+    from bot.casework.cards import CardError, campaign_card, cards_pdf
+
+    settings = _settings()
+    _migrate(settings)
+    rt = _app(settings).extensions["peaceline"]
+    try:
+        with rt.db.sessions() as s:
+            made = campaign_card(s, rt, code)
+    except CardError as exc:
+        raise click.ClickException(str(exc)) from None
+    out.write_bytes(cards_pdf(made))
+    click.echo(f"{out}: cards for {made.body!r} to {made.number[:-4]}…")

@@ -70,10 +70,17 @@ class Settings:
     allowed_countries: frozenset[str] = frozenset({"US"})
     fold_accents: bool = True  # FOLD_ACCENTS: á í ó ú unaccented by SMS when it saves a segment
     environment: str = "development"
+    program_number: str | None = None  # PROGRAM_NUMBER: the number printed on cards (E.164)
 
     @property
     def sender_name(self) -> str:
         return "twilio" if self.twilio_account_sid and self.twilio_auth_token else "log"
+
+    @property
+    def card_number(self) -> str | None:
+        """The number residents text: PROGRAM_NUMBER, else the Twilio sender number (a Messaging
+        Service SID names no number, so with one alone PROGRAM_NUMBER is needed)."""
+        return self.program_number or self.twilio_from_number
 
     @property
     def is_sqlite(self) -> bool:
@@ -227,6 +234,14 @@ def _phones(env: dict[str, str], name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _program_number(env: dict[str, str]) -> str | None:
+    raw = (env.get("PROGRAM_NUMBER") or "").strip()
+    try:
+        return valid_e164(raw) if raw else None
+    except BadNumber:
+        raise ConfigError(f"PROGRAM_NUMBER is not a valid phone number: {raw[:4]}…") from None
+
+
 def parse_holidays(raw: str, today: date | None = None) -> frozenset[date]:
     """'2026-12-24,2026-12-31' and/or 'US' (the federal holidays, this year and the next two)."""
     days: set[date] = set()
@@ -316,6 +331,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         allowed_countries=_countries(env),
         fold_accents=_flag(env, "FOLD_ACCENTS", True),
         environment=_environment(env),
+        program_number=_program_number(env),
         **_twilio(env),
     )
 

@@ -348,7 +348,7 @@ def test_text_fills_templates_for_the_service():
     assert "#42" in notice and "https://x.example/inbox/42" in notice
     assert ENGINE.text("checkin", "fr") == ENGINE.text("checkin", "en")  # unknown language: the first
     assert ENGINE.text("resource_open_until", "en") == "Open until "  # missing value: empty
-    assert ENGINE.followup_templates == ("checkin",)
+    assert ENGINE.followup_templates == ("checkin", "welcome")
     with pytest.raises(KeyError):
         ENGINE.text("no_such_key", "en")
 

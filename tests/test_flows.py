@@ -33,7 +33,7 @@ def test_shipped_flows_load_fast_and_completely():
     assert {"intake", "closing", "housing", "food", "health", "legal", "recovery", "safety"} <= set(flows.flows)
     assert {f.category for f in flows.flows.values()} >= CATEGORIES
     assert set(M.required()) <= set(flows.messages)
-    assert flows.followup_templates == ("checkin",)
+    assert flows.followup_templates == ("checkin", "welcome")
 
 
 def test_every_shipped_text_fits_two_segments_and_menus_four():

@@ -486,6 +486,7 @@ STAFF_GETS = [
     "/reports.csv",
     "/reports/map",
 ]
+STAFF_GETS += ["/inbox/campaigns", "/inbox/campaigns/1/card.png", "/inbox/campaigns/1/cards.pdf", "/canvass"]
 
 
 def test_the_fuzzed_routes_are_every_get_route(app):

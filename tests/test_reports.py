@@ -445,7 +445,7 @@ def test_page_shows_charts_and_tables_with_the_suppressed_numbers(logged_in, rt,
     resp = logged_in.get("/reports?month=2026-11")
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
-    assert html.count('role="img"') == 6 and "<title id=" in html
+    assert html.count('role="img"') == 8 and "<title id=" in html  # with requests by campaign, listening answers
     assert "<td>&lt;5</td>" in html and "<td>*</td>" in html and "<td>27</td>" in html
     assert "64123: &lt;5" in html, "the chart's description carries the suppressed value"
     assert "src=" not in html and "https://" not in html, "no external assets"
@@ -623,7 +623,8 @@ def test_only_whole_months_are_detailed(rt):
 
 def test_the_page_explains_why_it_shows_only_totals(logged_in, rt, safety_in_64124):
     html = logged_in.get("/reports?since=2026-11-10&until=2026-11-11").get_data(as_text=True)
-    assert html.count('class="note withheld"') == 2 and "64124" not in html
+    # ZIP, crisis kind, campaign requests, campaign results, listening answers
+    assert html.count('class="note withheld"') == 5 and "64124" not in html
     month = logged_in.get("/reports?month=2026-11").get_data(as_text=True)
     assert "withheld" not in month and '<th scope="row">64124</th>' in month
     assert '<option value="2026-11" selected>November 2026</option>' in month

@@ -6,7 +6,8 @@ effects turned into rows, TwiML. Transcript-only turns drive the rest of the pro
 `dispatch: true|<status>` (the follow-up sender runs), `claim` (a caseworker claims the open referral),
 `close` (a caseworker closes it), `outbound: {path: status}` (the line starts a text by each path
 named: `caseworker` reply, `checkin` due now, `code` to the number from the web page, canvass
-`welcome`; each must end with its status, e.g. `held_contact_preference`). As in the engine cases,
+`welcome`; each must end with its status, e.g. `held_contact_preference`). A case's `campaigns`
+(codes) are added before it starts. As in the engine cases,
 a caseworker is on duty unless the case says `ctx: {on_duty: false}`, and then nobody is (no
 caseworker account at all).
 """
@@ -23,11 +24,11 @@ from conftest import Phone
 from sqlalchemy import select
 from staff_helpers import add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 
-from bot.casework import cases
+from bot.casework import campaigns, cases
 from bot.conversation.flows import parse_duration
 from bot.messaging import verify
 from bot.messaging.dispatch import dispatch_due
-from bot.storage.models import Caseworker, FollowUp, Message, Referral, Resident
+from bot.storage.models import AuditEvent, Campaign, Caseworker, FollowUp, Message, Referral, Resident
 
 HERE = Path(__file__).parent
 TURN_GAP = timedelta(seconds=20)
@@ -56,6 +57,8 @@ def check_state(rt, expected: dict) -> None:
         resident = s.scalars(select(Resident).where(Resident.channel == "sms").order_by(Resident.id.desc())).first()
         referrals = s.scalars(select(Referral).where(Referral.resident_id == resident.id).order_by(Referral.id)).all()
         followups = s.scalars(select(FollowUp)).all()
+        campaign = s.get(Campaign, resident.campaign_id) if resident.campaign_id else None
+        heard = s.scalars(select(AuditEvent).where(AuditEvent.action == "listening.answered")).all()
     checks = {
         "opted_out": lambda: resident.opted_out,
         "language": lambda: resident.language,
@@ -71,6 +74,8 @@ def check_state(rt, expected: dict) -> None:
         "contact_chosen": lambda: resident.contact_chosen_at is not None,
         "erased": lambda: s_count(rt, Resident.anonymized_at.is_not(None)) > 0,
         "residents": lambda: s_count(rt, Resident.channel == "sms"),
+        "campaign": lambda: campaign.code if campaign else None,
+        "listening": lambda: [e.detail["answer"] for e in heard],
     }
     for key, value in expected.items():
         assert checks[key]() == value, f"{key} is {checks[key]()!r}, expected {value!r}"
@@ -141,6 +146,8 @@ def test_transcript(case, client, rt, clock):
         clock.set(datetime.fromisoformat(case["now"]))
     if case.get("ctx", {}).get("on_duty", True):
         add_caseworker(rt)  # office hours: on duty on weekdays 9 to 5
+    for code in case.get("campaigns", []):
+        campaigns.add(rt.db, clock.now(), code=code, name=f"Canvass {code}", zips=["64124"])
     phone = Phone(client)
     for turn in case["turns"]:
         if "wait" in turn:

@@ -37,10 +37,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.casework.campaigns import DOOR
 from bot.casework.charts import Bar
 from bot.conversation.crisis import CrisisKind
 from bot.directory.resources import Directory
-from bot.storage.models import AuditEvent, FollowUp, Message, Referral, Resident
+from bot.storage.models import AuditEvent, Campaign, FollowUp, Message, Referral, Resident
 from bot.storage.statuses import FollowUpStatus, Outcome, ReferralStatus
 
 MIN_PEOPLE = 5
@@ -79,8 +80,18 @@ LEGEND = (
     f"hidden so that a {SMALL} cannot be worked out from it or from a total. Medians, percentiles and "
     f"rates say {NOT_ENOUGH!r} when fewer than 5 people are behind them; {NO_RATE} is a rate out of nobody."
 )
+NO_CAMPAIGN = "No campaign"
+LISTENING = {  # the listening question's counted options (flows/messages.yaml listening_answers)
+    "lights": "Lights",
+    "jobs": "Jobs",
+    "kids": "Things for kids",
+    "someone_to_talk_to": "Someone to talk to",
+    "safe_home": "A safe home",
+    "something_else": "Something else",
+}
 DETAIL_NOTE = (
-    "Only the total for these dates. Counts by ZIP code and by crisis kind are shown for one "
+    "Only the total for these dates. Counts by ZIP code, crisis kind and campaign, and the answers "
+    "to the listening question, are shown for one "
     "whole calendar month that has ended (pick a month above), never for dates you choose: "
     "comparing two ranges a day apart would show one person's need by subtraction."
 )
@@ -376,6 +387,51 @@ def unmet_needs(referrals: list[Referral], unmet: list[tuple[AuditEvent, str | N
     return list(found)
 
 
+@dataclass(frozen=True)
+class Campaigns:
+    """Who each campaign reached (first touch), and the campaigns' row keys and labels."""
+
+    of: dict[int, int | None]  # resident id -> campaign id
+    rows: list[tuple[int | None, str]]  # every campaign, then residents reached by none
+    reached: list[tuple[int, int | None]]  # (resident, campaign) first seen in the period
+
+
+def _campaigns(s: Session, period: Period) -> Campaigns:
+    """Reached: first seen in the period, once a person (a web visitor who proved a number is that
+    number's record; a canvasser's door record is the canvasser's, not a resident)."""
+    of = dict(s.execute(select(Resident.id, Resident.campaign_id).where(Resident.campaign_id.is_not(None))).all())
+    first_seen = select(Resident.id, Resident.campaign_id).where(
+        Resident.created_at >= period.start,
+        Resident.created_at < period.end,
+        Resident.linked_resident_id.is_(None),
+        Resident.channel != DOOR,
+    )
+    reached = [(resident_id, campaign_id) for resident_id, campaign_id in s.execute(first_seen)]
+    named = [(c.id, f"{c.code}: {c.name}") for c in s.scalars(select(Campaign).order_by(Campaign.created_at))]
+    return Campaigns(of, [*named, (None, NO_CAMPAIGN)], reached)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One counted answer to the listening question (their own words are never read here)."""
+
+    person: int | None
+    answer: str
+    zip_code: str | None
+    campaign: int | None
+
+
+def _heard(s: Session, period: Period) -> list[Heard]:
+    query = select(AuditEvent).where(
+        AuditEvent.action == "listening.answered", AuditEvent.at >= period.start, AuditEvent.at < period.end
+    )
+    return [
+        Heard(e.resident_id, e.detail["answer"], e.detail.get("zip"), e.detail.get("campaign"))
+        for e in s.scalars(query)
+        if e.detail.get("answer")
+    ]
+
+
 def _texted_in(s: Session, period: Period) -> set[int]:
     return set(
         s.scalars(
@@ -447,11 +503,14 @@ def build_report(s: Session, period: Period, needs: Sequence[str]) -> Report:
     categories, each a row even when nobody asked (a zero says something)."""
     referrals, unmet = _referrals(s, period), _unmet_events(s, period)
     asked = need_requests(referrals, unmet, period)
+    reached = _campaigns(s, period)
     by_week = grid_of(
         ((r.person, period.week(r.day), r.need) for r in asked), _weeks(period), _needs(needs, (r.need for r in asked))
     )
     by_zip = zip_grid(asked, by_week) if period.detailed else None
-    suppress(*(grid for grid in (by_week, by_zip) if grid is not None))  # together: they share the need totals
+    by_campaign = campaign_grid(asked, reached, by_week) if period.detailed else None
+    # together: they share the need totals
+    suppress(*(grid for grid in (by_week, by_zip, by_campaign) if grid is not None))
     return Report(
         period,
         [
@@ -469,6 +528,16 @@ def build_report(s: Session, period: Period, needs: Sequence[str]) -> Report:
             referral_outcomes(referrals),
             closing_the_loop(referrals, _followups_sent(s, period), _texted_in(s, period), _opted_out(s, period)),
             time_to_contact(referrals),
+            detailed_only(
+                period,
+                "requests_by_campaign",
+                "Requests by campaign and need",
+                "Requests",
+                by_week.total,
+                lambda: requests_by_campaign(by_campaign),
+            ),
+            campaign_results(referrals, reached, period),
+            *listening_answers(_heard(s, period), reached, period),
         ],
         places_of(by_zip),
     )
@@ -567,6 +636,102 @@ def requests_by_zip(grid: Grid | None) -> Section:
         _grid_rows(grid),
         [Chart("Requests by ZIP code", [grid.row_totals[k].bar(label) for k, label in grid.rows])],
     )
+
+
+def campaign_grid(asked: list[Request], reached: Campaigns, by_week: Grid) -> Grid:
+    """Requests by the campaign that reached the person (or none) and need; its need totals are the week table's."""
+    facts = ((r.person, reached.of.get(r.person) if r.person is not None else None, r.need) for r in asked)
+    grid = grid_of(facts, reached.rows, by_week.columns)
+    share_margins(grid, by_week)
+    return grid
+
+
+def requests_by_campaign(grid: Grid | None) -> Section:
+    assert grid is not None, "built for a closed month only"
+    return Section(
+        "requests_by_campaign",
+        "Requests by campaign and need",
+        "The campaign that reached the person first: a code on a card they texted, or a canvasser's form.",
+        _header("Campaign", grid),
+        _grid_rows(grid),
+        [Chart("Requests by campaign", [grid.row_totals[k].bar(label) for k, label in grid.rows])],
+    )
+
+
+def campaign_results(referrals: list[Referral], reached: Campaigns, period: Period) -> Section:
+    """People each campaign reached, their referrals, and how many of those ended with help."""
+    campaign = reached.of.get
+    measures = [
+        ("Residents reached", ((person, c, "n") for person, c in reached.reached)),
+        ("Referrals opened", ((r.resident_id, campaign(r.resident_id), "n") for r in referrals)),
+        (
+            "Closed: got help",
+            ((r.resident_id, campaign(r.resident_id), "n") for r in referrals if r.outcome == "got_help"),
+        ),
+    ]
+    grids = [(label, tally(facts, reached.rows, [("n", label)])) for label, facts in measures]
+    header = ["Campaign", *(label for label, _ in grids)]
+    if not period.detailed:
+        return Section(
+            "campaign_results",
+            "Campaigns: people reached, referrals, outcomes",
+            DETAIL_NOTE,
+            header,
+            [["Total", *(grid.total.shown for _, grid in grids)]],
+            withheld=True,
+        )
+    rows = [[label, *(grid.cells[k, "n"].shown for _, grid in grids)] for k, label in reached.rows]
+    return Section(
+        "campaign_results",
+        "Campaigns: people reached, referrals, outcomes",
+        "Residents reached: first seen in these dates, by the campaign that reached them first. Referrals "
+        "opened in these dates, and those closed since with the outcome Got help.",
+        header,
+        rows + [["Total", *(grid.total.shown for _, grid in grids)]],
+    )
+
+
+def listening_answers(heard: list[Heard], reached: Campaigns, period: Period) -> list[Section]:
+    """The counted options of "what would make your block safer?", by ZIP code and by campaign.
+    Their own words stay in the conversation for staff: never read here, never exported."""
+    title = "What would make the block safer"
+    answers = _keys(LISTENING, (h.answer for h in heard), "")
+    zips = _keys({}, (h.zip_code or None for h in heard), "Not given")
+    by_zip = grid_of(((h.person, h.zip_code or None, h.answer) for h in heard), zips, answers)
+    if not period.detailed:
+        suppress(by_zip)
+        return [
+            Section(
+                "listening_answers", title, DETAIL_NOTE, ["", "Answers"], [["Total", by_zip.total.shown]], withheld=True
+            )
+        ]
+    known = {k for k, _ in reached.rows}
+    campaign = lambda h: h.campaign if h.campaign in known else None  # noqa: E731 - an ended, deleted one: none
+    by_campaign = grid_of(((h.person, campaign(h), h.answer) for h in heard), reached.rows, answers)
+    share_margins(by_campaign, by_zip)
+    suppress(by_zip, by_campaign)  # together: they share the answer totals
+    note = (
+        "Answers to the optional question asked after a check-in, by the {} of the person when they "
+        "answered. Only the numbered choices are counted: answers in their own words stay in the "
+        "conversation for staff and are never shown here."
+    )
+    return [
+        Section(
+            "listening_by_zip",
+            f"{title}, by ZIP code",
+            note.format("ZIP code"),
+            _header("ZIP code", by_zip),
+            _grid_rows(by_zip),
+            [Chart("Answers", [by_zip.column_totals[k].bar(label) for k, label in answers])],
+        ),
+        Section(
+            "listening_by_campaign",
+            f"{title}, by campaign",
+            note.format("campaign"),
+            _header("Campaign", by_campaign),
+            _grid_rows(by_campaign),
+        ),
+    ]
 
 
 def crises_by_kind(referrals: list[Referral], period: Period) -> Section:

@@ -15,17 +15,23 @@ The order of checks on every inbound text (Engine._step; tests/test_engine.py ch
  5. A caseworker has the conversation: the text is theirs (MENU takes it back).
  6. A crisis hold: stay with the person (MENU ends it).
  7. The newest question owns a bare answer: a check-in sent after the bot's last question takes
-    a bare 1/2/3, yes/no or its words.
+    a bare 1/2/3, yes/no or its words (and the listening question, asked after a check-in's
+    answer, takes the next one).
  8. A picture or an empty text.
  9. The conversation: idle expiry, the greeting, the global words (MENU, a language, a person,
     thanks), an open offer (the "safe to text this number later?" question is one), then the
     current step. A turn that leaves no question open asks "safe to text later?" once a hand-off
     opened a referral (never in a crisis hold).
+
+A campaign code ("HI IA1129") in a text that starts a conversation is taken out of the text
+before any of these checks (so it never hides a crisis or STOP) and comes back as JoinCampaign;
+what is left of the text goes on as usual (a code alone reads as a greeting).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -76,6 +82,7 @@ NEXT_NEED = "next_need"  # the yes/no "you also asked about …" offer
 CONTACT = "contact"  # "Is it safe for us to text this number later?" (1 yes, 2 only answer, 3 no)
 ERASE = "erase"  # DELETE was asked for: DELETE again erases
 CONTACT_DUE = "contact_due"  # state var: a hand-off opened a referral, the question waits its turn
+LISTENING = "listening"  # the optional "what would make your block safer?" question
 YES_NO = (("yes", ()), ("no", ()))  # a yes/no question's choices: "1" is yes, "2" is no
 # Opted out: these are recorded (the preference kept for when they opt back in), never answered.
 _QUIET_WHEN_OUT_KEPT = {
@@ -123,6 +130,9 @@ class Context:
     contact_preference: ContactPreference = ContactPreference.ANY
     contact_chosen: bool = False  # the resident chose the preference herself (else it is a default)
     availability: Availability = field(default_factory=Availability)
+    campaign_codes: frozenset[str] = frozenset()  # active campaigns' codes (upper case), for a first text
+    checkin_about: str | None = None  # the need of the referral the pending check-in asks about
+    checkin_crisis: bool = False  # that referral was a crisis (the listening question is never asked)
 
 
 @dataclass(frozen=True)
@@ -195,6 +205,20 @@ class RecordUnmet:
     reason: str  # "no_resource" | "declined"
 
 
+@dataclass(frozen=True)
+class JoinCampaign:
+    """A first text held this campaign's code (the service attributes first touch only)."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class ListeningAnswer:
+    """The answer to the listening question: a counted option, or None for their own words."""
+
+    answer: str | None
+
+
 Effect = (
     OptOut
     | OptIn
@@ -207,6 +231,8 @@ Effect = (
     | EndHandoff
     | CheckinAnswer
     | RecordUnmet
+    | JoinCampaign
+    | ListeningAnswer
 )
 
 
@@ -443,11 +469,16 @@ class Engine:
             ctx = replace(ctx, now=ctx.now.replace(tzinfo=UTC))
         text = inbound.text.strip() if isinstance(inbound.text, str) else ""
         saved = _State.load(raw, self.languages)
+        code = self._campaign_code(text, saved, ctx)
+        if code:
+            text = _without(text, code)
         quiet = Outcome(saved.dump() if saved else {}, [], [], [])
         if inbound.carrier_keyword and not self._answers_yes_no(inbound, saved, ctx):
             quiet.effects.extend(_carrier_effects(inbound.carrier_keyword))  # Twilio already answered:
             return quiet  # never reply twice
         turn = _Turn(saved or _State(lang=self._language(text, None, ctx)), ctx, text)
+        if code:
+            turn.effects.append(JoinCampaign(code))
         if saved is None and text:
             self._set_language(turn, turn.lang)
         if turn.state.hold and not (turn.state.holding(ctx.now) and ctx.referral_open):
@@ -471,13 +502,19 @@ class Engine:
             self._hold(turn)
         elif self._checkin_is_newest(saved, ctx) and (answer := self._checkin_answer(text)):
             self._checkin(turn, answer)
-        elif not text:  # a picture or an empty text: not a miss, and not a start either
+        elif not text and not code:  # a picture or an empty text: not a miss, and not a start either
             self._say(turn, M.TEXT_ONLY)
             return Outcome(turn.state.dump(), turn.replies, [], [])
         else:
             self._converse(turn, saved)
         turn.state.last_at = ctx.now
         return turn.outcome()
+
+    def _campaign_code(self, text: str, saved: _State | None, ctx: Context) -> str | None:
+        """An active campaign's code in a text that starts a conversation: exact, ignoring case."""
+        if not ctx.campaign_codes or (saved is not None and not self._idle(saved, ctx)):
+            return None
+        return next((w for w in _WORD.findall(text.upper()) if w in ctx.campaign_codes), None)
 
     def _converse(self, turn: _Turn, saved: _State | None) -> None:
         """Session expiry, global words, then the flow."""
@@ -671,9 +708,34 @@ class Engine:
             self._handoff(turn, "more_help")
         elif answer == "got_help":
             self._say(turn, M.CHECKIN_GOT_HELP)
+            if self._may_listen(turn):
+                self._say(turn, M.LISTENING_ASK)
+                turn.state.offer = LISTENING
         else:
             self._say(turn, M.CHECKIN_NOT_YET, promise=True)
         self._ask_contact(turn)
+
+    def _may_listen(self, turn: _Turn) -> bool:
+        """The listening question, only as a reply, and never after a crisis, in a crisis hold, in a
+        flow that opts out of it (safety, violence, loss), or to someone who asked not to be texted first."""
+        ctx, flow = turn.ctx, self.flows.for_category(turn.ctx.checkin_about)
+        return (
+            not ctx.opted_out
+            and not ctx.checkin_crisis
+            and not turn.state.hold
+            and turn.preference == ContactPreference.ANY
+            and (flow is None or flow.listening)
+        )
+
+    def _listening_answer(self, turn: _Turn) -> None:
+        """A counted option by its number or words; a need named instead starts that need; any
+        other words are their own answer (kept in the thread, never counted)."""
+        answer = self.matcher.choice(turn.text, self.flows.listening_answers)
+        if answer is None and self.matcher.categories(turn.text):
+            self._start(turn, None, False)
+            return
+        turn.effects.append(ListeningAnswer(answer))
+        self._say(turn, M.LISTENING_THANKS)
 
     def _checkin_is_newest(self, saved: _State | None, ctx: Context) -> bool:
         """A check-in awaits its answer and the bot asked nothing since it went out: a bare 1, 2, 3
@@ -862,6 +924,9 @@ class Engine:
     def _answer_offer(self, turn: _Turn) -> None:
         """The answer to "want a person to text you?" (or to "you also asked about …")."""
         offer, turn.state.offer = turn.state.offer, None
+        if offer == LISTENING:
+            self._listening_answer(turn)
+            return
         yes = self._yes(turn.text)
         step = self._current_ask(turn.state)
         if offer == CONTACT:
@@ -1184,6 +1249,14 @@ class Engine:
 def _clock(at: time) -> str:
     """9am, 8:30am, 5pm."""
     return clock_label(at.hour * 60 + at.minute)
+
+
+_WORD = re.compile(r"[0-9A-Z]+")
+
+
+def _without(text: str, code: str) -> str:
+    """The text with the campaign code taken out ("HI IA1129" -> "HI")."""
+    return " ".join(re.sub(rf"(?<![0-9A-Za-z]){code}(?![0-9A-Za-z])", " ", text, flags=re.IGNORECASE).split())
 
 
 def _carrier_effects(keyword: str) -> list[Effect]:

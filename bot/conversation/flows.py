@@ -111,9 +111,15 @@ class M:
     DAY_NAMES = "day_names"  # Monday..Sunday, apart by spaces
     DAY_SHORT = "day_short"  # Mon..Sun, apart by spaces
     PHONE_CODE = "phone_code"  # the web chat's one-time code
+    LISTENING_ASK = "listening_ask"  # "what would make your block safer?", once, after a check-in's "1"
+    LISTENING_THANKS = "listening_thanks"
+    WELCOME = "welcome"  # the canvasser's form: one text that names no need and no visit
+    CARD = "card"  # a campaign card's words, every language on each card ({body}: "HI IA1129")
     CRISIS_KINDS = ("self_harm", "violence", "abuse", "overdose")
     # Questions the bot asks in system texts: checked like flow questions (no carrier keywords).
-    QUESTIONS = (TWO_MISSES, PERSON_OFFER, CHECKIN, NEXT_NEED_OFFER, CONTACT_ASK)
+    QUESTIONS = (TWO_MISSES, PERSON_OFFER, CHECKIN, NEXT_NEED_OFFER, CONTACT_ASK, LISTENING_ASK)
+    # Texts a shared phone may show: checked free of sensitive words like the follow-up templates.
+    DISCREET = (LISTENING_ASK, LISTENING_THANKS)
     # System texts sent as whole replies (the rest are parts of other texts, or go to staff):
     # what `peaceline check` measures, with the flows' own texts and lists.
     REPLIES = (
@@ -147,6 +153,9 @@ class M:
         NOT_SAFE,
         ERASE_CONFIRM,
         ERASED,
+        LISTENING_ASK,
+        LISTENING_THANKS,
+        WELCOME,
     )
 
     @classmethod
@@ -258,6 +267,7 @@ class Flow:
     category: str | None = None
     priority: int = 0  # a text that names several needs is answered for the highest first
     urgent: bool = False  # danger may be near: like a crisis answer, no greeting before it
+    listening: bool = True  # false: the listening question is never asked about this need
 
 
 @dataclass(frozen=True)
@@ -271,11 +281,25 @@ class FlowSet:
     sensitive_words: tuple[str, ...]
     checkin_answers: tuple[tuple[str, tuple[str, ...]], ...]
     contact_answers: tuple[tuple[str, tuple[str, ...]], ...]  # "safe to text later?": 1 any, 2 reply_only, 3 none
+    listening_answers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # counted options, numbered 1, 2, …
     warnings: tuple[Issue, ...] = ()
 
     def for_category(self, category: str | None) -> Flow | None:
         """The flow that serves a need category, if any."""
         return next((f for f in self.flows.values() if category and f.category == category), None)
+
+    def checks_in(self, category: str) -> bool:
+        """The need's flow may schedule a check-in (itself or through a flow it goes on to). Safety and
+        violence never do: a text days later could be read by the person they are afraid of."""
+        seen: set[str] = set()
+        todo = [f.name for f in self.flows.values() if f.category == category]
+        while todo:
+            flow = self.flows[todo.pop()]
+            seen.add(flow.name)
+            if any(isinstance(step, FollowUp) for step in flow.steps.values()):
+                return True
+            todo += [s.flow for s in flow.steps.values() if isinstance(s, Go) and s.flow not in seen]
+        return False
 
     def first_need(self, needs: list[str]) -> str | None:
         """Of the needs a text names (in the order named), the one to answer first: the highest
@@ -461,7 +485,7 @@ def _load_messages(check: _Checker, file: Path) -> dict[str, Any] | None:
         _check_day_names(check, key, messages.get(key) or {})
     templates = _string_list(check, data, "followup_templates")
     words = _string_list(check, data, "sensitive_words")
-    for key in templates:
+    for key in (*templates, *M.DISCREET):
         _check_template(check, key, messages.get(key), words)
     return {
         "messages": messages,
@@ -470,6 +494,7 @@ def _load_messages(check: _Checker, file: Path) -> dict[str, Any] | None:
         "sensitive_words": tuple(words),
         "checkin_answers": _answers(check, data, "checkin_answers", CHECKIN_OUTCOMES),
         "contact_answers": _answers(check, data, "contact_answers", tuple(ContactPreference)),
+        "listening_answers": _listening_answers(check, data.get("listening_answers")),
     }
 
 
@@ -539,6 +564,14 @@ def _answers(check: _Checker, data: dict, key: str, outcomes: tuple[str, ...]) -
     return tuple((o, tuple(str(w) for w in raw[o] or ())) for o in outcomes)
 
 
+def _listening_answers(check: _Checker, raw: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The listening question's counted options, in the order the question numbers them."""
+    if not isinstance(raw, dict) or not raw or not all(isinstance(v, list) for v in raw.values()):
+        check.error(("listening_answers",), "listening_answers must map each counted option to a list of words")
+        return ()
+    return tuple((str(o), tuple(str(w) for w in words)) for o, words in raw.items())
+
+
 # ---------------------------------------------------------------- one flow
 
 
@@ -582,6 +615,7 @@ def _load_flow(check: _Checker, file: Path) -> Flow | None:
         category=category,
         priority=priority,
         urgent=data.get("urgent") is True,
+        listening=data.get("listening") is not False,
     )
 
 

@@ -14,12 +14,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot import logs
+from bot.casework import campaigns
 from bot.casework.retention import erase
 from bot.clock import Clock
 from bot.config import Settings
 from bot.conversation import engine as eng
 from bot.conversation import keywords
 from bot.conversation.contact import ContactPreference, default_for
+from bot.conversation.flows import M
 from bot.conversation.segments import segments
 from bot.directory import geo
 from bot.messaging import triage
@@ -47,6 +49,8 @@ CHECKIN_WAIT = timedelta(days=4)  # a check-in answer is read as such for this l
 OPEN_REFERRAL = (ReferralStatus.NEW, ReferralStatus.CLAIMED, ReferralStatus.CONTACTED)
 # The terminal simulator is an operator typing; web chat has its own rate limit.
 UNGUARDED_CHANNELS = ("terminal", "web")
+# Records known by a key, never by a number: a web chat visitor, a canvasser's visit at a door.
+KEYED_CHANNELS = ("web", "door")
 
 
 # The queries every inbound text runs, built once: building a statement costs more than running it.
@@ -65,6 +69,7 @@ _PENDING_CHECKIN = (
     select(FollowUp)
     .where(
         FollowUp.resident_id == bindparam("resident_id"),
+        FollowUp.template == M.CHECKIN,
         FollowUp.status.in_((FollowUpStatus.SENT, FollowUpStatus.LOGGED)),
         FollowUp.answered_at.is_(None),
         FollowUp.sent_at > bindparam("since"),
@@ -186,7 +191,7 @@ class Service:
             return Handled([]), None
         referral = self._open_referral(s, resident.id)
         on_duty = anyone_on_duty(s, self.settings, now)
-        ctx = self._context(s, resident, referral, now, first_contact=first_contact, on_duty=on_duty)
+        ctx = self._context(s, resident, referral, conv, now, first_contact=first_contact, on_duty=on_duty)
         inputs = _Inputs(
             conv.state or None, eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword), ctx, channel
         )
@@ -214,6 +219,7 @@ class Service:
         s: Session,
         resident: Resident,
         referral: Referral | None,
+        conv: ConversationSession,
         now: datetime,
         *,
         first_contact: bool,
@@ -222,6 +228,7 @@ class Service:
         """What the engine needs to know: the resident, the open case, and who can answer them."""
         hours = self.settings.office_hours
         checkin = self._pending_checkin(s, resident.id, now)
+        asked_about = s.get(Referral, checkin.referral_id) if checkin is not None and checkin.referral_id else None
         availability = eng.Availability(
             on_duty=on_duty,
             on_call_told=referral is not None and referral.on_call_told_at is not None,
@@ -245,7 +252,20 @@ class Service:
             contact_preference=ContactPreference(resident.contact_preference or "any"),
             contact_chosen=resident.contact_chosen_at is not None,
             availability=availability,
+            campaign_codes=self._campaign_codes(s, resident, conv, now),
+            checkin_about=asked_about.category if asked_about else None,
+            checkin_crisis=bool(asked_about and asked_about.crisis_kind),
         )
+
+    def _campaign_codes(
+        self, s: Session, resident: Resident, conv: ConversationSession, now: datetime
+    ) -> frozenset[str]:
+        """Active campaigns' codes, for a text that may start a conversation from a resident no campaign
+        has reached yet (first touch wins); the engine reads them (never fuzzily)."""
+        idle = now - conv.last_activity_at > timedelta(hours=self.settings.session_idle_hours)
+        if resident.campaign_id is not None or (conv.state and not idle):
+            return frozenset()
+        return campaigns.active_codes(s, now)
 
     @staticmethod
     def can_text(resident: Resident) -> bool:
@@ -294,10 +314,10 @@ class Service:
     def lock_resident(self, s: Session, channel: str, address: str, now: datetime) -> Resident:
         """Create the resident if new and lock the row, so one person's texts never interleave.
         A text from a number only ever finds the number's own record, never a web visitor's."""
-        if channel == "web":
+        if channel in KEYED_CHANNELS:
             unique, match, values = "chat_key", Resident.chat_key == address, {"chat_key": address}
         else:
-            unique, match = "phone_lookup", Resident.with_phone(address) & (Resident.channel != "web")
+            unique, match = "phone_lookup", Resident.with_phone(address) & Resident.channel.not_in(KEYED_CHANNELS)
             values = {"phone": address, "phone_lookup": phone_lookup(address)}
         # Looked for before the insert: a lookup made under an older DATA_KEY (before rotate-key)
         # differs from the one a new row gets, so the insert alone would not see the resident.
@@ -409,6 +429,10 @@ class Service:
                     raised += self._checkin_answer(s, resident, answer, now)
                 case eng.RecordUnmet(category=category, reason=reason):
                     self._audit(s, "need.unmet", resident, now, detail={"category": category, "reason": reason})
+                case eng.JoinCampaign(code=code):
+                    campaigns.attribute(s, resident, code, now)
+                case eng.ListeningAnswer(answer=answer):
+                    self._listening_answer(s, resident, answer, now)
 
     def _raise_referral(
         self,
@@ -516,6 +540,11 @@ class Service:
             referral.status, referral.closed_at, referral.outcome = ReferralStatus.NEW, None, None
         referral.unread = True
         return [referral.id]
+
+    def _listening_answer(self, s: Session, resident: Resident, answer: str | None, now: datetime) -> None:
+        """Counted by ZIP and campaign as they were when answered; their own words stay in the thread only."""
+        detail = {"answer": answer, "zip": resident.zip_code, "campaign": resident.campaign_id}
+        self._audit(s, "listening.answered", resident, now, detail=detail)
 
     @staticmethod
     def _audit(

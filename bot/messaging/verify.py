@@ -67,13 +67,14 @@ def number(rt: Runtime, raw: str) -> str:
         raise CodeRefused(f"phone: {exc}") from None
 
 
-def request_code(rt: Runtime, chat_key: str, raw_phone: str) -> None:
+def request_code(rt: Runtime, chat_key: str, raw_phone: str, channel: str = "web") -> None:
     """Text a new code to the number, within the limits. An opted-out number gets nothing, but the
-    answer is the same, so the page never tells anyone whether a number has used the line."""
+    answer is the same, so the page never tells anyone whether a number has used the line.
+    `channel`: "web" for a chat visitor, "door" for a canvasser's visit (bot/messaging/canvass.py)."""
     phone, now = number(rt, raw_phone), rt.clock.now()
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     with rt.db.transaction() as s:
-        visitor = rt.service.lock_resident(s, "web", chat_key, now)
+        visitor = rt.service.lock_resident(s, channel, chat_key, now)
         _lock_number(s, rt, phone)
         _check_limits(s, visitor.id, phone, now)
         s.add(
@@ -154,7 +155,9 @@ def _link(s: Session, rt: Runtime, visitor: Resident, phone: str, now: datetime)
     visitor.linked_resident_id, visitor.phone_verified_at = owner.id, now
     for resident in (visitor, owner):
         resident.consent_texts, resident.consent_recorded_at = True, now
-    audit.record(s, "consent.recorded", now, resident_id=visitor.id, channel="web", linked_resident_id=owner.id)
+    audit.record(
+        s, "consent.recorded", now, resident_id=visitor.id, channel=visitor.channel, linked_resident_id=owner.id
+    )
     return Linked(visitor.id, owner.id)
 
 

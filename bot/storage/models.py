@@ -87,6 +87,10 @@ class Resident(Base):
         ForeignKey("residents.id", ondelete="SET NULL", name="fk_residents_linked_resident_id")
     )
     phone_verified_at: Mapped[datetime | None]
+    # The canvass that reached them first (a code in their first text, or a canvasser's form): first touch wins.
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="SET NULL", name="fk_residents_campaign_id")
+    )
 
     linked: Mapped[Resident | None] = relationship(remote_side=[id], lazy="raise")
 
@@ -104,6 +108,20 @@ class Resident(Base):
 def _phone_set(resident: Resident, value: str | None, _old: Any, _initiator: Any) -> None:
     """The lookup follows the number wherever the number is set, so the two never disagree."""
     resident.phone_lookup = phone_lookup(value) if value else None
+
+
+class Campaign(Base):
+    """A canvass: its code is printed on the cards ("Text HI IA1129") and typed by residents."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)  # upper case; matched exactly, ignoring case
+    name: Mapped[str] = mapped_column(String(120))
+    zips: Mapped[list[Any]] = mapped_column(default=list)  # the ZIP codes it walks
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ConversationSession(Base):

@@ -40,7 +40,7 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 256  # argon2 takes any length; this only bounds the work one request can ask for
 SESSION_MAX_AGE = timedelta(hours=12)  # one shift; a shared phone does not stay logged in for days
 LOGIN_RATE = "10 per minute"
-ROLES = ("caseworker", "admin")
+ROLES = ("caseworker", "admin", "canvasser")  # a canvasser sees only the /canvass form
 
 # Unknown, turned-off and waiting accounts get these same words and status, after the same work.
 WRONG = "Wrong email or password."
@@ -228,6 +228,15 @@ class StaffUser(UserMixin):
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def is_canvasser(self) -> bool:
+        return self.role == "canvasser"
+
+    @property
+    def home(self) -> str:
+        """Where a login lands: the canvasser's form, or the inbox."""
+        return url_for("canvass.form") if self.is_canvasser else url_for("inbox.queue")
+
     def get_id(self) -> str:
         return f"{self.id}:{self.key}"
 
@@ -324,7 +333,7 @@ def login() -> Response | str | tuple[str, int] | tuple[str, int, dict[str, str]
     target = safe_next(request.values.get("next"))
     if request.method == "GET":
         if current_user.is_authenticated:
-            return redirect(target or url_for("inbox.queue"))
+            return redirect(target or current_user.home)
         return render_template("inbox/login.html", next=target)
     rt = runtime()
     result = authenticate(
@@ -340,7 +349,7 @@ def login() -> Response | str | tuple[str, int] | tuple[str, int, dict[str, str]
     session.clear()  # a brand-new session at login: nothing planted before it survives (no fixation)
     login_user(result.user)
     session["login_at"] = rt.clock.now().timestamp()
-    return redirect(target or url_for("inbox.queue"))
+    return redirect(target or result.user.home)
 
 
 @bp.post("/logout")
@@ -367,6 +376,13 @@ staff_headers = security_headers("same-origin")  # after-request hook for the st
 
 
 bp.after_request(staff_headers)
+
+
+def staff_only() -> Response | tuple[str, int] | None:
+    """Before-request hook for the staff pages a canvasser does not see (the inbox, the reports)."""
+    if current_user.is_authenticated and current_user.is_canvasser:
+        return render_template("inbox/error.html", message="This account opens only the canvassing form."), 403
+    return None
 
 
 def unauthorized() -> Response | tuple[dict, int]:

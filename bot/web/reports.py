@@ -22,13 +22,14 @@ from bot.casework.reports import (
     to_csv,
 )
 from bot.directory.geo import zip_centroid
-from bot.web.auth import staff_headers
+from bot.web.auth import staff_headers, staff_only
 from bot.web.context import runtime
 
 bp = Blueprint(
     "reports", __name__, template_folder="templates", static_folder="static/reports", static_url_path="/reports/static"
 )
 bp.after_request(staff_headers)  # the staff pages' CSP (no inline script or style), no-store
+bp.before_request(staff_only)
 
 
 def _period(since: str | None, until: str | None, month: str | None = None) -> Period:

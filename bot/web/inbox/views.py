@@ -18,12 +18,13 @@ from bot.conversation.segments import counting_rules
 from bot.messaging.phones import mask
 from bot.messaging.triage import Tier
 from bot.storage.models import Referral
-from bot.web.auth import staff_headers, unauthorized
+from bot.web.auth import staff_headers, staff_only, unauthorized
 from bot.web.context import runtime
-from bot.web.inbox import admin
+from bot.web.inbox import admin, campaigns
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox", template_folder="templates", static_folder="static")
 bp.register_blueprint(admin.bp)
+bp.register_blueprint(campaigns.bp)
 bp.after_request(staff_headers)
 
 # Staff-facing words: templates/inbox/words.yaml (templates ship in the wheel).
@@ -42,13 +43,13 @@ PAGE_NUMBER = re.compile(r"[0-9]{1,6}")
 
 
 @bp.before_request
-def require_login() -> Response | tuple[dict, int] | None:
+def require_login() -> Response | tuple[dict, int] | tuple[str, int] | None:
     """Every inbox URL needs a logged-in caseworker, so a new route cannot forget it."""
     if request.endpoint == "inbox.static":  # CSS and JS hold nothing private; the login page uses them
         return None
     if not current_user.is_authenticated:
         return unauthorized()
-    return None
+    return staff_only()
 
 
 @bp.errorhandler(CaseError)
