@@ -17,6 +17,7 @@ from bot.casework import audit
 from bot.messaging.service import OPEN_REFERRAL, clean
 from bot.messaging.triage import QUEUE_ORDER
 from bot.runtime import Runtime
+from bot.storage import turns
 from bot.storage.models import Caseworker, FollowUp, Message, Note, Referral, Resident
 
 OUTCOMES = {
@@ -231,6 +232,7 @@ def reopen(rt: Runtime, referral_id: int, me: int) -> None:
         back = "contacted" if referral.contacted_at else "claimed" if referral.assigned_to_id else "new"
         _set_status(s, referral, back, me, now)
         referral.outcome, referral.closed_at = None, None
+        turns.note_open_referral(s.connection(), referral.resident_id, referral.id)
 
 
 def assign(rt: Runtime, referral_id: int, me: int, caseworker_id: int) -> None:

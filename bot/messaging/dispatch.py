@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, aliased
 from bot import logs
 from bot.messaging.phones import mask
 from bot.runtime import Runtime
+from bot.storage import turns
 from bot.storage.models import FollowUp, Message, Resident
 
 # Rows claimed per transaction: one, just before it is sent. A process killed mid-pass then strands
@@ -183,16 +184,19 @@ def _send_one(rt: Runtime, now: datetime, due: Due) -> Dispatched:
     body = rt.engine.text(due.template, due.language)
 
     def record(s: Session, msg: Message) -> None:  # in the transaction that stores the send's outcome
+        status = FOLLOWUP_STATUS.get(msg.status, "unknown")
         s.execute(
             _STORE_SENT,
             {
                 "followup_id": due.id,
-                "new_status": FOLLOWUP_STATUS.get(msg.status, "unknown"),
+                "new_status": status,
                 "new_body": body,
                 "new_sent_at": now,
                 "new_message_id": msg.id,
             },
         )
+        if status in turns.CHECKIN_SENT:  # its answer is read as such
+            turns.note_checkin(s.connection(), due.resident_id, due.id)
 
     msg = rt.outbound.send(due.resident_id, body, "followup", referral_id=due.referral_id, on_recorded=record)
     status = FOLLOWUP_STATUS.get(msg.status, "unknown")

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -23,44 +23,67 @@ from bot.conversation.segments import segments
 from bot.directory import geo
 from bot.messaging import triage
 from bot.messaging.outbound import Outbound
-from bot.messaging.staffing import anyone_on_duty
+from bot.messaging.staffing import any_on_duty, anyone_on_duty
 from bot.messaging.workdays import Workdays
+from bot.storage import turns
 from bot.storage.crypto import phone_lookup
 from bot.storage.db import Database
 from bot.storage.models import AuditEvent, ConversationSession, FollowUp, Message, Referral, Resident
+from bot.storage.turns import CHECKIN_SENT, OPEN_REFERRAL
 
 log = logging.getLogger(__name__)
 
 MAX_ENGINE_TEXT = 1000  # longer texts are stored whole but read only this far
 CHECKIN_WAIT = timedelta(days=4)  # a check-in answer is read as such for this long
-OPEN_REFERRAL = ("new", "claimed", "contacted")
 # The terminal simulator is an operator typing; web chat has its own rate limit.
 UNGUARDED_CHANNELS = ("terminal", "web")
+# Effects the fast path stores itself; any other sends the turn down the ORM path.
+FAST_EFFECTS = (eng.SetProfile,)
 
 
-# The queries every inbound text runs, built once: building a statement costs more than running it.
-_SEEN = select(Message).where(Message.provider_sid == bindparam("provider_sid"))
-_CONVERSATION = select(ConversationSession).where(ConversationSession.resident_id == bindparam("resident_id"))
-_RECENT_INBOUND = select(func.count(Message.id)).where(
-    Message.resident_id == bindparam("resident_id"), Message.direction == "in", Message.created_at > bindparam("since")
+# The slow path's queries, built once: building a statement costs more than running it.
+_SEEN = select(Message.id).where(Message.provider_sid == bindparam("provider_sid"))
+_CONVERSATION = (
+    select(ConversationSession).where(ConversationSession.resident_id == bindparam("resident_id")).with_for_update()
 )
 _OPEN_REFERRAL = (
     select(Referral)
     .where(Referral.resident_id == bindparam("resident_id"), Referral.status.in_(OPEN_REFERRAL))
-    .order_by(Referral.created_at.desc())
+    .order_by(Referral.created_at.desc(), Referral.id.desc())
     .limit(1)
 )
 _PENDING_CHECKIN = (
     select(FollowUp)
     .where(
         FollowUp.resident_id == bindparam("resident_id"),
-        FollowUp.status.in_(("sent", "logged")),
+        FollowUp.status.in_(CHECKIN_SENT),
         FollowUp.answered_at.is_(None),
         FollowUp.sent_at > bindparam("since"),
     )
     .order_by(FollowUp.sent_at.desc())
     .limit(1)
 )
+
+
+class _Who(Protocol):
+    """The resident as a turn reads them: an ORM Resident or the fast path's locked row."""
+
+    id: int
+    channel: str
+    language: str | None
+    zip_code: str | None
+    timezone: str | None
+    opted_out_at: datetime | None
+    contact_preference: str
+    linked_resident_id: int | None
+
+
+class _Case(Protocol):
+    """The open referral as a turn reads it: an ORM Referral or the fast path's row."""
+
+    status: str
+    bot_resumed_at: datetime | None
+    on_call_told_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -117,22 +140,77 @@ class Service:
     ) -> Handled:
         """Handle one inbound message exactly once; a repeated provider id returns the first answer.
 
-        `client` is a web visitor's network address (as ProxyFix sees it), for the per-address
-        cap on new web referrals.
+        An ordinary text (no effect but a profile answer) takes four statements and the commit
+        (storage/turns.py); any other turn, or one the conversation row cannot answer alone, takes
+        the ORM path. `client` is a web visitor's network address (as ProxyFix sees it), for the
+        per-address cap on new web referrals.
         """
         body, now = clean(text), self.clock.now()
+        inbound = eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword)
         with self.db.transaction() as s:
-            resident = self.lock_resident(s, channel, address, now)
-            if provider_sid and (seen := s.scalar(_SEEN, {"provider_sid": provider_sid})):
-                return Handled(self._replies_to(s, seen), duplicate=True)
-            handled, inputs = self._handle_locked(
-                s, resident, channel, body, provider_sid, media_count, carrier_keyword, now, client
-            )
+            conn = s.connection()
+            who = turns.lock_resident(conn, channel, address, now)
+            facts = None
+            if who is not None and who.last_seen_at is not None:  # texted before: the row may answer alone
+                facts = turns.read(conn, who.id, provider_sid, CHECKIN_WAIT, now)
+            if facts is not None and facts.seen_id is not None:
+                return self._duplicate(conn, facts.seen_id, provider_sid)
+            fast = self._fast_turn(conn, who, facts, channel, body, inbound, provider_sid, now) if facts else None
+            if fast is not None:
+                handled, inputs = fast
+            else:
+                resident = self.lock_resident(s, channel, address, now)
+                if provider_sid and (seen := s.scalar(_SEEN, {"provider_sid": provider_sid})):
+                    return self._duplicate(conn, seen, provider_sid)
+                handled, inputs = self._handle_locked(s, resident, channel, body, inbound, provider_sid, now, client)
         self._escalate(handled, inputs)
         for referral_id in handled.referrals:
             for hook in self.on_referral:
                 hook(referral_id)
         return handled
+
+    @staticmethod
+    def _duplicate(conn: Connection, inbound_id: int, provider_sid: str | None) -> Handled:
+        logs.event("message.handled", sid=provider_sid, duplicate=True)
+        return Handled([Reply(r.id, r.body or "") for r in turns.replies_to(conn, inbound_id)], duplicate=True)
+
+    def _fast_turn(
+        self,
+        conn: Connection,
+        who: Any,
+        facts: turns.Facts,
+        channel: str,
+        body: str,
+        inbound: eng.Inbound,
+        provider_sid: str | None,
+        now: datetime,
+    ) -> tuple[Handled, _Inputs] | None:
+        """The turn in Core from the resident's locked row and the conversation row alone; None (nothing
+        written) when the ORM path must take it: a stale pointer, the loop guard, an effect to apply."""
+        if facts.stale:
+            return None
+        recent = turns.count_text(facts.recent_since, facts.recent_count, now)
+        if self._may_guard(who, recent[1], now, holding=self.engine.holding(facts.state, now)):
+            return None
+        on_duty = any_on_duty(facts.duty_hours, self.settings, now)
+        ctx = self._context(who, facts.referral, facts.checkin_sent_at, now, first_contact=False, on_duty=on_duty)
+        inputs = _Inputs(facts.state, inbound, ctx, channel)
+        outcome = self.engine.step(facts.state, inbound, ctx)
+        if not all(isinstance(effect, FAST_EFFECTS) for effect in outcome.effects):
+            return None
+        received = {
+            **self.outbound.reply_row(who.id, channel, "", facts.next_id),
+            **{"direction": "in", "kind": "inbound", "body": body, "provider_sid": provider_sid},
+            **{"status": "received", "segments": 0, "num_media": inbound.media_count, "in_reply_to_id": None},
+            "referral_id": facts.referral.referral_id if facts.referral is not None else None,
+        }
+        replies = [self.outbound.reply_row(who.id, channel, text, facts.next_id) for text in outcome.replies]
+        _, *ids = turns.store_messages(conn, [{**received, "id": facts.next_id}, *replies])
+        for effect in outcome.effects:
+            turns.set_profile(conn, who.id, *_profile(who, effect))
+        turns.save_state(conn, facts, outcome.state, now, recent)
+        self._log_handled(provider_sid, who.id, channel, len(ids), outcome.effects)
+        return Handled([Reply(i, r["body"]) for i, r in zip(ids, replies, strict=True)], outcome.options), inputs
 
     def _handle_locked(
         self,
@@ -140,12 +218,12 @@ class Service:
         resident: Resident,
         channel: str,
         body: str,
+        inbound_text: eng.Inbound,
         provider_sid: str | None,
-        media_count: int,
-        carrier_keyword: str | None,
         now: datetime,
         client: str | None = None,
     ) -> tuple[Handled, _Inputs | None]:
+        """The ORM path: any turn, including ones that open referrals, opt out or answer a check-in."""
         first_contact = resident.last_seen_at is None
         inbound = Message(
             resident_id=resident.id,
@@ -155,7 +233,7 @@ class Service:
             body=body,
             provider_sid=provider_sid,
             status="received",
-            num_media=media_count,
+            num_media=inbound_text.media_count,
             created_at=now,
             updated_at=now,
         )
@@ -164,18 +242,22 @@ class Service:
         resident.last_seen_at = now
         conv = s.scalar(_CONVERSATION, {"resident_id": resident.id})
         if conv is None:
-            conv = ConversationSession(resident_id=resident.id, state={}, last_activity_at=now)
+            conv = ConversationSession(resident_id=resident.id, state={}, last_activity_at=now, recent_count=0)
             s.add(conv)
-        if self._loop_guarded(s, resident, body, now, holding=self.engine.holding(conv.state or None, now)):
+        referral = self._open_referral(s, resident.id)
+        checkin = self._pending_checkin(s, resident.id, now)
+        conv.open_referral_id, conv.checkin_id = referral.id if referral else None, checkin.id if checkin else None
+        conv.recent_since, conv.recent_count = turns.count_text(conv.recent_since, conv.recent_count, now)
+        if self._loop_guarded(
+            resident, conv.recent_count, body, now, holding=self.engine.holding(conv.state or None, now)
+        ):
             inbound.status = "loop_guard"
             logs.event("sms.loop_guard", resident=resident.id)
             return Handled([]), None
-        referral = self._open_referral(s, resident.id)
         on_duty = anyone_on_duty(s, self.settings, now)
-        ctx = self._context(s, resident, referral, now, first_contact=first_contact, on_duty=on_duty)
-        inputs = _Inputs(
-            conv.state or None, eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword), ctx, channel
-        )
+        checkin_sent_at = checkin.sent_at if checkin is not None else None
+        ctx = self._context(resident, referral, checkin_sent_at, now, first_contact=first_contact, on_duty=on_duty)
+        inputs = _Inputs(conv.state or None, inbound_text, ctx, channel)
         outcome = self.engine.step(inputs.state, inputs.inbound, ctx)
         if referral is not None:
             inbound.referral_id = referral.id
@@ -183,23 +265,35 @@ class Service:
         self._apply(s, resident, inbound, referral, outcome.effects, now, on_duty, handled, client)
         conv.state, conv.last_activity_at = outcome.state, now
         conv.flow, conv.step = outcome.state.get("flow"), outcome.state.get("step")
+        if outcome.effects:  # what the effects opened, closed or answered
+            referral, checkin = self._open_referral(s, resident.id), self._pending_checkin(s, resident.id, now)
+            conv.open_referral_id = referral.id if referral else None
+            conv.checkin_id = checkin.id if checkin else None
         replies = [self.outbound.record_reply(s, resident, text, inbound, flush=False) for text in outcome.replies]
         s.flush()  # one INSERT for all the replies (and their ids)
-        logs.event(
-            "message.handled",
-            resident=resident.id,
-            channel=channel,
-            replies=len(replies),
-            effects=",".join(type(e).__name__ for e in outcome.effects) or "-",
-        )
+        self._log_handled(provider_sid, resident.id, channel, len(replies), outcome.effects)
         handled.replies = [Reply(r.id, r.body or "") for r in replies]
         return handled, inputs
 
+    @staticmethod
+    def _log_handled(provider_sid: str | None, resident_id: int, channel: str, replies: int, effects: list) -> None:
+        """The one log line of a text."""
+        if logs.logger.isEnabledFor(logging.INFO):
+            done = ",".join(type(e).__name__ for e in effects) or "-"
+            logs.event(
+                "message.handled",
+                sid=provider_sid,
+                resident=resident_id,
+                channel=channel,
+                replies=replies,
+                effects=done,
+            )
+
     def _context(
         self,
-        s: Session,
-        resident: Resident,
-        referral: Referral | None,
+        resident: _Who,
+        referral: _Case | None,
+        checkin_sent_at: datetime | None,
         now: datetime,
         *,
         first_contact: bool,
@@ -207,7 +301,6 @@ class Service:
     ) -> eng.Context:
         """What the engine needs to know: the resident, the open case, and who can answer them."""
         hours = self.settings.office_hours
-        checkin = self._pending_checkin(s, resident.id, now)
         availability = eng.Availability(
             on_duty=on_duty,
             on_call_told=referral is not None and referral.on_call_told_at is not None,
@@ -218,12 +311,12 @@ class Service:
         )
         return eng.Context(
             now=now,
-            opted_out=resident.opted_out,
+            opted_out=resident.opted_out_at is not None,
             language=resident.language,
             handoff_open=self._handoff_open(referral),
             referral_open=referral is not None,
             zip_code=resident.zip_code,
-            checkin_sent_at=checkin.sent_at if checkin is not None else None,
+            checkin_sent_at=checkin_sent_at,
             idle_hours=self.settings.session_idle_hours,
             hold_hours=self.settings.crisis_hold_hours,
             first_contact=first_contact,
@@ -233,7 +326,7 @@ class Service:
         )
 
     @staticmethod
-    def can_text(resident: Resident) -> bool:
+    def can_text(resident: _Who) -> bool:
         """A number the line may text: an SMS resident, or a web visitor who proved one by a code."""
         return resident.channel != "web" or resident.linked_resident_id is not None
 
@@ -264,6 +357,8 @@ class Service:
 
     def _warn_unnotified(self, referral_ids: list[int]) -> None:
         """An urgent referral that told nobody (no one on duty, no text reached the person on call)."""
+        if not referral_ids:
+            return
         with self.db.sessions() as s:
             for referral_id in referral_ids:
                 referral = s.get(Referral, referral_id)
@@ -293,15 +388,19 @@ class Service:
         )
         return s.scalars(found).one()
 
-    def _loop_guarded(self, s: Session, resident: Resident, body: str, now: datetime, *, holding: bool) -> bool:
-        """Too many texts in a minute (a robot, a stuck phone): store but stay quiet for a while.
-        Never for a person in a crisis hold: someone in crisis may text many times a minute."""
+    def _may_guard(self, resident: Any, recent: int, now: datetime, *, holding: bool) -> bool:
+        """Too many texts in a minute (a robot, a stuck phone), or still quiet after them. Never for a
+        person in a crisis hold: someone in crisis may text many times a minute."""
         if resident.channel in UNGUARDED_CHANNELS or holding:
             return False
+        quiet = resident.quiet_until is not None and now < resident.quiet_until
+        return quiet or recent > self.settings.loop_guard_per_minute
+
+    def _loop_guarded(self, resident: Resident, recent: int, body: str, now: datetime, *, holding: bool) -> bool:
+        """Store but stay quiet for a while (see _may_guard)."""
+        if not self._may_guard(resident, recent, now, holding=holding):
+            return False
         if resident.quiet_until is None or now >= resident.quiet_until:
-            recent = s.scalar(_RECENT_INBOUND, {"resident_id": resident.id, "since": now - timedelta(minutes=1)})
-            if recent <= self.settings.loop_guard_per_minute:
-                return False
             resident.quiet_until = now + timedelta(minutes=self.settings.loop_guard_quiet_minutes)
         # Only a guarded text pays for these checks (the engine runs the crisis check itself anyway):
         # a person in danger is answered, and STOP works, whatever the rate.
@@ -319,11 +418,6 @@ class Service:
     @staticmethod
     def _pending_checkin(s: Session, resident_id: int, now: datetime) -> FollowUp | None:
         return s.scalar(_PENDING_CHECKIN, {"resident_id": resident_id, "since": now - CHECKIN_WAIT})
-
-    @staticmethod
-    def _replies_to(s: Session, inbound: Message) -> list[Reply]:
-        rows = s.scalars(select(Message).where(Message.in_reply_to_id == inbound.id).order_by(Message.id))
-        return [Reply(r.id, r.body or "") for r in rows]
 
     # -- effects ---------------------------------------------------------------------------
 
@@ -349,11 +443,8 @@ class Service:
                 case eng.OptIn():
                     resident.opted_out_at = None
                     self._audit(s, "resident.opted_in", resident, now)
-                case eng.SetProfile(language=language, zip_code=zip_code):
-                    resident.language = language or resident.language
-                    if zip_code:
-                        resident.zip_code = zip_code
-                        resident.timezone = geo.zip_timezone(zip_code) or resident.timezone
+                case eng.SetProfile():
+                    resident.language, resident.zip_code, resident.timezone = _profile(resident, effect)
                 case eng.CreateReferral():
                     new = referral is None
                     referral = self._raise_referral(s, resident, referral, effect, now, on_duty, client)
@@ -489,3 +580,11 @@ class Service:
                 detail=detail or {},
             )
         )
+
+
+def _profile(resident: _Who, effect: eng.SetProfile) -> tuple[str | None, str | None, str | None]:
+    """The resident's language, ZIP and time zone after a profile answer."""
+    if not effect.zip_code:
+        return effect.language or resident.language, resident.zip_code, resident.timezone
+    tz = geo.zip_timezone(effect.zip_code) or resident.timezone
+    return effect.language or resident.language, effect.zip_code, tz

@@ -113,6 +113,13 @@ class ConversationSession(Base):
     step: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What an ordinary text needs besides the state, so that one read finds it (storage/turns.py):
+    # the newest open referral (set whenever one opens; may go stale when it closes, never missing),
+    # the newest check-in sent, and the loop guard's count of texts in the minute from recent_since.
+    open_referral_id: Mapped[int | None] = mapped_column(Integer)
+    checkin_id: Mapped[int | None] = mapped_column(Integer)
+    recent_since: Mapped[datetime | None]
+    recent_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Message(Base):

@@ -12,7 +12,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import logs
 from bot.messaging.outbound import UNDELIVERABLE, apply_error
-from bot.messaging.phones import BadNumber, mask, split_channel, to_e164
+from bot.messaging.phones import BadNumber, split_channel, to_e164
 from bot.runtime import runtime
 from bot.storage.models import Message
 
@@ -86,7 +86,6 @@ def inbound() -> Response:
         media_count=_int(form.get("NumMedia")),
         carrier_keyword=_carrier_keyword(form.get("OptOutType")),
     )
-    logs.event("sms.inbound", sid=sid, sender=mask(phone), replies=len(handled.replies), duplicate=handled.duplicate)
     twiml = MessagingResponse()
     for reply in handled.replies:
         twiml.message(reply.body, action=_status_url(reply.id))
