@@ -112,6 +112,53 @@ class _Inputs:
     channel: str
 
 
+@dataclass
+class _FastWrites:
+    """What the fast path's effects add to the turn, in memory until it stores them."""
+
+    case: turns.Case | None
+    profile: tuple[str | None, str | None, str | None]  # language, ZIP, time zone
+    case_changed: bool = False
+    opened: bool = False
+    audits: list[tuple[str, turns.Case | None, dict[str, Any]]] = field(default_factory=list)
+    followups: list[tuple[turns.Case | None, str, datetime]] = field(default_factory=list)
+    raised: list[tuple[eng.CreateReferral, bool]] = field(default_factory=list)
+
+    def audit(self, action: str, detail: dict[str, Any]) -> None:
+        self.audits.append((action, self.case, detail))
+
+    def created(self, case: turns.Case, effect: eng.CreateReferral, *, new: bool, now: datetime, on_duty: bool):
+        _settle_case(case, effect, now, on_duty)
+        self.case, self.case_changed, self.opened = case, True, self.opened or new
+        self.raised.append((effect, new))
+
+    def rows(self, resident_id: int, now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The audit rows and follow-ups, once the referral has its id."""
+        audits = [
+            {"at": now, "action": action, "resident_id": resident_id, "referral_id": case.id if case else None}
+            | {"detail": detail, "actor_id": None}
+            for action, case, detail in self.audits
+        ]
+        followups = [
+            {"resident_id": resident_id, "referral_id": case.id if case else None, "template": template}
+            | {"due_at": due, "created_at": now}
+            for case, template, due in self.followups
+        ]
+        return audits, followups
+
+    def note(self, handled: Handled, on_duty: bool) -> None:
+        """The referrals to notify after the commit, and whom to tell now."""
+        case = self.case
+        if case is None or case.id is None:
+            return
+        for effect, new in self.raised:
+            handled.referrals.append(case.id)
+            if effect.urgent and not on_duty and case.on_call_told_at is None:
+                handled.escalate.append(case.id)
+            if effect.urgent and new:
+                handled.new_urgent.append(case.id)
+
+
 def clean(text: str | None) -> str:
     """Strip NUL (PostgreSQL text cannot hold it); keep everything else the phone sent."""
     return (text or "").replace("\x00", "")
@@ -186,7 +233,8 @@ class Service:
         now: datetime,
     ) -> tuple[Handled, _Inputs] | None:
         """The turn in Core from the resident's locked row and the conversation row alone; None (nothing
-        written) when the ORM path must take it: a stale pointer, the loop guard, an effect to apply."""
+        written) when the ORM path must take it: a stale pointer, the loop guard, an effect it cannot
+        store (opt-outs, check-in answers, contact preferences, a web visitor's first referral)."""
         if facts.stale:
             return None
         recent = turns.count_text(facts.recent_since, facts.recent_count, now)
@@ -194,23 +242,63 @@ class Service:
             return None
         on_duty = any_on_duty(facts.duty_hours, self.settings, now)
         ctx = self._context(who, facts.referral, facts.checkin_sent_at, now, first_contact=False, on_duty=on_duty)
-        inputs = _Inputs(facts.state, inbound, ctx, channel)
         outcome = self.engine.step(facts.state, inbound, ctx)
-        if not all(isinstance(effect, FAST_EFFECTS) for effect in outcome.effects):
+        writes = self._fast_effects(who, facts.referral, outcome.effects, now, on_duty)
+        if writes is None:
             return None
+        case = writes.case
+        if writes.case_changed and case is not None:
+            turns.store_case(conn, case)
+        turns.insert_rows(conn, *writes.rows(who.id, now))
         received = {
             **self.outbound.reply_row(who.id, channel, "", facts.next_id),
             **{"direction": "in", "kind": "inbound", "body": body, "provider_sid": provider_sid},
             **{"status": "received", "segments": 0, "num_media": inbound.media_count, "in_reply_to_id": None},
-            "referral_id": facts.referral.referral_id if facts.referral is not None else None,
+            "referral_id": case.id if case is not None else None,
         }
         replies = [self.outbound.reply_row(who.id, channel, text, facts.next_id) for text in outcome.replies]
         _, *ids = turns.store_messages(conn, [{**received, "id": facts.next_id}, *replies])
-        for effect in outcome.effects:
-            turns.set_profile(conn, who.id, *_profile(who, effect))
-        turns.save_state(conn, facts, outcome.state, now, recent)
+        if writes.profile != (who.language, who.zip_code, who.timezone):
+            turns.set_profile(conn, who.id, *writes.profile)
+        opened = case.id if writes.opened and case is not None else None
+        turns.save_state(conn, facts, outcome.state, now, recent, opened)
         self._log_handled(provider_sid, who.id, channel, len(ids), outcome.effects)
-        return Handled([Reply(i, r["body"]) for i, r in zip(ids, replies, strict=True)], outcome.options), inputs
+        handled = Handled([Reply(i, r["body"]) for i, r in zip(ids, replies, strict=True)], outcome.options)
+        writes.note(handled, on_duty)
+        return handled, _Inputs(facts.state, inbound, ctx, channel)
+
+    def _fast_effects(
+        self, who: Any, case: turns.Case | None, effects: list[Any], now: datetime, on_duty: bool
+    ) -> _FastWrites | None:
+        """The effects as rows for the fast path to store, or None when one needs the ORM path."""
+        writes = _FastWrites(case, (who.language, who.zip_code, who.timezone))
+        for effect in effects:
+            match effect:
+                case eng.SetProfile():
+                    writes.profile = _profile(writes.profile, effect)
+                case eng.CreateReferral() if writes.case is not None:
+                    _raise_case(writes.case, effect)
+                    writes.audit("referral.raised", {"reason": effect.reason})
+                    writes.created(writes.case, effect, new=False, now=now, on_duty=on_duty)
+                case eng.CreateReferral() if self.can_text(who):  # a web visitor's tier counts their address
+                    values = _new_case(who.id, effect, writes.profile[1], now, triage.Tier.TRUSTED)
+                    case = turns.Case(id=None, status="new", unread=True, **values)
+                    writes.created(case, effect, new=True, now=now, on_duty=on_duty)
+                    writes.audit("referral.created", _created(effect))
+                case eng.ScheduleFollowUp(after=after, template=template):
+                    writes.followups.append((writes.case, template, now + after))
+                case eng.RelayToCaseworker() if writes.case is not None:
+                    writes.case.unread, writes.case_changed = True, True
+                case eng.EndHandoff() if writes.case is not None:
+                    writes.case.bot_resumed_at, writes.case.unread, writes.case_changed = now, True, True
+                    writes.audit("handoff.ended_by_resident", {})
+                case eng.RelayToCaseworker() | eng.EndHandoff():
+                    pass  # no referral: nothing to tell
+                case eng.RecordUnmet(category=category, reason=reason):
+                    writes.audits.append(("need.unmet", None, {"category": category, "reason": reason}))
+                case _:
+                    return None
+        return writes
 
     def _handle_locked(
         self,
@@ -444,7 +532,8 @@ class Service:
                     resident.opted_out_at = None
                     self._audit(s, "resident.opted_in", resident, now)
                 case eng.SetProfile():
-                    resident.language, resident.zip_code, resident.timezone = _profile(resident, effect)
+                    now_known = (resident.language, resident.zip_code, resident.timezone)
+                    resident.language, resident.zip_code, resident.timezone = _profile(now_known, effect)
                 case eng.CreateReferral():
                     new = referral is None
                     referral = self._raise_referral(s, resident, referral, effect, now, on_duty, client)
@@ -490,37 +579,15 @@ class Service:
     ) -> Referral:
         """Open a referral, or raise the open one (a crisis makes it urgent and records its kind)."""
         if referral is None:
-            referral = Referral(
-                resident_id=resident.id,
-                category=effect.category,
-                reason=effect.reason,
-                zip_code=effect.zip_code or resident.zip_code,
-                urgent=effect.urgent,
-                resource_ids=list(effect.resource_ids),
-                created_at=now,
-                tier=triage.new_referral_tier(s, self.settings, resident, client, now),
-            )
+            tier = triage.new_referral_tier(s, self.settings, resident, client, now)
+            referral = Referral(**_new_case(resident.id, effect, resident.zip_code, now, tier))
             s.add(referral)
             s.flush()
-            self._audit(
-                s,
-                "referral.created",
-                resident,
-                now,
-                referral,
-                {"category": effect.category, "reason": effect.reason, "urgent": effect.urgent},
-            )
+            self._audit(s, "referral.created", resident, now, referral, _created(effect))
         else:
-            referral.urgent = referral.urgent or effect.urgent
-            referral.category = referral.category or effect.category
-            referral.resource_ids = list({*referral.resource_ids, *effect.resource_ids})
-            referral.unread, referral.bot_resumed_at = True, None
+            _raise_case(referral, effect)
             self._audit(s, "referral.raised", resident, now, referral, {"reason": effect.reason})
-        referral.crisis_kind = referral.crisis_kind or effect.crisis_kind
-        if on_duty:  # a caseworker on duty sees the queue (and gets a notice after the commit)
-            referral.notified_at = referral.notified_at or now
-        elif effect.urgent:  # the person on call is due a text, now or in the next batch
-            referral.escalation_due_at = referral.escalation_due_at or now
+        _settle_case(referral, effect, now, on_duty)
         return referral
 
     def _set_preference(self, s: Session, resident: Resident, preference: ContactPreference, now: datetime) -> None:
@@ -582,9 +649,46 @@ class Service:
         )
 
 
-def _profile(resident: _Who, effect: eng.SetProfile) -> tuple[str | None, str | None, str | None]:
-    """The resident's language, ZIP and time zone after a profile answer."""
-    if not effect.zip_code:
-        return effect.language or resident.language, resident.zip_code, resident.timezone
-    tz = geo.zip_timezone(effect.zip_code) or resident.timezone
-    return effect.language or resident.language, effect.zip_code, tz
+def _profile(known: tuple[str | None, str | None, str | None], effect: eng.SetProfile) -> tuple[str | None, ...]:
+    """The resident's (language, ZIP, time zone) after a profile answer."""
+    language, zip_code, tz = known
+    if effect.zip_code:
+        zip_code, tz = effect.zip_code, geo.zip_timezone(effect.zip_code) or tz
+    return effect.language or language, zip_code, tz
+
+
+def _new_case(
+    resident_id: int, effect: eng.CreateReferral, zip_code: str | None, now: datetime, tier: int
+) -> dict[str, Any]:
+    """A referral this text opens, as column values (for the ORM's Referral and the fast path's Case)."""
+    return {
+        "resident_id": resident_id,
+        "category": effect.category,
+        "reason": effect.reason,
+        "zip_code": effect.zip_code or zip_code,
+        "urgent": effect.urgent,
+        "resource_ids": list(effect.resource_ids),
+        "created_at": now,
+        "tier": tier,
+    }
+
+
+def _created(effect: eng.CreateReferral) -> dict[str, Any]:
+    return {"category": effect.category, "reason": effect.reason, "urgent": effect.urgent}
+
+
+def _raise_case(case: Any, effect: eng.CreateReferral) -> None:
+    """Another need on the open referral (an ORM Referral or a turns.Case): back in front of a person."""
+    case.urgent = case.urgent or effect.urgent
+    case.category = case.category or effect.category
+    case.resource_ids = list({*case.resource_ids, *effect.resource_ids})
+    case.unread, case.bot_resumed_at = True, None
+
+
+def _settle_case(case: Any, effect: eng.CreateReferral, now: datetime, on_duty: bool) -> None:
+    """Who is to hear of a referral opened or raised: the crisis's kind, the queue or the person on call."""
+    case.crisis_kind = case.crisis_kind or effect.crisis_kind
+    if on_duty:  # a caseworker on duty sees the queue (and gets a notice after the commit)
+        case.notified_at = case.notified_at or now
+    elif effect.urgent:  # the person on call is due a text, now or in the next batch
+        case.escalation_due_at = case.escalation_due_at or now

@@ -18,13 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Connection, Integer, Row, bindparam, case, exists, func, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.storage.crypto import phone_lookups
-from bot.storage.models import Caseworker, ConversationSession, FollowUp, Message, Referral, Resident
+from bot.storage.models import AuditEvent, Caseworker, ConversationSession, FollowUp, Message, Referral, Resident
 
 OPEN_REFERRAL = ("new", "claimed", "contacted")
 CHECKIN_SENT = ("sent", "logged")
@@ -50,6 +50,52 @@ LOCKED = (
     residents.c.linked_resident_id,
     residents.c.last_seen_at,
 )
+
+
+@dataclass
+class Case:
+    """A referral as plain values: the open one read with the conversation row, or one this text
+    opens. Effects change it in memory (the same code changes an ORM Referral); then one INSERT or
+    UPDATE stores it."""
+
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "id",
+        "resident_id",
+        "status",
+        "category",
+        "reason",
+        "zip_code",
+        "urgent",
+        "tier",
+        "resource_ids",
+        "unread",
+        "created_at",
+        "crisis_kind",
+        "notified_at",
+        "escalation_due_at",
+        "bot_resumed_at",
+        "on_call_told_at",
+    )
+
+    id: int | None
+    resident_id: int
+    status: str
+    category: str | None
+    reason: str
+    zip_code: str | None
+    urgent: bool
+    tier: int
+    resource_ids: list[Any]
+    unread: bool
+    created_at: datetime
+    crisis_kind: str | None = None
+    notified_at: datetime | None = None
+    escalation_due_at: datetime | None = None
+    bot_resumed_at: datetime | None = None
+    on_call_told_at: datetime | None = None
+
+    def values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.COLUMNS if name != "id"}
 
 
 @dataclass(frozen=True)
@@ -91,10 +137,7 @@ def _statements(dialect: str) -> _Statements:
             conversations.c.recent_count,
             conversations.c.open_referral_id,
             conversations.c.checkin_id,
-            referrals.c.id.label("referral_id"),
-            referrals.c.status,
-            referrals.c.bot_resumed_at,
-            referrals.c.on_call_told_at,
+            *(referrals.c[name].label(f"referral_{name}") for name in Case.COLUMNS),
             follow_ups.c.status.label("checkin_status"),
             follow_ups.c.answered_at.label("checkin_answered_at"),
             follow_ups.c.sent_at.label("checkin_sent_at"),
@@ -142,7 +185,7 @@ class Facts:
     seen_id: int | None  # the MessageSid was handled before: this message
     duty_hours: list[str | None]  # each active caseworker's duty hours (None: the office hours)
     next_id: int  # the id the inbound message takes
-    referral: Row | None  # the open referral: id, status, bot_resumed_at, on_call_told_at
+    referral: Case | None  # the open referral
     checkin_sent_at: datetime | None  # a check-in awaits its answer: when it was sent
     stale: bool  # a pointer no longer holds (the referral closed, the check-in was answered or expired)
 
@@ -156,7 +199,7 @@ def read(
     ).first()
     if row is None:
         return None
-    referral_open = row.status in OPEN_REFERRAL
+    referral_open = row.referral_status in OPEN_REFERRAL
     checkin_open = (
         row.checkin_status in CHECKIN_SENT
         and row.checkin_answered_at is None
@@ -171,7 +214,7 @@ def read(
         seen_id=row.seen_id,
         duty_hours=row.duty_hours or [],
         next_id=row.next_id,
-        referral=row if referral_open else None,
+        referral=Case(**{name: row._mapping[f"referral_{name}"] for name in Case.COLUMNS}) if referral_open else None,
         checkin_sent_at=row.checkin_sent_at if checkin_open else None,
         stale=(row.open_referral_id is not None and not referral_open)
         or (row.checkin_id is not None and not checkin_open),
@@ -233,11 +276,15 @@ _SAVE_STATE = (
             c: bindparam(f"new_{c}", type_=conversations.c[c].type)
             for c in ("state", "flow", "step", "last_activity_at", "recent_since", "recent_count")
         }
+        # Only ever set here (to a referral this text opened): a caseworker may reopen one meanwhile.
+        | {"open_referral_id": func.coalesce(bindparam("opened", type_=Integer), conversations.c.open_referral_id)}
     )
 )
 
 
-def save_state(conn: Connection, facts: Facts, state: dict, now: datetime, recent: tuple[datetime, int]) -> None:
+def save_state(
+    conn: Connection, facts: Facts, state: dict, now: datetime, recent: tuple[datetime, int], opened: int | None
+) -> None:
     conn.execute(
         _SAVE_STATE,
         {
@@ -248,6 +295,7 @@ def save_state(conn: Connection, facts: Facts, state: dict, now: datetime, recen
             "new_last_activity_at": now,
             "new_recent_since": recent[0],
             "new_recent_count": recent[1],
+            "opened": opened,
         },
     )
 
@@ -264,6 +312,33 @@ def set_profile(conn: Connection, resident_id: int, language: str | None, zip_co
         _SET_PROFILE,
         {"resident_id": resident_id, "new_language": language, "new_zip_code": zip_code, "new_timezone": tz},
     )
+
+
+_INSERT_REFERRAL = referrals.insert().returning(referrals.c.id)
+_UPDATE_REFERRAL = (
+    update(referrals)
+    .where(referrals.c.id == bindparam("referral_id"))
+    .values({c: bindparam(f"new_{c}", type_=referrals.c[c].type) for c in Case.COLUMNS if c != "id"})
+)
+_INSERT_AUDIT = AuditEvent.__table__.insert()
+_INSERT_FOLLOW_UPS = follow_ups.insert()
+
+
+def store_case(conn: Connection, case: Case) -> int:
+    """Insert the referral this text opened, or update the open one; its id."""
+    if case.id is None:
+        case.id = conn.execute(_INSERT_REFERRAL, case.values()).scalar_one()
+    else:
+        conn.execute(_UPDATE_REFERRAL, {"referral_id": case.id, **{f"new_{k}": v for k, v in case.values().items()}})
+    return case.id
+
+
+def insert_rows(conn: Connection, audits: list[dict[str, Any]], followups: list[dict[str, Any]]) -> None:
+    """Audit rows and follow-ups, each kind in one INSERT."""
+    if audits:
+        conn.execute(_INSERT_AUDIT, audits)
+    if followups:
+        conn.execute(_INSERT_FOLLOW_UPS, followups)
 
 
 _REPLIES = (
