@@ -197,9 +197,7 @@ class Service:
         with self.db.transaction() as s:
             conn = s.connection()
             who = turns.lock_resident(conn, channel, address, now)
-            facts = None
-            if who is not None and who.last_seen_at is not None:  # texted before: the row may answer alone
-                facts = turns.read(conn, who.id, provider_sid, CHECKIN_WAIT, now)
+            facts = turns.read(conn, who.id, provider_sid, CHECKIN_WAIT, now) if who is not None else None
             if facts is not None and facts.seen_id is not None:
                 return self._duplicate(conn, facts.seen_id, provider_sid)
             fast = self._fast_turn(conn, who, facts, channel, body, inbound, provider_sid, now) if facts else None
@@ -241,7 +239,8 @@ class Service:
         if self._may_guard(who, recent[1], now, holding=self.engine.holding(facts.state, now)):
             return None
         on_duty = any_on_duty(facts.duty_hours, self.settings, now)
-        ctx = self._context(who, facts.referral, facts.checkin_sent_at, now, first_contact=False, on_duty=on_duty)
+        first = who.last_seen_at is None
+        ctx = self._context(who, facts.referral, facts.checkin_sent_at, now, first_contact=first, on_duty=on_duty)
         outcome = self.engine.step(facts.state, inbound, ctx)
         writes = self._fast_effects(who, facts.referral, outcome.effects, now, on_duty)
         if writes is None:
@@ -258,10 +257,10 @@ class Service:
         }
         replies = [self.outbound.reply_row(who.id, channel, text, facts.next_id) for text in outcome.replies]
         _, *ids = turns.store_messages(conn, [{**received, "id": facts.next_id}, *replies])
-        if writes.profile != (who.language, who.zip_code, who.timezone):
-            turns.set_profile(conn, who.id, *writes.profile)
+        if first or writes.profile != (who.language, who.zip_code, who.timezone):
+            turns.update_resident(conn, who.id, writes.profile, now)
         opened = case.id if writes.opened and case is not None else None
-        turns.save_state(conn, facts, outcome.state, now, recent, opened)
+        turns.save_state(conn, who.id, facts, outcome.state, now, recent, opened)
         self._log_handled(provider_sid, who.id, channel, len(ids), outcome.effects)
         handled = Handled([Reply(i, r["body"]) for i, r in zip(ids, replies, strict=True)], outcome.options)
         writes.note(handled, on_duty)

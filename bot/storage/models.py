@@ -167,6 +167,7 @@ class Referral(Base):
     __table_args__ = (
         Index("ix_referrals_status_created", "status", "created_at"),
         Index("ix_referrals_status_tier", "status", "tier", "created_at"),
+        Index("ix_referrals_resident_status", "resident_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -208,7 +209,10 @@ class Note(Base):
 
 class FollowUp(Base):
     __tablename__ = "follow_ups"
-    __table_args__ = (Index("ix_follow_ups_status_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_follow_ups_status_due", "status", "due_at"),
+        Index("ix_follow_ups_resident_status", "resident_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Connection, Integer, Row, bindparam, case, exists, func, null, select, update
+from sqlalchemy import JSON, Connection, Integer, Row, bindparam, case, exists, false, func, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.storage.crypto import phone_lookups
@@ -129,6 +129,20 @@ def _statements(dialect: str) -> _Statements:
         next_id = func.nextval(func.pg_get_serial_sequence("messages", "id"))
     else:  # SQLite: this transaction holds the write lock, so max + 1 is the next rowid
         next_id = select(func.coalesce(func.max(messages.c.id), 0) + 1).scalar_subquery()
+    # No conversation row yet (a first text): is there anything the row would have pointed at?
+    any_referral, any_checkin = referrals.alias("any_referral"), follow_ups.alias("any_checkin")
+    untracked = case(
+        (
+            conversations.c.id.is_(None),
+            exists().where(any_referral.c.resident_id == residents.c.id, any_referral.c.status.in_(OPEN_REFERRAL))
+            | exists().where(
+                any_checkin.c.resident_id == residents.c.id,
+                any_checkin.c.status.in_(CHECKIN_SENT),
+                any_checkin.c.answered_at.is_(None),
+            ),
+        ),
+        else_=false(),
+    )
     read = (
         select(
             conversations.c.id,
@@ -147,13 +161,14 @@ def _statements(dialect: str) -> _Statements:
             .label("seen_id"),
             select(duty).where(caseworkers.c.active.is_(True)).scalar_subquery().label("duty_hours"),
             next_id.label("next_id"),
+            untracked.label("untracked"),
         )
         .select_from(
-            conversations.outerjoin(referrals, referrals.c.id == conversations.c.open_referral_id).outerjoin(
-                follow_ups, follow_ups.c.id == conversations.c.checkin_id
-            )
+            residents.outerjoin(conversations, conversations.c.resident_id == residents.c.id)
+            .outerjoin(referrals, referrals.c.id == conversations.c.open_referral_id)
+            .outerjoin(follow_ups, follow_ups.c.id == conversations.c.checkin_id)
         )
-        .where(conversations.c.resident_id == bindparam("resident_id"))
+        .where(residents.c.id == bindparam("resident_id"))
     )
     return _Statements(
         lock_by_phone=_upsert(dialect, "phone_lookup", by_phone, older),
@@ -178,7 +193,7 @@ def lock_resident(conn: Connection, channel: str, address: str, now: datetime) -
 class Facts:
     """What one read of the conversation row tells the turn."""
 
-    conversation_id: int
+    conversation_id: int | None  # None: a first text, the row is to be made
     state: dict | None
     recent_since: datetime | None
     recent_count: int
@@ -187,18 +202,16 @@ class Facts:
     next_id: int  # the id the inbound message takes
     referral: Case | None  # the open referral
     checkin_sent_at: datetime | None  # a check-in awaits its answer: when it was sent
-    stale: bool  # a pointer no longer holds (the referral closed, the check-in was answered or expired)
+    # A pointer no longer holds (the referral closed, the check-in was answered or expired), or there is
+    # no conversation row yet and the resident has a referral or a check-in it would have pointed at.
+    stale: bool
 
 
-def read(
-    conn: Connection, resident_id: int, provider_sid: str | None, checkin_wait: timedelta, now: datetime
-) -> Facts | None:
-    """The turn's facts, or None when the resident has no conversation row yet."""
+def read(conn: Connection, resident_id: int, provider_sid: str | None, checkin_wait: timedelta, now: datetime) -> Facts:
+    """The turn's facts, from the resident's row (locked by `lock_resident`) and their conversation's."""
     row = conn.execute(
         _statements(conn.dialect.name).read, {"resident_id": resident_id, "provider_sid": provider_sid}
-    ).first()
-    if row is None:
-        return None
+    ).one()
     referral_open = row.referral_status in OPEN_REFERRAL
     checkin_open = (
         row.checkin_status in CHECKIN_SENT
@@ -210,13 +223,14 @@ def read(
         conversation_id=row.id,
         state=row.state or None,
         recent_since=row.recent_since,
-        recent_count=row.recent_count,
+        recent_count=row.recent_count or 0,
         seen_id=row.seen_id,
         duty_hours=row.duty_hours or [],
         next_id=row.next_id,
         referral=Case(**{name: row._mapping[f"referral_{name}"] for name in Case.COLUMNS}) if referral_open else None,
         checkin_sent_at=row.checkin_sent_at if checkin_open else None,
-        stale=(row.open_referral_id is not None and not referral_open)
+        stale=bool(row.untracked)
+        or (row.open_referral_id is not None and not referral_open)
         or (row.checkin_id is not None and not checkin_open),
     )
 
@@ -268,49 +282,60 @@ def store_messages(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     return sorted(ids)  # ids rise in the order the rows were inserted
 
 
+_STATE = ("state", "flow", "step", "last_activity_at", "recent_since", "recent_count")
 _SAVE_STATE = (
     update(conversations)
     .where(conversations.c.id == bindparam("conversation_id"))
     .values(
-        {
-            c: bindparam(f"new_{c}", type_=conversations.c[c].type)
-            for c in ("state", "flow", "step", "last_activity_at", "recent_since", "recent_count")
-        }
+        {c: bindparam(f"new_{c}", type_=conversations.c[c].type) for c in _STATE}
         # Only ever set here (to a referral this text opened): a caseworker may reopen one meanwhile.
         | {"open_referral_id": func.coalesce(bindparam("opened", type_=Integer), conversations.c.open_referral_id)}
     )
 )
-
-
-def save_state(
-    conn: Connection, facts: Facts, state: dict, now: datetime, recent: tuple[datetime, int], opened: int | None
-) -> None:
-    conn.execute(
-        _SAVE_STATE,
-        {
-            "conversation_id": facts.conversation_id,
-            "new_state": state,
-            "new_flow": state.get("flow"),
-            "new_step": state.get("step"),
-            "new_last_activity_at": now,
-            "new_recent_since": recent[0],
-            "new_recent_count": recent[1],
-            "opened": opened,
-        },
-    )
-
-
-_SET_PROFILE = (
-    update(residents)
-    .where(residents.c.id == bindparam("resident_id"))
-    .values({c: bindparam(f"new_{c}") for c in ("language", "zip_code", "timezone")})
+_NEW_STATE = conversations.insert().values(
+    {c: bindparam(f"new_{c}", type_=conversations.c[c].type) for c in _STATE}
+    | {"resident_id": bindparam("of_resident"), "open_referral_id": bindparam("opened", type_=Integer)}
 )
 
 
-def set_profile(conn: Connection, resident_id: int, language: str | None, zip_code: str | None, tz: str | None):
+def save_state(
+    conn: Connection,
+    resident_id: int,
+    facts: Facts,
+    state: dict,
+    now: datetime,
+    recent: tuple[datetime, int],
+    opened: int | None,
+) -> None:
+    """Update the conversation row, or make it on a first text."""
+    values = dict(
+        zip((f"new_{c}" for c in _STATE), (state, state.get("flow"), state.get("step"), now, *recent), strict=True)
+    )
+    if facts.conversation_id is None:
+        conn.execute(_NEW_STATE, {**values, "of_resident": resident_id, "opened": opened})
+    else:
+        conn.execute(_SAVE_STATE, {**values, "conversation_id": facts.conversation_id, "opened": opened})
+
+
+_UPDATE_RESIDENT = (
+    update(residents)
+    .where(residents.c.id == bindparam("resident_id"))
+    .values({c: bindparam(f"new_{c}") for c in ("language", "zip_code", "timezone", "last_seen_at")})
+)
+
+
+def update_resident(conn: Connection, resident_id: int, profile: tuple[str | None, ...], last_seen_at: datetime):
+    """The resident's language, ZIP and time zone after a profile answer; when they last texted."""
+    language, zip_code, tz = profile
     conn.execute(
-        _SET_PROFILE,
-        {"resident_id": resident_id, "new_language": language, "new_zip_code": zip_code, "new_timezone": tz},
+        _UPDATE_RESIDENT,
+        {
+            "resident_id": resident_id,
+            "new_language": language,
+            "new_zip_code": zip_code,
+            "new_timezone": tz,
+            "new_last_seen_at": last_seen_at,
+        },
     )
 
 
