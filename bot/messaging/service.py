@@ -98,6 +98,7 @@ class Handled:
     options: list[str] = field(default_factory=list)
     duplicate: bool = False
     referrals: list[int] = field(default_factory=list)  # created or raised: notify after commit
+    on_duty: bool = True  # a caseworker is on duty (none: there is nobody to notify)
     escalate: list[int] = field(default_factory=list)  # urgent, nobody on duty: tell the person on call now
     new_urgent: list[int] = field(default_factory=list)  # urgent referrals this text opened
 
@@ -209,7 +210,7 @@ class Service:
                     return self._duplicate(conn, seen, provider_sid)
                 handled, inputs = self._handle_locked(s, resident, channel, body, inbound, provider_sid, now, client)
         self._escalate(handled, inputs)
-        for referral_id in handled.referrals:
+        for referral_id in handled.referrals if handled.on_duty else ():
             for hook in self.on_referral:
                 hook(referral_id)
         return handled
@@ -263,6 +264,7 @@ class Service:
         turns.save_state(conn, who.id, facts, outcome.state, now, recent, opened)
         self._log_handled(provider_sid, who.id, channel, len(ids), outcome.effects)
         handled = Handled([Reply(i, r["body"]) for i, r in zip(ids, replies, strict=True)], outcome.options)
+        handled.on_duty = on_duty
         writes.note(handled, on_duty)
         return handled, _Inputs(facts.state, inbound, ctx, channel)
 
@@ -348,7 +350,7 @@ class Service:
         outcome = self.engine.step(inputs.state, inputs.inbound, ctx)
         if referral is not None:
             inbound.referral_id = referral.id
-        handled = Handled([], outcome.options)
+        handled = Handled([], outcome.options, on_duty=on_duty)
         self._apply(s, resident, inbound, referral, outcome.effects, now, on_duty, handled, client)
         conv.state, conv.last_activity_at = outcome.state, now
         conv.flow, conv.step = outcome.state.get("flow"), outcome.state.get("step")
