@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select
 from staff_helpers import add_caseworker, fast_argon2, open_referral  # noqa: F401 (autouse fixture)
 
 from bot.casework import cases
@@ -102,3 +102,24 @@ def test_the_loop_guard_counts_on_the_conversation_row(rt, talking, settings):
     assert answered[0] and not answered[-1]
     with rt.db.sessions() as s:
         assert s.scalar(select(Resident.quiet_until)) is not None
+
+
+def test_a_first_text_takes_five_statements(rt, phone):
+    add_caseworker(rt)
+    with statements(rt) as seen:
+        assert phone.text("hi")
+    # lock (insert) the resident, read, store the messages, note when they texted, make the conversation
+    assert len(seen) == 5, "\n".join(seen)
+    with rt.db.sessions() as s:
+        resident = s.scalar(select(Resident))
+        assert resident.last_seen_at is not None
+        assert s.scalar(select(ConversationSession.resident_id)) == resident.id
+
+
+def test_a_conversation_row_lost_with_a_referral_open_is_made_again_pointing_at_it(rt, talking):
+    referral_id = open_referral(talking, rt)
+    with rt.db.transaction() as s:
+        s.execute(delete(ConversationSession))
+    assert talking.text("MENU")
+    with rt.db.sessions() as s:
+        assert s.scalar(select(ConversationSession.open_referral_id)) == referral_id
