@@ -113,12 +113,15 @@ class _Inputs:
     channel: str
 
 
+_Known = tuple[str | None, str | None, str | None]  # what a profile answer changes: language, ZIP, time zone
+
+
 @dataclass
 class _FastWrites:
     """What the fast path's effects add to the turn, in memory until it stores them."""
 
     case: turns.Case | None
-    profile: tuple[str | None, str | None, str | None]  # language, ZIP, time zone
+    profile: _Known
     case_changed: bool = False
     opened: bool = False
     audits: list[tuple[str, turns.Case | None, dict[str, Any]]] = field(default_factory=list)
@@ -202,6 +205,7 @@ class Service:
             if facts is not None and facts.seen_id is not None:
                 return self._duplicate(conn, facts.seen_id, provider_sid)
             fast = self._fast_turn(conn, who, facts, channel, body, inbound, provider_sid, now) if facts else None
+            inputs: _Inputs | None
             if fast is not None:
                 handled, inputs = fast
             else:
@@ -436,7 +440,7 @@ class Service:
         sent = [self.outbound.as_sent(text, by_sms=inputs.channel != "web") for text in again.replies]
         changed = [(reply.id, text) for reply, text in zip(handled.replies, sent, strict=False) if reply.body != text]
         if changed:
-            messages = Message.__table__  # Core: the ORM's session sync would compare the encrypted body
+            messages = turns.messages  # Core: the ORM's session sync would compare the encrypted body
             with self.db.transaction() as s:
                 for message_id, text in changed:
                     s.execute(
@@ -501,7 +505,7 @@ class Service:
         return s.scalar(_OPEN_REFERRAL, {"resident_id": resident_id})
 
     @staticmethod
-    def _handoff_open(referral: Referral | None) -> bool:
+    def _handoff_open(referral: _Case | None) -> bool:
         return referral is not None and referral.status != "new" and referral.bot_resumed_at is None
 
     @staticmethod
@@ -650,7 +654,7 @@ class Service:
         )
 
 
-def _profile(known: tuple[str | None, str | None, str | None], effect: eng.SetProfile) -> tuple[str | None, ...]:
+def _profile(known: _Known, effect: eng.SetProfile) -> _Known:
     """The resident's (language, ZIP, time zone) after a profile answer."""
     language, zip_code, tz = known
     if effect.zip_code:

@@ -20,22 +20,37 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Connection, Integer, Row, bindparam, case, exists, false, func, null, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    Integer,
+    Row,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.storage.crypto import phone_lookups
-from bot.storage.models import AuditEvent, Caseworker, ConversationSession, FollowUp, Message, Referral, Resident
+from bot.storage.models import Base
 
 OPEN_REFERRAL = ("new", "claimed", "contacted")
 CHECKIN_SENT = ("sent", "logged")
 RECENT = timedelta(minutes=1)  # the loop guard counts the texts in this long
 
-residents = Resident.__table__
-conversations = ConversationSession.__table__
-messages = Message.__table__
-referrals = Referral.__table__
-follow_ups = FollowUp.__table__
-caseworkers = Caseworker.__table__
+residents = Base.metadata.tables["residents"]
+conversations = Base.metadata.tables["conversation_sessions"]
+messages = Base.metadata.tables["messages"]
+referrals = Base.metadata.tables["referrals"]
+follow_ups = Base.metadata.tables["follow_ups"]
+caseworkers = Base.metadata.tables["caseworkers"]
+audit_events = Base.metadata.tables["audit_events"]
 
 # What the turn needs of the resident; the upsert returns it.
 LOCKED = (
@@ -125,6 +140,7 @@ def _statements(dialect: str) -> _Statements:
     by_chat_key = {"chat_key": None, "channel": None, "created_at": None}
     aggregate = func.json_agg if dialect == "postgresql" else func.json_group_array
     duty = aggregate(caseworkers.c.duty_hours, type_=JSON)
+    next_id: ColumnElement[int]
     if dialect == "postgresql":  # the inbound message's id, taken now so the replies can point at it
         next_id = func.nextval(func.pg_get_serial_sequence("messages", "id"))
     else:  # SQLite: this transaction holds the write lock, so max + 1 is the next rowid
@@ -324,7 +340,9 @@ _UPDATE_RESIDENT = (
 )
 
 
-def update_resident(conn: Connection, resident_id: int, profile: tuple[str | None, ...], last_seen_at: datetime):
+def update_resident(
+    conn: Connection, resident_id: int, profile: tuple[str | None, str | None, str | None], last_seen_at: datetime
+) -> None:
     """The resident's language, ZIP and time zone after a profile answer; when they last texted."""
     language, zip_code, tz = profile
     conn.execute(
@@ -345,7 +363,7 @@ _UPDATE_REFERRAL = (
     .where(referrals.c.id == bindparam("referral_id"))
     .values({c: bindparam(f"new_{c}", type_=referrals.c[c].type) for c in Case.COLUMNS if c != "id"})
 )
-_INSERT_AUDIT = AuditEvent.__table__.insert()
+_INSERT_AUDIT = audit_events.insert()
 _INSERT_FOLLOW_UPS = follow_ups.insert()
 
 
