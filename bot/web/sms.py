@@ -16,8 +16,11 @@ from bot.messaging.outbound import UNDELIVERABLE, apply_error
 from bot.messaging.phones import BadNumber, split_channel, to_e164
 from bot.runtime import runtime
 from bot.storage.models import Message
+from bot.web.limits import limiter
 
 bp = Blueprint("sms", __name__)
+# Signed by Twilio and sent from Twilio's addresses: a per-address limit would only throttle Twilio.
+limiter.exempt(bp)
 
 # A status only moves forward: a late "sent" never overwrites "delivered".
 STATUS_RANK = {
