@@ -358,10 +358,22 @@ def update_resident(
 
 
 _INSERT_REFERRAL = referrals.insert().returning(referrals.c.id)
+# What a text's effects change on an open referral; never its status or assignee, which a caseworker
+# may be changing at the same moment.
+_RAISED = (
+    "urgent",
+    "category",
+    "resource_ids",
+    "unread",
+    "bot_resumed_at",
+    "crisis_kind",
+    "notified_at",
+    "escalation_due_at",
+)
 _UPDATE_REFERRAL = (
     update(referrals)
     .where(referrals.c.id == bindparam("referral_id"))
-    .values({c: bindparam(f"new_{c}", type_=referrals.c[c].type) for c in Case.COLUMNS if c != "id"})
+    .values({c: bindparam(f"new_{c}", type_=referrals.c[c].type) for c in _RAISED})
 )
 _INSERT_AUDIT = audit_events.insert()
 _INSERT_FOLLOW_UPS = follow_ups.insert()
@@ -372,7 +384,11 @@ def store_case(conn: Connection, case: Case) -> int:
     if case.id is None:
         case.id = conn.execute(_INSERT_REFERRAL, case.values()).scalar_one()
     else:
-        conn.execute(_UPDATE_REFERRAL, {"referral_id": case.id, **{f"new_{k}": v for k, v in case.values().items()}})
+        values = case.values()
+        conn.execute(
+            _UPDATE_REFERRAL,
+            {"referral_id": case.id, **{f"new_{k}": values[k] for k in _RAISED}},
+        )
     return case.id
 
 
