@@ -5,20 +5,20 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bot import logs
+from bot import golive, logs
 from bot.clock import Clock
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import Settings, load_settings
 from bot.messaging import notify
 from bot.messaging.outbound import Sender
 from bot.runtime import Runtime
 from bot.web import auth, chat, health, inbox, limits, reports, sms, transport
+from bot.web.context import after_response
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, sender: Sender | None = None) -> Flask:
     """Build the app. Never starts the scheduler or opens a database connection by itself."""
     settings = settings or load_settings()
     logs.configure()
-    check_environment(settings)
     app = Flask("bot", instance_path=str(settings.instance_path))
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -30,7 +30,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
-    app.extensions["peaceline"] = Runtime.build(settings, clock, sender)
+    app.extensions["peaceline"] = rt = Runtime.build(settings, clock, sender)
+    golive.enforce(rt)
 
     limits.init_app(app, settings)
     csrf = auth.init_app(app)  # login, sessions, CSRF on every form
@@ -38,20 +39,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     csrf.exempt(chat.bp)  # same-origin JSON only: the chat's own CSRF defence
     for blueprint in (sms.bp, health.bp, chat.bp, inbox.bp, reports.bp):
         app.register_blueprint(blueprint)
-    notify.install(app.extensions["peaceline"])
+    notify.install(app.extensions["peaceline"], later=after_response)
     return app
-
-
-def check_environment(settings: Settings) -> None:
-    """Production refuses what only a test set-up may lack; development starts, with a warning."""
-    if settings.public_base_url:
-        return
-    if settings.production:
-        raise ConfigError(
-            "PUBLIC_BASE_URL must be set when PEACELINE_ENV=production "
-            "(webhook signatures are checked against it, not against the Host a client sends)"
-        )
-    logs.logger.warning(
-        "start.no_public_base_url PUBLIC_BASE_URL is not set: webhook signatures are checked "
-        "against the Host each request names; set it (and PEACELINE_ENV=production) to go live"
-    )

@@ -12,10 +12,13 @@ from bot.messaging.phones import to_e164
 
 def repl(app: Flask, phone: str, lang: str | None) -> None:
     service = app.extensions["peaceline"].service
+    engine = service.engine
+    if lang is not None and lang not in engine.languages:
+        raise click.BadParameter(f"the flows speak {', '.join(engine.languages)}", param_hint="--lang")
     address = to_e164(phone)
     click.echo(f"Texting as {phone}. Type a message; Ctrl-D to quit.")
-    if lang == "es":
-        _say(service, address, "español")
+    if lang is not None and lang != engine.languages[0]:
+        _say(service, address, engine.matcher.says(f"lang:{lang}") or lang)  # "espanol": the resident's own word
     while True:
         try:
             text = click.prompt("you", prompt_suffix="> ", default="", show_default=False)

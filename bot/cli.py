@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.config import ConfigError, Settings, load_settings, port_from
+from bot.config import ConfigError, Settings, load_settings, make_private_dir, port_from
 
 if TYPE_CHECKING:
     from bot.directory.resources import Directory
+    from bot.runtime import Runtime
 
 
 def _settings() -> Settings:
@@ -37,6 +38,34 @@ def _app(settings: Settings, **kwargs):
     return app
 
 
+def _runtime(settings: Settings) -> Runtime:
+    """The runtime without the web app (the scheduler's), DATA_KEY checked as for the app."""
+    from bot import golive, logs
+    from bot.casework.retention import check_key
+    from bot.messaging import notify
+    from bot.runtime import Runtime
+
+    logs.configure()
+    try:
+        rt = Runtime.build(settings)
+        golive.enforce(rt)
+        check_key(rt.db)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    notify.install(rt)
+    return rt
+
+
+def _directory(settings: Settings) -> Directory:
+    """The directory at RESOURCES_PATH, or its first error as the command's."""
+    from bot.directory.resources import DirectoryError, load_directory
+
+    try:
+        return load_directory(settings.resources_path)
+    except DirectoryError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _migrate(settings: Settings) -> None:
     from sqlalchemy.exc import OperationalError
 
@@ -51,6 +80,21 @@ def _migrate(settings: Settings) -> None:
 @click.group()
 def main() -> None:
     """peaceline: an SMS and web-chat referral line."""
+
+
+@main.command("init")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def init(folder: Path) -> None:
+    """Write an operator folder to edit: flows, resources.yaml, an .env example and a README."""
+    from bot.operator_folder import FolderExists, write_operator_folder
+
+    try:
+        written = write_operator_folder(folder)
+    except FolderExists as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"next: cd {folder} && peaceline check && peaceline serve")
 
 
 @main.command("init-db")
@@ -68,6 +112,7 @@ def init_db() -> None:
 @click.option("--no-scheduler", is_flag=True, help="do not start the follow-up scheduler")
 def serve(host: str, port: str | None, workers: int, no_scheduler: bool) -> None:
     """Run the web app (gunicorn) and the follow-up scheduler."""
+    from bot.golive import all_warnings
     from bot.server import run
 
     settings = _settings()
@@ -77,7 +122,9 @@ def serve(host: str, port: str | None, workers: int, no_scheduler: bool) -> None
         raise click.ClickException(f"configuration: {exc}") from None
     _migrate(settings)
     app = _app(settings)
-    run(app, settings, host, port_number, workers, scheduler=not no_scheduler)
+    rt = app.extensions["peaceline"]
+    warnings = all_warnings(settings, rt.directory, rt.db)
+    run(app, settings, host, port_number, workers, scheduler=not no_scheduler, warnings=warnings)
 
 
 @main.command()
@@ -88,7 +135,7 @@ def scheduler(interval: int) -> None:
 
     settings = _settings()
     _migrate(settings)
-    run_forever(_app(settings), interval)
+    run_forever(_runtime(settings), interval)
 
 
 @main.command("send-due")
@@ -122,8 +169,10 @@ def _parse_now(raw: str | None) -> datetime | None:
 
 
 @main.command()
-def check() -> None:
-    """Validate flows/*.yaml and resources.yaml; exit 1 on any error."""
+@click.option("--strict", is_flag=True, help="exit 1 on any go-live warning too (the go-live checklist runs this)")
+def check(strict: bool) -> None:
+    """Validate flows/*.yaml and resources.yaml, and say what a real program must fix before going live;
+    exit 1 on any error (with --strict, on any go-live warning too)."""
     from bot.conversation.flows import check_flows
     from bot.directory.resources import DirectoryError, load_directory
 
@@ -140,8 +189,27 @@ def check() -> None:
     warnings = len(issues) - errors + _warn_stale(settings, directory)
     if not errors:
         warnings += _lengths(settings)
-    click.echo(f"{len(directory.services)} services, {errors} error(s), {warnings} warning(s)")
-    sys.exit(1 if errors else 0)
+    go_live = _go_live(settings, directory)
+    click.echo(
+        f"{len(directory.services)} services, {errors} error(s), {warnings + len(go_live)} warning(s), "
+        f"{len(go_live)} of them go-live"
+    )
+    sys.exit(1 if errors or (strict and go_live) else 0)
+
+
+def _go_live(settings: Settings, directory: Directory) -> list[str]:
+    """Print the go-live warnings (see bot/golive.py); return their names."""
+    from bot.golive import all_warnings
+    from bot.storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        found = all_warnings(settings, directory, db)
+    finally:
+        db.dispose()
+    for finding in found:
+        click.echo(str(finding), err=True)
+    return [f.check for f in found]
 
 
 def _lengths(settings: Settings) -> int:
@@ -195,13 +263,9 @@ def _warn_stale(settings: Settings, directory: Directory) -> int:
 def export_hsds(out_dir: Path) -> None:
     """Write DIR/services.json: the directory as HSDS 3.0 service objects."""
     from bot.directory.hsds import write_export
-    from bot.directory.resources import DirectoryError, load_directory
 
     settings = _settings()
-    try:
-        directory = load_directory(settings.resources_path)
-    except DirectoryError as exc:
-        raise click.ClickException(str(exc)) from None
+    directory = _directory(settings)
     path = write_export(directory, out_dir, settings.program_timezone.key)
     click.echo(f"{len(directory.services)} services written to {path}")
 
@@ -241,15 +305,20 @@ def import_hsds(source: Path, out: Path) -> None:
 
 
 @main.command()
-@click.option("--lang", type=click.Choice(["en", "es"]), default=None)
+@click.option("--lang", default=None, help="start in this language of the flows (en, es, …)")
 @click.option("--phone", default="+12025550123", show_default=True, help="the pretend resident's number")
 def chat(lang: str | None, phone: str) -> None:
     """Try the flows in the terminal, through the real service and database."""
+    from bot import logs
     from bot.chat_repl import repl
 
     settings = _settings()
     _migrate(settings)
-    repl(_app(settings), phone, lang)
+    make_private_dir(settings.instance_path)
+    log_file = settings.instance_path / "chat.log"
+    click.echo(f"Logs go to {log_file}.", err=True)
+    with logs.to_file(log_file):
+        repl(_app(settings), phone, lang)
 
 
 @main.command()
@@ -276,10 +345,11 @@ def report(since: str | None, until: str | None, month: str | None, fmt: str) ->
     except PeriodError as exc:
         raise click.BadParameter(str(exc), param_hint=f"--{exc.field}") from None
     _migrate(settings)
+    needs = list(_directory(settings).categories)
     db = Database(settings.database_url)
     try:
         with db.sessions() as s:
-            result = build_report(s, period)
+            result = build_report(s, period, needs)
     finally:
         db.dispose()
     click.echo({"text": to_text, "csv": to_csv, "json": to_json}[fmt](result), nl=False)
@@ -372,9 +442,12 @@ def purge(older_than: str | None, number: str | None, dry_run: bool) -> None:
     settings = _settings()
     _migrate(settings)
     rt = _app(settings).extensions["peaceline"]
-    if age is not None:
-        purged = purge_older_than(rt.db, rt.clock.now(), age, dry_run)
-    elif (purged := purge_resident(rt.db, rt.clock.now(), phone, dry_run)) is None:
+    purged = (
+        purge_older_than(rt.db, rt.clock.now(), age, dry_run)
+        if age is not None
+        else purge_resident(rt.db, rt.clock.now(), phone, dry_run)
+    )
+    if purged is None:
         raise click.ClickException("no resident has that number (never texted, or already anonymised)")
     counts = ", ".join(f"{n} {name.replace('_', '-')}" for name, n in purged.as_dict().items())
     click.echo(f"{'dry run, would purge' if dry_run else 'purged'}: {counts}")

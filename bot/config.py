@@ -16,8 +16,8 @@ from sqlalchemy.exc import ArgumentError
 from bot.directory.resources import SERVICE_AREA_MILES
 from bot.messaging.phones import BadNumber, is_region, valid_e164
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_INSTANCE = ROOT / "instance"
+PACKAGE = Path(__file__).resolve().parent
+FLOWS, RESOURCES, INSTANCE = "flows", "resources.yaml", "instance"  # in the working folder, by default
 # The legal window for unsolicited texts (TCPA): never before 8 am or after 9 pm local time.
 LEGAL_WINDOW = (time(8, 0), time(21, 0))
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -171,8 +171,26 @@ def make_private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def _readable(env: dict[str, str], name: str, default: Path, want_dir: bool) -> Path:
-    path = Path(env.get(name) or default)
+def packaged(name: str) -> Path:
+    """A default shipped with the line: bot/defaults/NAME in a wheel (copied there at build time from
+    the top-level flows/ and resources.yaml), the source tree's own NAME in a checkout."""
+    built = PACKAGE / "defaults" / name
+    return built if built.exists() else PACKAGE.parent / name
+
+
+def is_packaged(path: Path) -> bool:
+    """The path is one of the packaged defaults (the start-up banner says so)."""
+    return path.resolve() in {packaged(FLOWS).resolve(), packaged(RESOURCES).resolve()}
+
+
+def _in_folder_or_packaged(name: str) -> Path:
+    """./NAME in the working folder when it exists, else the packaged default."""
+    local = Path.cwd() / name
+    return local if local.exists() else packaged(name)
+
+
+def _readable(env: dict[str, str], name: str, default: str, want_dir: bool) -> Path:
+    path = Path(env.get(name) or _in_folder_or_packaged(default))
     ok = path.is_dir() if want_dir else path.is_file() and os.access(path, os.R_OK)
     if not ok:
         kind = "a readable folder" if want_dir else "a readable file"
@@ -270,13 +288,13 @@ def _base_url(env: dict[str, str]) -> str | None:
 def load_settings(env: dict[str, str] | None = None, instance_path: Path | None = None) -> Settings:
     """Read every setting; raise ConfigError naming the first one that is wrong."""
     env = dict(os.environ if env is None else env)
-    instance = Path(instance_path or env.get("PEACELINE_INSTANCE") or DEFAULT_INSTANCE)
+    instance = Path(instance_path or env.get("PEACELINE_INSTANCE") or Path.cwd() / INSTANCE)
     return Settings(
         database_url=_database_url(env, instance),
         secret_key=_secret_key(env, instance),
         instance_path=instance,
-        resources_path=_readable(env, "RESOURCES_PATH", ROOT / "resources.yaml", want_dir=False),
-        flows_dir=_readable(env, "FLOWS_DIR", ROOT / "flows", want_dir=True),
+        resources_path=_readable(env, "RESOURCES_PATH", RESOURCES, want_dir=False),
+        flows_dir=_readable(env, "FLOWS_DIR", FLOWS, want_dir=True),
         program_timezone=_timezone(env),
         public_base_url=_base_url(env),
         session_idle_hours=_int(env, "SESSION_IDLE_HOURS", 24, minimum=1),

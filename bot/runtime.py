@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
-
 from bot.clock import Clock
 from bot.config import ConfigError, Settings
 from bot.conversation.engine import Engine
 from bot.conversation.flows import FlowError, load_flows
-from bot.conversation.matching import Matcher
+from bot.conversation.matching import VocabularyError
+from bot.conversation.vocabulary import Vocabulary
 from bot.directory.resources import Directory, DirectoryError, load_directory
 from bot.messaging.outbound import Outbound, Sender, make_sender
 from bot.messaging.service import Service
@@ -40,13 +39,11 @@ class Runtime:
             flows = load_flows(settings.flows_dir, categories=set(directory.categories))
         except FlowError as exc:
             raise ConfigError(f"FLOWS_DIR: {str(exc).splitlines()[0]}") from None
-        matcher = Matcher.from_file(settings.flows_dir / "vocabulary.yaml")
-        engine = Engine(flows, matcher, directory, settings.program_timezone)
+        try:
+            vocabulary = Vocabulary.from_flows(settings.flows_dir, needs=list(directory.categories))
+        except VocabularyError as exc:
+            raise ConfigError(f"FLOWS_DIR: {exc}") from None
+        engine = Engine(flows, vocabulary.matcher, directory, settings.program_timezone, crisis=vocabulary.crisis)
         db = Database(settings.database_url)
         outbound = Outbound(settings, db, sender or make_sender(settings), clock)
         return cls(settings, clock, db, directory, engine, outbound, Service(settings, db, engine, outbound, clock))
-
-
-def runtime() -> Runtime:
-    """The runtime of the current Flask app."""
-    return current_app.extensions["peaceline"]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from bot.config import Settings
+from bot.config import Settings, is_packaged
+from bot.golive import Finding
 
 
 class _Gunicorn(BaseApplication):
@@ -26,7 +29,9 @@ class _Gunicorn(BaseApplication):
         return self.application
 
 
-def banner(settings: Settings, host: str, port: int, workers: int, scheduler: bool) -> str:
+def banner(
+    settings: Settings, host: str, port: int, workers: int, scheduler: bool, warnings: Sequence[Finding] = ()
+) -> str:
     base = settings.public_base_url or f"http://{host}:{port}"
     db = "SQLite " + settings.database_url.split("///", 1)[-1] if settings.is_sqlite else "PostgreSQL"
     sender = (
@@ -44,17 +49,38 @@ def banner(settings: Settings, host: str, port: int, workers: int, scheduler: bo
         f"  reports         {base}/reports",
         f"  sender: {sender}",
         f"  scheduler: {'one process' if scheduler else 'off'}",
+        f"  flows: {_source(settings.flows_dir)}",
+        f"  resources: {_source(settings.resources_path)}",
+        f"  instance: {settings.instance_path}",
     ]
     if not settings.twilio_auth_token:
         lines.append("  note: TWILIO_AUTH_TOKEN is not set, so /sms refuses every request (503)")
+    if warnings:
+        lines.append(f"  not ready to go live ({len(warnings)}; peaceline check --strict lists them):")
+        lines += [f"    {w.check}: {w.text}" for w in warnings]
     return "\n".join(lines)
 
 
-def run(app: Flask, settings: Settings, host: str, port: int, workers: int, scheduler: bool) -> None:
+def _source(path: Path) -> str:
+    """Where a data file comes from: the operator's own, or the packaged sample (`peaceline init` copies it)."""
+    if is_packaged(path):
+        return f"{path} (packaged defaults: run `peaceline init DIR` for a folder of your own)"
+    return str(path)
+
+
+def run(
+    app: Flask,
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    scheduler: bool,
+    warnings: Sequence[Finding] = (),
+) -> None:
     children: list[subprocess.Popen] = []
 
     def when_ready(_server: Any) -> None:
-        print(banner(settings, host, port, workers, scheduler), flush=True)
+        print(banner(settings, host, port, workers, scheduler, warnings), flush=True)
         if scheduler:
             children.append(subprocess.Popen([sys.executable, "-m", "bot", "scheduler"]))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import uuid
 import xml.etree.ElementTree as ET
@@ -16,13 +17,14 @@ from twilio.request_validator import RequestValidator
 
 from bot import create_app
 from bot.clock import FrozenClock
-from bot.config import ROOT, load_settings
+from bot.config import load_settings
 from bot.messaging.outbound import SendResult
 from bot.storage import crypto
 from bot.storage.db import scratch_database
 from bot.storage.migrate import upgrade
 from bot.storage.models import Base
 
+ROOT = Path(__file__).resolve().parents[1]  # the source tree: flows/, resources.yaml, shared/ beside it
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 BASE_URL = "https://peaceline.example.org"
 PROGRAM_NUMBER = "+18165550100"
@@ -101,6 +103,16 @@ def no_cipher_left_behind():
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(T0)
+
+
+@pytest.fixture
+def verified_resources(tmp_path) -> Path:
+    """The shipped directory once an operator has called every place: real numbers, sample_data false."""
+    text = (ROOT / "resources.yaml").read_text()
+    text = re.sub(r"\+1816555(01\d\d)", r"+1816471\1", text).replace("PLACEHOLDER number", "main line")
+    path = tmp_path / "resources.yaml"
+    path.write_text(text.replace("sample_data: true", "sample_data: false"))
+    return path
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import sys
 from urllib.parse import urlencode
 
 import pytest
-from conftest import T0, twiml_bodies
+from conftest import ROOT, T0, twiml_bodies
 from sqlalchemy import event, func, select
 
-from bot.config import ROOT, load_settings
+from bot.config import load_settings
 from bot.messaging.dispatch import dispatch_due
 from bot.storage.models import FollowUp, Message
 

@@ -9,12 +9,11 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from conftest import Phone, sign
+from conftest import ROOT, Phone, sign
 from sqlalchemy import select
 from staff_helpers import PASSWORD, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 from werkzeug.serving import make_server
 
-from bot.config import ROOT
 from bot.storage.models import Message, Referral
 
 pytestmark = pytest.mark.browser

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT
 
 from bot.cli import main
-from bot.config import ROOT
 
 
 def run(env: dict[str, str], *args: str, stdin: str | None = None):

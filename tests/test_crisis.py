@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.conversation.crisis import PRIORITY, CrisisDetector, CrisisKind, detect
-from bot.conversation.matching import VOCABULARY_PATH, VocabularyError
+from bot.conversation.crisis import PRIORITY, CrisisDetector, CrisisKind
+from bot.conversation.matching import VocabularyError
+from bot.conversation.vocabulary import Vocabulary
 
+VOCABULARY_PATH = Path(__file__).resolve().parents[1] / "flows" / "vocabulary.yaml"
+detect = CrisisDetector.from_file(VOCABULARY_PATH).detect
 CORPUS = yaml.safe_load((Path(__file__).parent / "corpora" / "crisis.yaml").read_text(encoding="utf-8"))
 CASES = [(text, CrisisKind(kind) if kind else None) for text, kind in CORPUS["positives"] + CORPUS["negatives"]]
 VOCABULARY = yaml.safe_load(VOCABULARY_PATH.read_text(encoding="utf-8"))
@@ -73,8 +76,8 @@ def test_empty_messages(text):
     assert detect(text) is None
 
 
-def test_detector_from_file_matches_the_module_detector():
-    detector = CrisisDetector.from_file(VOCABULARY_PATH)
+def test_the_runtimes_detector_is_the_one_of_its_flows_folder():
+    detector = Vocabulary.from_flows(VOCABULARY_PATH.parent).crisis
     assert all(detector.detect(text) is detect(text) for text, _ in CASES)
 
 

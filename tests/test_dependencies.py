@@ -9,12 +9,11 @@ import re
 import tomllib
 
 import pytest
+from conftest import ROOT
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-
-from bot.config import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 LOCKS = {"runtime": ROOT / "requirements.txt", "test": ROOT / "requirements-test.txt"}

@@ -48,8 +48,8 @@ from bot.conversation import engine as eng
 from bot.conversation.contact import ContactPreference
 from bot.conversation.engine import Availability, Context, Engine, Inbound, Outcome
 from bot.conversation.flows import load_flows, parse_duration
-from bot.conversation.matching import Matcher
 from bot.conversation.segments import segments
+from bot.conversation.vocabulary import Vocabulary
 from bot.directory.resources import load_directory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,8 @@ CASES = sorted((Path(__file__).parent / "engine_cases").glob("*.yaml"))
 T0 = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)  # Tuesday 10:00 in Kansas City
 TZ = ZoneInfo("America/Chicago")
 DIRECTORY = load_directory(ROOT / "resources.yaml")
-MATCHER = Matcher.from_file(FLOWS / "vocabulary.yaml")
+VOCABULARY = Vocabulary.from_flows(FLOWS)
+MATCHER = VOCABULARY.matcher
 FLOWSET = load_flows(FLOWS, categories=set(DIRECTORY.categories))
 TURN_GAP = timedelta(seconds=20)
 CTX_FLAGS = {f.name for f in fields(Context)} - {"now", "availability", "checkin_sent_at"} | {
@@ -70,7 +71,7 @@ OFFICE = parse_office_hours("Mon-Fri 09:00-17:00")
 
 
 def make_engine(directory: Any = DIRECTORY, flows: Any = FLOWSET, *, strict: bool = True) -> Engine:
-    return Engine(flows, MATCHER, directory, TZ, strict=strict)
+    return Engine(flows, MATCHER, directory, TZ, crisis=VOCABULARY.crisis, strict=strict)
 
 
 ENGINE = make_engine()

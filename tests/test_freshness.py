@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import ROOT
 from staff_helpers import Staff, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 
 from bot import create_app
 from bot.casework.reports import stale_services
 from bot.cli import main
-from bot.config import ROOT, load_settings
+from bot.config import load_settings
 from bot.directory.resources import load_directory
 
 TODAY = date(2026, 12, 1)  # the day of conftest's T0 in Kansas City

@@ -425,7 +425,22 @@ def test_a_request_over_the_size_limit_is_413_not_5xx(client):
 
 # -- any query string on any GET route: 400 for what cannot be read, never a 5xx ------------------------------
 
-QUERY_NAMES = ["after", "next", "show", "since", "until", "format", "reply", "page", "lang", "q", "id"]
+QUERY_NAMES = [
+    "after",
+    "next",
+    "show",
+    "since",
+    "until",
+    "format",
+    "reply",
+    "page",
+    "lang",
+    "q",
+    "id",
+    "urgent",
+    "need",
+    "month",
+]
 query_values = st.one_of(
     junk,
     numbery,
@@ -461,8 +476,16 @@ queries = st.dictionaries(
 
 
 # Every GET route of the app (placeholders: referral 1), asked by an anonymous visitor or by a logged-in admin.
-PUBLIC_GETS = ["/chat", "/chat/messages", "/healthz", "/login"]
-STAFF_GETS = ["/inbox/", "/inbox/queue.json", "/inbox/referrals/1", "/inbox/admin/", "/reports", "/reports.csv"]
+PUBLIC_GETS = ["/", "/chat", "/chat/messages", "/healthz", "/login"]
+STAFF_GETS = [
+    "/inbox/",
+    "/inbox/queue.json",
+    "/inbox/referrals/1",
+    "/inbox/admin/",
+    "/reports",
+    "/reports.csv",
+    "/reports/map",
+]
 
 
 def test_the_fuzzed_routes_are_every_get_route(app):

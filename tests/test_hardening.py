@@ -11,12 +11,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import RESIDENT, Phone
+from conftest import RESIDENT, ROOT, Phone
 from fault_twilio import ACCOUNT_SID, ScriptedTwilio
 from sqlalchemy import select, text
 
 from bot import create_app
-from bot.config import ROOT, ConfigError, load_settings
+from bot.config import ConfigError, load_settings
 from bot.messaging.outbound import TwilioSender
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
@@ -87,7 +87,8 @@ def test_a_database_folder_of_its_own_is_made_owner_only_too(tmp_path, umask_022
 # -- PEACELINE_ENV and PUBLIC_BASE_URL -----------------------------------------------------------------------
 
 
-def test_production_refuses_to_start_without_public_base_url(env, clock):
+def test_production_refuses_to_start_without_public_base_url(env, clock, verified_resources):
+    env = {**env, "RESOURCES_PATH": str(verified_resources)}
     settings = load_settings({**env, "PEACELINE_ENV": "production", "PUBLIC_BASE_URL": ""})
     with pytest.raises(ConfigError, match="PUBLIC_BASE_URL must be set when PEACELINE_ENV=production"):
         create_app(settings, clock=clock)

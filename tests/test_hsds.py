@@ -14,9 +14,9 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import ROOT
 
 from bot.cli import main
-from bot.config import ROOT
 from bot.directory.hsds import (
     NAMESPACE,
     HSDSError,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from click.testing import CliRunner
 from conftest import RESIDENT, Phone
 from sqlalchemy import select
 from staff_helpers import Staff, add_caseworker, fast_argon2, open_referral  # noqa: F401 (autouse fixture)
 
+from bot.cli import main
 from bot.storage.models import AuditEvent, FollowUp, Message, Note, Referral
 
 STAFF_PREFIXES = ("/inbox", "/reports")
@@ -221,6 +224,30 @@ def test_a_reply_to_a_web_chat_visitor_reaches_their_page(staff, rt, app):
     assert "Web chat" in page(staff.get("/inbox/"))
     staff.post(f"/inbox/referrals/{rid}/reply", body="Hi, I'm Ana.")
     assert [m["body"] for m in chat.get("/chat/messages?after=0").get_json()["messages"]] == ["Hi, I'm Ana."]
+
+
+def test_a_web_visitor_without_a_number_is_answered_in_the_chat_not_by_text(staff, rt, app, env):
+    chat = app.test_client()
+    chat.post("/chat/messages", json={"text": "talk to a person"}, headers={"Origin": "http://localhost"})
+    rid = rows(rt, Referral)[0].id
+    queue = page(staff.get("/inbox/"))
+    assert "No verified number: answer in the chat" in queue
+    html = page(staff.get(f"/inbox/referrals/{rid}"))
+    assert "Answer in their chat" in html and "Text them from the program" not in html
+    assert "data-sms=" not in html, "no SMS counter for a chat answer"
+    # A check-in planned for them has no number to go to: send-due says so, never "sent".
+    staff.post(f"/inbox/referrals/{rid}/followups", template="checkin", day="2026-12-02", time="10:00")
+    result = CliRunner().invoke(main, ["send-due", "--json", "--now", "2026-12-02T17:00:00Z"], env=env)
+    assert result.exit_code == 0, result.output
+    assert [(d["to"], d["status"]) for d in json.loads(result.output)] == [("-", "skipped_no_number")]
+    assert [f.status for f in rows(rt, FollowUp)] == ["skipped_no_number"]
+    assert rows(rt, Message, Message.kind == "followup") == []
+
+
+def test_the_reply_box_carries_the_sms_alphabets_for_its_counter(staff, rt, phone):
+    rid = open_referral(phone, rt)
+    html = page(staff.get(f"/inbox/referrals/{rid}"))
+    assert 'id="reply-count"' in html and "data-sms='" in html and "\\u2019" in html
 
 
 def test_close_needs_a_known_outcome_and_reopen_brings_it_back(staff, rt, phone):

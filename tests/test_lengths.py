@@ -60,9 +60,9 @@ def test_peaceline_check_warns_when_texts_grow_past_the_aim(env, tmp_path):
     import shutil
 
     from click.testing import CliRunner
+    from conftest import ROOT
 
     from bot.cli import main
-    from bot.config import ROOT
 
     flows = tmp_path / "flows"
     shutil.copytree(ROOT / "flows", flows)

@@ -168,7 +168,7 @@ def test_the_scheduler_tick_runs_the_escalation_check(app, rt, phone, outbox, te
     clock.set(SATURDAY_NIGHT)
     text(phone, "talk to a person")
     clock.set(SATURDAY_NIGHT + timedelta(minutes=31))
-    tick(app)
+    tick(app.extensions["peaceline"])
     assert outbox.to(ESCALATION) == [notice(latest_referral(rt).id)]
 
 

@@ -19,7 +19,18 @@ from conftest import T0, Phone
 from sqlalchemy import select
 from staff_helpers import Staff, add_caseworker, fast_argon2  # noqa: F401 (autouse fixture)
 
-from bot.casework.reports import HIDDEN, SMALL, PeriodError, build_report, parse_period, tally, to_csv, to_json
+from bot.casework.reports import (
+    HIDDEN,
+    NO_RATE,
+    NOT_ENOUGH,
+    SMALL,
+    PeriodError,
+    build_report,
+    parse_period,
+    tally,
+    to_csv,
+    to_json,
+)
 from bot.cli import main
 from bot.storage.models import AuditEvent, FollowUp, Referral, Resident
 
@@ -158,7 +169,7 @@ def _followups(people: dict[int, int]) -> list[FollowUp]:
 def report_of(rt, since: str | None = SINCE, until: str | None = UNTIL, month: str | None = None):
     period = parse_period(since, until, rt.clock.now(), KC, month)
     with rt.db.sessions() as s:
-        return build_report(s, period)
+        return build_report(s, period, list(rt.directory.categories))
 
 
 def table(report, key: str) -> dict[str, list[str]]:
@@ -268,8 +279,8 @@ def test_referral_outcomes_and_closed_loop_rates(rt, dataset):
         "Got help": ["9", "50%"],
         "Could not get help": ["0", "0%"],
         "No longer needed": ["6", "33%"],
-        "Could not reach them": [SMALL, SMALL],
-        "Sent to another program": [SMALL, SMALL],
+        "Could not reach them": [SMALL, HIDDEN],  # a share would give the count away
+        "Sent to another program": [SMALL, HIDDEN],
         "Total": ["18", "100%"],
     }
     loop = table(report, "closing_the_loop")
@@ -281,12 +292,12 @@ def test_referral_outcomes_and_closed_loop_rates(rt, dataset):
 def test_time_from_handoff_to_first_contact(rt, dataset):
     assert table(report_of(rt), "time_to_first_contact") == {
         "Referrals contacted": ["9"],
-        "Median hours": ["4.0"],
-        "90th percentile hours": ["28.8"],
+        "Median hours": ["4.0 (n = 9)"],
+        "90th percentile hours": ["28.8 (n = 9)"],
     }  # PERCENTILE.INC: 24 + 0.2 * (48 - 24)
 
 
-def test_rates_and_times_from_fewer_than_five_people_show_less_than_five(rt, people):
+def test_rates_and_times_from_fewer_than_five_people_say_not_enough_data(rt, people):
     with rt.db.transaction() as s:
         s.add_all(
             Referral(
@@ -301,14 +312,15 @@ def test_rates_and_times_from_fewer_than_five_people_show_less_than_five(rt, peo
             for p in (1, 2, 3, 4)
         )
     report = report_of(rt)
-    assert table(report, "closing_the_loop")["Referrals closed, of referrals opened"] == [SMALL, SMALL, SMALL]
+    # "<5" only ever counts people: never a median, a percentile or a rate.
+    assert table(report, "closing_the_loop")["Referrals closed, of referrals opened"] == [SMALL, SMALL, NOT_ENOUGH]
     assert table(report, "time_to_first_contact") == {
         "Referrals contacted": [SMALL],
-        "Median hours": [SMALL],
-        "90th percentile hours": [SMALL],
+        "Median hours": [NOT_ENOUGH],
+        "90th percentile hours": [NOT_ENOUGH],
     }
     loop = table(report, "closing_the_loop")
-    assert loop["Check-ins answered, of check-in texts sent"] == ["0", "0", SMALL], "no rate out of nobody"
+    assert loop["Check-ins answered, of check-in texts sent"] == ["0", "0", NO_RATE], "no rate out of nobody"
     assert loop["People who opted out, of people who texted in"] == ["5", "12", "42%"]
 
 
@@ -330,7 +342,7 @@ def test_a_small_part_of_a_big_whole_shows_no_rate(rt, people):
     assert table(report_of(rt), "closing_the_loop")["Check-ins answered, of check-in texts sent"] == [
         SMALL,
         "12",
-        SMALL,
+        HIDDEN,
     ]
 
 
@@ -345,7 +357,7 @@ def test_the_date_range_is_in_program_time_and_excludes_what_is_outside(rt, data
     # The October opt-out and check-in are outside November.
     assert table(report_of(rt, "2026-10-01", "2026-10-31"), "closing_the_loop")[
         "People who opted out, of people who texted in"
-    ] == [SMALL, SMALL, SMALL]
+    ] == [SMALL, SMALL, NOT_ENOUGH]
 
 
 def test_default_range_is_the_last_90_days_up_to_today_in_program_time():
@@ -463,7 +475,7 @@ def test_csv_and_cli_print_the_same_suppressed_numbers(logged_in, rt, dataset, e
     assert cells["Requests by ZIP code and need", "64123", "Total"] == SMALL
     assert cells["Requests by ZIP code and need", "64124", "Total"] == "27"
     assert cells["Requests by need and week", "Week of 2026-11-09", "Food"] == HIDDEN
-    assert cells["Time from hand-off to first contact", "Median hours", "Value"] == "4.0"
+    assert cells["Time from hand-off to first contact", "Median hours", "Value"] == "4.0 (n = 9)"
 
     runner = CliRunner()
     args = ["report", "--month", "2026-11"]
@@ -489,8 +501,8 @@ def test_an_empty_range_reads_plainly(rt):
     assert table(report_of(rt, month="2026-11"), "requests_by_zip") == {
         "Total": ["0", "0", "0", "0", "0", "0", "0", "0", "0"]
     }
-    assert table(report, "referral_outcomes")["Total"] == ["0", SMALL]
-    assert table(report, "closing_the_loop")["Referrals closed, of referrals opened"] == ["0", "0", SMALL]
+    assert table(report, "referral_outcomes")["Total"] == ["0", NO_RATE]
+    assert table(report, "closing_the_loop")["Referrals closed, of referrals opened"] == ["0", "0", NO_RATE]
 
 
 # -- differencing: fine tables only for closed calendar months ----------------------------------------------
@@ -624,3 +636,90 @@ def test_the_cli_takes_a_month_or_dates_not_both(env, rt, safety_in_64124):
     days = runner.invoke(main, ["report", "--since", "2026-11-10", "--until", "2026-11-11"], env=env).output
     assert "64124" not in days and "calendar month" in days
     assert "64124" in runner.invoke(main, ["report", "--month", "2026-11"], env=env).output
+
+
+# -- reports people can trust (issue 12) ---------------------------------------------------------------------
+
+NOT_COUNTS = ("Rate", "Share of closed")  # columns of rates
+NOT_COUNT_ROWS = ("Median hours", "90th percentile hours")
+
+
+def cells_that_are_not_counts(report) -> list[str]:
+    out = []
+    for section in report.sections:
+        for row in section.rows:
+            for column, value in zip(section.header[1:], row[1:], strict=True):
+                if column in NOT_COUNTS or row[0] in NOT_COUNT_ROWS:
+                    out.append(value)
+    return out
+
+
+@pytest.mark.parametrize("who", ["dataset", "people"])
+def test_less_than_five_only_ever_counts_people(rt, who, request):
+    request.getfixturevalue(who)
+    for report in (report_of(rt), report_of(rt, month="2026-11"), report_of(rt, "2026-10-01", "2026-10-31")):
+        values = cells_that_are_not_counts(report)
+        assert values and SMALL not in values, values
+        assert all(v in (NOT_ENOUGH, NO_RATE, HIDDEN) or re.fullmatch(r"\d+%|[\d.]+ \(n = \d+\)", v) for v in values)
+
+
+def test_medians_and_rates_from_fewer_than_five_people_are_not_enough_data(rt, people):
+    with rt.db.transaction() as s:
+        s.add_all(
+            Referral(
+                resident_id=people[p],
+                category="food",
+                reason="resources",
+                created_at=kc(10),
+                status="closed",
+                outcome="got_help",
+                contacted_at=kc(10, 10),
+            )
+            for p in (1, 2, 3, 4)
+        )
+    report = report_of(rt)
+    assert table(report, "time_to_first_contact")["Median hours"] == [NOT_ENOUGH]
+    assert table(report, "referral_outcomes")["Got help"] == [SMALL, NOT_ENOUGH]
+    assert table(report, "referral_outcomes")["Could not get help"] == ["0", NOT_ENOUGH], "not '<5' for nobody"
+
+
+def test_crises_are_counted_by_kind_not_as_other(rt, people):
+    with rt.db.transaction() as s:
+        s.add_all(
+            Referral(resident_id=people[p], category=None, reason=f"crisis:{kind}", zip_code="64124", created_at=kc(10))
+            for p, kind in [(p, "violence") for p in range(1, 6)] + [(p, "self_harm") for p in range(6, 11)]
+        )
+    week = report_of(rt)
+    assert header(week, "requests_by_need_and_week")[-2:] == ["Crisis", "Total"]
+    assert "Other" not in header(week, "requests_by_need_and_week")
+    assert table(week, "requests_by_need_and_week")["Total"][-2:] == ["10", "10"]
+    kinds = table(report_of(rt, month="2026-11"), "crises_by_kind")
+    assert kinds["Violence"] == kinds["Self-harm or suicide"] == ["5"]
+
+
+def test_every_report_page_links_every_other(logged_in, dataset):
+    for path in ("/reports?month=2026-11", "/reports/map?month=2026-11"):
+        html = logged_in.get(path).get_data(as_text=True)
+        nav = html[html.index('<nav class="reports-nav"') : html.index("</nav>")]
+        for link in ('href="/reports?month=2026-11"', 'href="/reports/map?month=2026-11"', "/reports.csv?", "#stale"):
+            assert link in nav, (path, link)
+        assert nav.count('aria-current="page"') == 1
+
+
+def test_the_map_draws_circles_at_zip_centroids_and_small_cells_without_a_number(logged_in, dataset):
+    resp = logged_in.get("/reports/map?month=2026-11")
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    svg = html[html.index('<svg xmlns="http://www.w3.org/2000/svg" class="map"') : html.index("</svg>")]
+    assert svg.count("<circle") == 3
+    desc = re.search(r"<desc[^>]*>(.*?)</desc>", svg).group(1)
+    assert desc == "64123: fewer than 5; 64124: 27; 64125: fewer than 5"
+    assert "&lt;5" not in svg and 'stroke-dasharray="3 2"' in svg
+    rows = dict(re.findall(r'<tr><th scope="row">(\d{5})</th><td>([^<]*)</td></tr>', html))
+    assert rows == {"64123": "fewer than 5", "64124": "27", "64125": "fewer than 5"}, "the table beside it"
+    assert "src=" not in html and "https://" not in html, "drawn offline"
+
+
+def test_the_map_is_for_closed_months_only(logged_in, dataset):
+    html = logged_in.get(f"/reports/map?since={SINCE}&until={UNTIL}").get_data(as_text=True)
+    assert "<circle" not in html and "one whole calendar month that has ended" in html

@@ -18,8 +18,8 @@ from bot.config import load_settings
 from bot.conversation import engine as eng
 from bot.conversation.engine import Context, Engine, Inbound
 from bot.conversation.flows import Refer, check_flows, load_flows
-from bot.conversation.matching import Matcher
 from bot.conversation.segments import is_gsm7
+from bot.conversation.vocabulary import Vocabulary
 from bot.directory.resources import load_directory
 from bot.runtime import Runtime
 
@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 KC = ZoneInfo("America/Chicago")
 SHIPPED = load_directory(ROOT / "resources.yaml")
 FLOWS = load_flows(ROOT / "flows", categories=set(SHIPPED.categories))
-MATCHER = Matcher.from_file(ROOT / "flows" / "vocabulary.yaml")
+VOCABULARY = Vocabulary.from_flows(ROOT / "flows")
 FIRST_TEXT = {"en": "I need food", "es": "necesito comida"}
 
 
 def places(found, now: datetime, lang: str = "en") -> list[str]:
     """What a resident in 64124 reads after asking for food at `now` (local time)."""
-    engine = Engine(FLOWS, MATCHER, found, KC, strict=True)
+    engine = Engine(FLOWS, VOCABULARY.matcher, found, KC, crisis=VOCABULARY.crisis, strict=True)
     out = engine.step(None, Inbound(FIRST_TEXT[lang]), Context(now=now, zip_code="64124"))
     return out.replies
 
@@ -120,7 +120,7 @@ def test_lists_stay_gsm7_all_week(lang):
     ],
 )
 def test_a_zip_outside_the_area_is_told_so_and_gets_only_lines_to_call(lang, plain):
-    engine = Engine(FLOWS, MATCHER, SHIPPED, KC, strict=True)
+    engine = Engine(FLOWS, VOCABULARY.matcher, SHIPPED, KC, crisis=VOCABULARY.crisis, strict=True)
     out = engine.step(
         None, Inbound(FIRST_TEXT[lang]), Context(now=datetime(2026, 12, 1, 10, tzinfo=KC), zip_code="90210")
     )
@@ -135,7 +135,7 @@ def test_a_zip_outside_the_area_is_told_so_and_gets_only_lines_to_call(lang, pla
 
 def test_outside_the_area_with_no_line_to_call_says_both_and_offers_a_person(tmp_path):
     found = directory(tmp_path, service("local-only", zip_code="64124"))
-    engine = Engine(FLOWS, MATCHER, found, KC, strict=True)
+    engine = Engine(FLOWS, VOCABULARY.matcher, found, KC, crisis=VOCABULARY.crisis, strict=True)
     out = engine.step(None, Inbound("I need food"), Context(now=datetime(2026, 12, 1, 10, tzinfo=KC), zip_code="90210"))
     assert out.replies[-3:] == [
         engine.text("out_of_area", "en", zip="90210"),

@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from bot.directory.geo import zip_centroid
-from bot.directory.resources import CATEGORY_KEYS, DirectoryError, Match, Opening, load_directory
+from bot.directory.resources import DirectoryError, Match, Opening, load_directory
 
 ROOT = Path(__file__).resolve().parents[1]
+CATEGORY_KEYS = tuple(load_directory(ROOT / "resources.yaml").categories)  # the shipped needs
 KC = ZoneInfo("America/Chicago")
 MONDAY_10AM = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)  # Monday 30 Nov 2026, 10:00 in KC
 MONDAY_7AM = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
@@ -315,11 +316,20 @@ def test_missing_file_is_a_directory_error(tmp_path):
     assert "cannot read" in error_for(tmp_path / "nowhere.yaml")
 
 
-def test_a_missing_category_definition_is_an_error(tmp_path):
+def test_a_service_in_a_category_the_file_does_not_define_is_an_error(tmp_path):
     path = tmp_path / "resources.yaml"
-    document = {"spec_version": "3.0", "categories": categories()[:5], "services": [service("a")]}
+    document = {"spec_version": "3.0", "categories": categories()[:5], "services": [service("a", category="safety")]}
     path.write_text(yaml.safe_dump(document, sort_keys=False))
-    assert "missing categories: safety" in error_for(path)
+    assert "unknown category 'safety' (use housing, food, health, legal, recovery)" in error_for(path)
+
+
+def test_every_category_is_named_in_the_languages_of_the_first(tmp_path):
+    path = tmp_path / "resources.yaml"
+    defined = categories()
+    del defined[2]["name"]["es"]
+    document = {"spec_version": "3.0", "categories": defined, "services": [service("a")]}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    assert "category 'health': name: missing translation(s): es" in error_for(path)
 
 
 def test_confidential_service_may_not_list_a_location(tmp_path):

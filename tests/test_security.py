@@ -112,6 +112,7 @@ PUBLIC = {
     "sms.inbound",
     "sms.status",
     "health.healthz",
+    "web.home",
     "web.page",
     "web.post_message",
     "web.new_messages",

@@ -201,6 +201,24 @@ def test_at_night_a_text_that_did_not_reach_twilio_is_never_called_told(env, clo
         rt.db.dispose()
 
 
+def test_an_urgent_referral_that_told_nobody_is_logged_once(env, clock, caplog):
+    """At once when the text to the person on call did not reach Twilio (here: the log sender); by the
+    scheduler when it had to wait for the batch window and then failed too; never twice for one."""
+    app = create_app(load_settings(env), clock=clock)
+    try:
+        clock.set(WEDNESDAY_2AM)
+        with caplog.at_level(logging.WARNING):
+            texts(Phone(app.test_client(), "+18165550131"), "he is going to kill me", "are you there")
+            texts(Phone(app.test_client(), "+18165550132"), "he is hitting me")  # inside the batch window: waits
+            clock.set(WEDNESDAY_2AM + timedelta(hours=1))
+            tick(app.extensions["peaceline"])
+            tick(app.extensions["peaceline"])
+        warned = [r.getMessage().split()[1] for r in caplog.records if "notified_nobody" in r.getMessage()]
+        assert sorted(warned) == ["referral=1", "referral=2"]
+    finally:
+        app.extensions["peaceline"].db.dispose()
+
+
 def test_without_escalation_phones_at_night_the_next_working_day_by_name(env, clock, outbox, caplog):
     app = create_app(load_settings({**env, "ESCALATION_PHONES": ""}), clock=clock, sender=outbox)
     rt = app.extensions["peaceline"]
@@ -252,7 +270,7 @@ def test_escalations_are_rate_limited_and_batched(app, rt, client, clock, outbox
         assert reply[0].endswith("A person from our team will text you today after 9am.")
     assert len(outbox.to(ON_CALL)) == 1
     clock.set(WEDNESDAY_2AM + timedelta(minutes=6))
-    tick(app)
+    tick(app.extensions["peaceline"])
     assert len(outbox.to(ON_CALL)) == 2
     assert outbox.to(ON_CALL)[-1].startswith("Peaceline: 5 new referrals (5 urgent) need a person.")
     (reply,) = texts(others[0], "are you there")  # now it is true: the person on call was told
@@ -274,7 +292,7 @@ def test_web_chat_crises_never_text_the_person_on_call_one_by_one(app, rt, clock
         assert "Keep this page open" in replies[0] and "text you" not in replies[0]
     assert outbox.to(ON_CALL) == []
     clock.set(WEDNESDAY_2AM + timedelta(minutes=1))
-    tick(app)
+    tick(app.extensions["peaceline"])
     assert outbox.to(ON_CALL) == [
         "Peaceline: 30 new referrals (30 urgent) need a person. Open the inbox: https://peaceline.example.org/inbox/"
     ]

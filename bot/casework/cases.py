@@ -6,9 +6,9 @@ Each change commits with its audit row. Errors are CaseError with words for the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session, joinedload
@@ -18,19 +18,21 @@ from bot.messaging.service import OPEN_REFERRAL, clean
 from bot.messaging.triage import QUEUE_ORDER
 from bot.runtime import Runtime
 from bot.storage import turns
+from bot.storage.db import rows_changed
 from bot.storage.models import Caseworker, FollowUp, Message, Note, Referral, Resident
+from bot.storage.statuses import FollowUpStatus, MessageStatus, Outcome, ReferralStatus
 
 OUTCOMES = {
-    "got_help": "Got help",
-    "could_not_get_help": "Could not get help",
-    "no_longer_needed": "No longer needed",
-    "could_not_reach": "Could not reach them",
-    "referred_elsewhere": "Referred elsewhere",
+    Outcome.GOT_HELP: "Got help",
+    Outcome.COULD_NOT_GET_HELP: "Could not get help",
+    Outcome.NO_LONGER_NEEDED: "No longer needed",
+    Outcome.COULD_NOT_REACH: "Could not reach them",
+    Outcome.REFERRED_ELSEWHERE: "Referred elsewhere",
 }
 MAX_REPLY = 1600  # Twilio's limit for one message
 MAX_NOTE = 5000
-NOT_SENT = ("skipped_opted_out", "failed", "held_contact_preference")
-UNCERTAIN = ("unknown",)  # Twilio timed out or failed: the text may or may not have gone out
+NOT_SENT = (MessageStatus.SKIPPED_OPTED_OUT, MessageStatus.FAILED, MessageStatus.HELD_CONTACT_PREFERENCE)
+UNCERTAIN = (MessageStatus.UNKNOWN,)  # Twilio timed out or failed: the text may or may not have gone out
 PAGE_SIZE = 50
 Show = Literal["open", "mine", "closed"]
 
@@ -54,6 +56,37 @@ class Thread:
 
 
 @dataclass(frozen=True)
+class Filters:
+    """What a caseworker narrowed the queue to; the tab's totals are always counted without them."""
+
+    urgent: bool = False
+    need: str | None = None  # a category key
+    language: str | None = None  # a language code
+
+    def where(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.urgent:
+            where.append(Referral.urgent.is_(True))
+        if self.need:
+            where.append(Referral.category == self.need)
+        if self.language:
+            where.append(Referral.resident.has(Resident.language == self.language))
+        return where
+
+    @property
+    def active(self) -> bool:
+        return bool(self.urgent or self.need or self.language)
+
+
+@dataclass(frozen=True)
+class Card:
+    """What a queue card shows beyond the referral itself: its last text and how long it has waited."""
+
+    last_message_at: datetime | None
+    waiting_since: datetime | None  # None: a caseworker answered their last text (or it is closed)
+
+
+@dataclass(frozen=True)
 class Queue:
     """One page of a tab, with the tab's totals: nothing in the tab can be out of sight unnoticed."""
 
@@ -63,6 +96,8 @@ class Queue:
     total: int  # every referral in the tab, on any page
     urgent: int
     unread: int
+    matching: int = 0  # those the filters let through (the total when there are none)
+    cards: dict[int, Card] = field(default_factory=dict)  # by referral id
 
     @property
     def first(self) -> int:
@@ -70,11 +105,13 @@ class Queue:
         return (self.page - 1) * PAGE_SIZE + 1 if self.referrals else 0
 
 
-def queue(rt: Runtime, show: Show, me: int, page: int = 1) -> Queue:
-    """A page of open referrals in triage order (tier, urgent, oldest); or mine; or the latest closed."""
+def queue(rt: Runtime, show: Show, me: int, page: int = 1, filters: Filters = Filters()) -> Queue:
+    """A page of open referrals in triage order (tier, urgent, oldest); or mine; or the latest closed.
+    The totals count the whole tab; the filters narrow the rows and the pages."""
     where: list[ColumnElement[bool]]
+    order: tuple[Any, ...]  # ORDER BY terms: columns and their .desc()
     if show == "closed":
-        where, order = [Referral.status == "closed"], (Referral.closed_at.desc(), Referral.id.desc())
+        where, order = [Referral.status == ReferralStatus.CLOSED], (Referral.closed_at.desc(), Referral.id.desc())
     else:
         where, order = [Referral.status.in_(OPEN_REFERRAL)], QUEUE_ORDER
         if show == "mine":
@@ -86,17 +123,43 @@ def queue(rt: Runtime, show: Show, me: int, page: int = 1) -> Queue:
     ).where(*where)
     with rt.db.sessions() as s:
         total, urgent, unread = s.execute(totals).one()
-        pages = max(1, math.ceil(total / PAGE_SIZE))
+        narrowed = [*where, *filters.where()]
+        matching = (s.scalar(select(func.count(Referral.id)).where(*narrowed)) or 0) if filters.active else total
+        pages = max(1, math.ceil(matching / PAGE_SIZE))
         page = min(max(page, 1), pages)  # past the end (the tab shrank since): the last page
-        rows = s.scalars(
-            select(Referral)
-            .options(joinedload(Referral.resident), joinedload(Referral.assigned_to))
-            .where(*where)
-            .order_by(*order)
-            .offset((page - 1) * PAGE_SIZE)
-            .limit(PAGE_SIZE)
+        rows = list(
+            s.scalars(
+                select(Referral)
+                .options(joinedload(Referral.resident).joinedload(Resident.linked), joinedload(Referral.assigned_to))
+                .where(*narrowed)
+                .order_by(*order)
+                .offset((page - 1) * PAGE_SIZE)
+                .limit(PAGE_SIZE)
+            )
         )
-        return Queue(list(rows), page, pages, total, urgent, unread)
+        return Queue(rows, page, pages, total, urgent, unread, matching, _cards(s, rows))
+
+
+def _cards(s: Session, referrals: list[Referral]) -> dict[int, Card]:
+    """Each card's last text (either way) and since when it has waited for a caseworker, in one query."""
+    last = select(
+        Message.resident_id,
+        func.max(Message.created_at),
+        func.max(case((Message.direction == "in", Message.created_at))),
+        func.max(case((Message.kind == "caseworker", Message.created_at))),
+    ).where(Message.resident_id.in_(sorted({r.resident_id for r in referrals})), Message.kind != "notice")
+    times = {row[0]: row[1:] for row in s.execute(last.group_by(Message.resident_id))}
+    cards = {}
+    for r in referrals:
+        last_any, last_in, last_staff = times.get(r.resident_id, (None, None, None))
+        if r.status == "closed":
+            waiting = None
+        elif last_staff is None:
+            waiting = r.created_at  # nobody from the team has texted them yet
+        else:
+            waiting = last_in if last_in is not None and last_in > last_staff else None
+        cards[r.id] = Card(last_any, waiting)
+    return cards
 
 
 def open_thread(rt: Runtime, referral_id: int, me: int) -> Thread:
@@ -155,7 +218,7 @@ def claim(rt: Runtime, referral_id: int, me: int) -> None:
     now = rt.clock.now()
     with rt.db.transaction() as s:
         referral = _referral(s, referral_id)
-        if referral.status != "new":
+        if referral.status != ReferralStatus.NEW:
             who = referral.assigned_to.name if referral.assigned_to else "someone"
             raise CaseError(f"{who} already has this referral.")
         _take(s, referral, me, now)
@@ -163,8 +226,8 @@ def claim(rt: Runtime, referral_id: int, me: int) -> None:
 
 def _take(s: Session, referral: Referral, caseworker_id: int, now: datetime) -> None:
     referral.assigned_to_id, referral.claimed_at = caseworker_id, now
-    if referral.status == "new":
-        _set_status(s, referral, "claimed", caseworker_id, now)
+    if referral.status == ReferralStatus.NEW:
+        _set_status(s, referral, ReferralStatus.CLAIMED, caseworker_id, now)
 
 
 def reply(rt: Runtime, referral_id: int, me: int, text: str) -> Message:
@@ -176,7 +239,7 @@ def reply(rt: Runtime, referral_id: int, me: int, text: str) -> Message:
         raise CaseError(f"That is too long for one text ({len(body)} of {MAX_REPLY} characters).")
     with rt.db.sessions() as s:
         referral = _referral(s, referral_id, lock=False)
-    if referral.status == "closed":
+    if referral.status == ReferralStatus.CLOSED:
         raise CaseError("This referral is closed. Reopen it to reply.")
     msg = rt.outbound.send(referral.resident_id, body, kind="caseworker", referral_id=referral_id, caseworker_id=me)
     if msg.status in NOT_SENT + UNCERTAIN:
@@ -187,8 +250,8 @@ def reply(rt: Runtime, referral_id: int, me: int, text: str) -> Message:
         referral.bot_resumed_at = None  # the resident's next texts come to the caseworker again
         if referral.assigned_to_id is None:
             _take(s, referral, me, now)
-        if referral.status in ("new", "claimed"):
-            _set_status(s, referral, "contacted", me, now)
+        if referral.status in (ReferralStatus.NEW, ReferralStatus.CLAIMED):
+            _set_status(s, referral, ReferralStatus.CONTACTED, me, now)
             referral.contacted_at = referral.contacted_at or now
     return msg
 
@@ -212,24 +275,31 @@ def close(rt: Runtime, referral_id: int, me: int, outcome: str) -> int:
     now = rt.clock.now()
     with rt.db.transaction() as s:
         referral = _referral(s, referral_id)
-        if referral.status == "closed":
+        if referral.status == ReferralStatus.CLOSED:
             raise CaseError("This referral is already closed.")
-        _set_status(s, referral, "closed", me, now, outcome=outcome)
+        _set_status(s, referral, ReferralStatus.CLOSED, me, now, outcome=outcome)
         referral.outcome, referral.closed_at = outcome, now
-        return s.execute(
+        return rows_changed(
+            s,
             update(FollowUp)
-            .where(FollowUp.referral_id == referral_id, FollowUp.status == "pending")
-            .values(status="cancelled")
-        ).rowcount
+            .where(FollowUp.referral_id == referral_id, FollowUp.status == FollowUpStatus.PENDING)
+            .values(status=FollowUpStatus.CANCELLED),
+        )
 
 
 def reopen(rt: Runtime, referral_id: int, me: int) -> None:
     now = rt.clock.now()
     with rt.db.transaction() as s:
         referral = _referral(s, referral_id)
-        if referral.status != "closed":
+        if referral.status != ReferralStatus.CLOSED:
             raise CaseError("This referral is open.")
-        back = "contacted" if referral.contacted_at else "claimed" if referral.assigned_to_id else "new"
+        back = (
+            ReferralStatus.CONTACTED
+            if referral.contacted_at
+            else ReferralStatus.CLAIMED
+            if referral.assigned_to_id
+            else ReferralStatus.NEW
+        )
         _set_status(s, referral, back, me, now)
         referral.outcome, referral.closed_at = None, None
         turns.note_open_referral(s.connection(), referral.resident_id, referral.id)
@@ -254,8 +324,8 @@ def assign(rt: Runtime, referral_id: int, me: int, caseworker_id: int) -> None:
             before=referral.assigned_to_id,
         )
         referral.assigned_to_id, referral.claimed_at = caseworker_id, referral.claimed_at or now
-        if referral.status == "new":
-            _set_status(s, referral, "claimed", me, now)
+        if referral.status == ReferralStatus.NEW:
+            _set_status(s, referral, ReferralStatus.CLAIMED, me, now)
 
 
 # -- check-ins ----------------------------------------------------------------------------------------
@@ -278,7 +348,7 @@ def schedule_followup(rt: Runtime, referral_id: int, me: int, template: str, day
         raise CaseError("Pick a time in the future.")
     with rt.db.transaction() as s:
         referral = _referral(s, referral_id)
-        if referral.status == "closed":
+        if referral.status == ReferralStatus.CLOSED:
             raise CaseError("This referral is closed. Reopen it first.")
         if referral.resident.opted_out:
             raise CaseError("This person opted out of texts.")
@@ -287,7 +357,7 @@ def schedule_followup(rt: Runtime, referral_id: int, me: int, template: str, day
             referral_id=referral_id,
             template=template,
             due_at=local,
-            status="pending",
+            status=FollowUpStatus.PENDING,
             created_by_id=me,
             created_at=now,
         )
@@ -313,9 +383,9 @@ def cancel_followup(rt: Runtime, followup_id: int, me: int) -> int:
         row = s.get(FollowUp, followup_id, with_for_update=True)
         if row is None or row.referral_id is None:
             raise CaseError("There is no such check-in.")
-        if row.status != "pending":
+        if row.status != FollowUpStatus.PENDING:
             raise CaseError("That check-in has already been handled.")
-        row.status = "cancelled"
+        row.status = FollowUpStatus.CANCELLED
         audit.record(
             s,
             "followup.cancelled",

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.storage import counts
+from bot.storage.db import rows_changed
 from bot.storage.models import LoginFailure
 
 FREE_TRIES = 5
@@ -116,12 +117,13 @@ def clear_client(s: Session, k: Keys) -> None:
 
 def clear_account(s: Session, account_key: str) -> int:
     """Unlock: every client's failures against the account go; returns how many clients had some."""
-    return s.execute(delete(LoginFailure).where(LoginFailure.account_key == account_key)).rowcount
+    return rows_changed(s, delete(LoginFailure).where(LoginFailure.account_key == account_key))
 
 
 def account_failures(s: Session, account_key: str, now: datetime) -> int:
-    return s.scalar(
+    total = s.scalar(
         select(func.coalesce(func.sum(LoginFailure.failures), 0)).where(
             LoginFailure.account_key == account_key, LoginFailure.last_failed_at >= now - FORGET_AFTER
         )
     )
+    return total or 0

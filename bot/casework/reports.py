@@ -41,38 +41,33 @@ from bot.casework.charts import Bar
 from bot.conversation.crisis import CrisisKind
 from bot.directory.resources import Directory
 from bot.storage.models import AuditEvent, FollowUp, Message, Referral, Resident
+from bot.storage.statuses import FollowUpStatus, Outcome, ReferralStatus
 
 MIN_PEOPLE = 5
-SMALL = "<5"  # fewer than 5 people: hidden
-HIDDEN = "*"  # hidden too, so that a "<5" cannot be worked out from a total by subtraction
+SMALL = "<5"  # fewer than 5 people: hidden (only ever a count of people)
+HIDDEN = "*"  # hidden too, so that a "<5" cannot be worked out from a total (or from a rate) by subtraction
+NOT_ENOUGH = "not enough data"  # a median, percentile or rate from fewer than 5 people
+NO_RATE = "—"  # a rate out of nobody (0 of 0)
 DEFAULT_DAYS = 90
 MAX_DAYS = 3 * 366  # a longer range is a mistake, and its week-by-week page would be enormous
-SENT = ("sent", "logged")  # follow-ups that left (logged: no Twilio account, as in a trial run)
+# Follow-ups that left (logged: no Twilio account, as in a trial run).
+SENT = (FollowUpStatus.SENT, FollowUpStatus.LOGGED)
 
-NEEDS = {
-    "housing": "Housing",
-    "food": "Food",
-    "health": "Health",
-    "legal": "Legal",
-    "recovery": "Recovery",
-    "safety": "Safety",
-    "violence": "Violence",
-    "loss": "Loss",
-}
-NO_NEED = "Other"  # asked for a person, or a crisis, before naming a need
-OUTCOMES = {
-    "got_help": "Got help",
-    "could_not_get_help": "Could not get help",
-    "no_longer_needed": "No longer needed",
-    "could_not_reach": "Could not reach them",
-    "referred_elsewhere": "Sent to another program",
+NO_NEED = "Other"  # asked for a person before naming a need
+CRISIS_NEED = "crisis"  # a crisis before naming a need: its own column (its kinds in "Crises by kind")
+OUTCOMES: dict[str, str] = {
+    Outcome.GOT_HELP: "Got help",
+    Outcome.COULD_NOT_GET_HELP: "Could not get help",
+    Outcome.NO_LONGER_NEEDED: "No longer needed",
+    Outcome.COULD_NOT_REACH: "Could not reach them",
+    Outcome.REFERRED_ELSEWHERE: "Sent to another program",
 }
 UNMET = {
     "no_resource": "No place to send them",
     "declined": "Said no thanks",
-    "could_not_reach": "Could not reach them",
+    Outcome.COULD_NOT_REACH: "Could not reach them",
 }
-CRISES = {
+CRISES: dict[str, str] = {
     CrisisKind.VIOLENCE: "Violence",
     CrisisKind.ABUSE: "Abuse",
     CrisisKind.SELF_HARM: "Self-harm or suicide",
@@ -80,7 +75,8 @@ CRISES = {
 }
 LEGEND = (
     f"{SMALL} means fewer than 5 people, hidden to protect privacy. {HIDDEN} means a number "
-    f"hidden so that a {SMALL} cannot be worked out from a total."
+    f"hidden so that a {SMALL} cannot be worked out from it or from a total. Medians, percentiles and "
+    f"rates say {NOT_ENOUGH!r} when fewer than 5 people are behind them; {NO_RATE} is a rate out of nobody."
 )
 DETAIL_NOTE = (
     "Only the total for these dates. Counts by ZIP code and by crisis kind are shown for one "
@@ -303,9 +299,14 @@ def cell_of(facts: Iterable[Hashable]) -> Cell:
 
 
 def rate(part: Cell, whole: Cell) -> str:
-    """A share as a whole percentage, or "<5" when either side counts fewer than 5 people."""
-    if len(whole.people) < MIN_PEOPLE or part.mark:
-        return SMALL
+    """A share as a whole percentage of `whole` (its numerator and denominator shown beside it):
+    "—" out of nobody, "not enough data" out of fewer than 5 people, "*" when a hidden count is in it."""
+    if whole.n == 0:
+        return NO_RATE
+    if len(whole.people) < MIN_PEOPLE:
+        return NOT_ENOUGH
+    if part.mark or whole.mark:
+        return HIDDEN
     return f"{(200 * part.n + whole.n) // (2 * whole.n)}%"  # round half up, in integers
 
 
@@ -350,7 +351,8 @@ def need_requests(
     """One per resident, need and day; a referral comes first, so its ZIP (the one given) wins."""
     found: dict[tuple[Any, ...], Request] = {}
     for r in referrals:
-        req = Request(r.resident_id, r.category, r.zip_code, period.day(r.created_at))
+        need = r.category or (CRISIS_NEED if r.reason.startswith("crisis:") else None)
+        req = Request(r.resident_id, need, r.zip_code, period.day(r.created_at))
         found.setdefault((req.person, req.need, req.day), req)
     for event, zip_code in unmet:
         req = Request(event.resident_id, event.detail.get("category"), zip_code, period.day(event.at))
@@ -366,9 +368,9 @@ def unmet_needs(referrals: list[Referral], unmet: list[tuple[AuditEvent, str | N
         if e.detail.get("reason") in UNMET
     }
     found |= {
-        Unmet(r.resident_id, r.category, "could_not_reach", period.day(r.created_at))
+        Unmet(r.resident_id, r.category, Outcome.COULD_NOT_REACH, period.day(r.created_at))
         for r in referrals
-        if r.status == "closed" and r.outcome == "could_not_reach"
+        if r.status == ReferralStatus.CLOSED and r.outcome == Outcome.COULD_NOT_REACH
     }
     return list(found)
 
@@ -424,16 +426,29 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Place:
+    """Requests from one ZIP code, for the map: `count` None when the number is hidden."""
+
+    zip_code: str
+    count: int | None
+    shown: str
+
+
+@dataclass(frozen=True)
 class Report:
     period: Period
     sections: list[Section]
+    places: list[Place] = field(default_factory=list)  # by ZIP code: a closed calendar month only
 
 
-def build_report(s: Session, period: Period) -> Report:
-    """Every section, from one session (one snapshot of the database)."""
+def build_report(s: Session, period: Period, needs: Sequence[str]) -> Report:
+    """Every section, from one session (one snapshot of the database); `needs` are the directory's
+    categories, each a row even when nobody asked (a zero says something)."""
     referrals, unmet = _referrals(s, period), _unmet_events(s, period)
     asked = need_requests(referrals, unmet, period)
-    by_week = grid_of(((r.person, period.week(r.day), r.need) for r in asked), _weeks(period), _needs(asked))
+    by_week = grid_of(
+        ((r.person, period.week(r.day), r.need) for r in asked), _weeks(period), _needs(needs, (r.need for r in asked))
+    )
     by_zip = zip_grid(asked, by_week) if period.detailed else None
     suppress(*(grid for grid in (by_week, by_zip) if grid is not None))  # together: they share the need totals
     return Report(
@@ -449,12 +464,21 @@ def build_report(s: Session, period: Period) -> Report:
                 lambda: requests_by_zip(by_zip),
             ),
             crises_by_kind(referrals, period),
-            needs_not_met(unmet_needs(referrals, unmet, period)),
+            needs_not_met(unmet_needs(referrals, unmet, period), needs),
             referral_outcomes(referrals),
             closing_the_loop(referrals, _followups_sent(s, period), _texted_in(s, period), _opted_out(s, period)),
             time_to_contact(referrals),
         ],
+        places_of(by_zip),
     )
+
+
+def places_of(by_zip: Grid | None) -> list[Place]:
+    """The ZIP table's row totals, suppressed as in the table (none for a range that is not a closed month)."""
+    if by_zip is None:
+        return []
+    totals = ((key, by_zip.row_totals[key]) for key, _ in by_zip.rows if key is not None)
+    return [Place(key, None if cell.mark else cell.n, cell.shown) for key, cell in totals]
 
 
 def detailed_only(
@@ -473,7 +497,7 @@ def _keys(fixed: dict[str, str], seen: Iterable[str | None], none_label: str) ->
     extra = sorted(k for k in seen if k is not None and k not in fixed)
     return [
         *fixed.items(),
-        *((k, k.replace("_", " ").capitalize()) for k in extra),
+        *((k, _label(k)) for k in extra),
         *([(None, none_label)] if None in seen else []),
     ]
 
@@ -499,17 +523,22 @@ def _weeks(period: Period) -> list[tuple[date, str]]:
     return [(w, f"Week of {w.isoformat()}") for w in period.weeks()]
 
 
-def _needs(asked: list[Request]) -> list[tuple[str | None, str]]:
-    return _keys(NEEDS, (r.need for r in asked), NO_NEED)
+def _needs(needs: Sequence[str], seen: Iterable[str | None]) -> list[tuple[str | None, str]]:
+    """The directory's needs as rows ("legal" reads "Legal"), then any other need found, then none."""
+    return _keys({need: _label(need) for need in needs}, seen, NO_NEED)
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").capitalize()
 
 
 def requests_by_week(grid: Grid, period: Period) -> Section:
     return Section(
         "requests_by_need_and_week",
         "Requests by need and week",
-        "A request is one person asking about one need on one day. Other: asked for a person, or a "
-        "crisis, before naming a need. Housing includes rent, utilities and shelter; Safety is "
-        "safety at home.",
+        "A request is one person asking about one need on one day. Crisis: a text read as immediate "
+        "danger before a need was named (by kind under Crises by kind). Other: asked for a person "
+        "before naming a need. Housing includes rent, utilities and shelter; Safety is safety at home.",
         _header("Week", grid),
         _grid_rows(grid),
         [
@@ -542,7 +571,7 @@ def requests_by_zip(grid: Grid | None) -> Section:
 def crises_by_kind(referrals: list[Referral], period: Period) -> Section:
     """Referrals the bot opened for a crisis, by what kind of danger it read in the text."""
     crises = [(r.resident_id, r.reason.partition(":")[2]) for r in referrals if r.reason.startswith("crisis:")]
-    rows = _keys(dict(CRISES), (kind for _, kind in crises), "Not known")
+    rows = _keys(CRISES, (kind for _, kind in crises), "Not known")
     grid = tally(((person, kind, "n") for person, kind in crises), rows, [("n", "Crises")])
 
     def table() -> Section:
@@ -559,10 +588,9 @@ def crises_by_kind(referrals: list[Referral], period: Period) -> Section:
     return detailed_only(period, "crises_by_kind", "Crises by kind", "Crises", grid.total, table)
 
 
-def needs_not_met(unmet: list[Unmet]) -> Section:
+def needs_not_met(unmet: list[Unmet], needs: Sequence[str]) -> Section:
     reasons = list(UNMET.items())
-    needs = _keys(NEEDS, (u.need for u in unmet), NO_NEED)
-    grid = tally(((u.person, u.need, u.reason) for u in unmet), needs, reasons)
+    grid = tally(((u.person, u.need, u.reason) for u in unmet), _needs(needs, (u.need for u in unmet)), reasons)
     return Section(
         "needs_not_met",
         "Needs not met",
@@ -576,7 +604,7 @@ def needs_not_met(unmet: list[Unmet]) -> Section:
 
 
 def referral_outcomes(referrals: list[Referral]) -> Section:
-    closed = [r for r in referrals if r.status == "closed"]
+    closed = [r for r in referrals if r.status == ReferralStatus.CLOSED]
     outcomes = _keys(OUTCOMES, (r.outcome for r in closed), "No outcome recorded")
     grid = tally(((r.resident_id, r.outcome, "n") for r in closed), outcomes, [("n", "Referrals")])
     total = grid.column_totals["n"]
@@ -586,7 +614,7 @@ def referral_outcomes(referrals: list[Referral]) -> Section:
         "How closed referrals ended",
         "Referrals opened in these dates and closed since, by how they ended.",
         ["Outcome", "Referrals", "Share of closed"],
-        [[label, cell.shown, cell.mark or rate(cell, total)] for label, cell in cells]
+        [[label, cell.shown, rate(cell, total)] for label, cell in cells]
         + [["Total", total.shown, rate(total, total)]],
         [Chart("How closed referrals ended", [cell.bar(label) for label, cell in cells])],
     )
@@ -598,7 +626,7 @@ def closing_the_loop(
     measures = [
         (
             "Referrals closed, of referrals opened",
-            cell_of(r.resident_id for r in referrals if r.status == "closed"),
+            cell_of(r.resident_id for r in referrals if r.status == ReferralStatus.CLOSED),
             cell_of(r.resident_id for r in referrals),
         ),
         (
@@ -621,7 +649,7 @@ def time_to_contact(referrals: list[Referral]) -> Section:
     contacted = [r for r in referrals if r.contacted_at is not None]
     count = cell_of(r.resident_id for r in contacted)
     median, p90 = _median_p90(
-        [(r.contacted_at - r.created_at).total_seconds() / 3600 for r in contacted], len(count.people)
+        [(r.contacted_at - r.created_at).total_seconds() / 3600 for r in contacted if r.contacted_at], len(count.people)
     )
     return Section(
         "time_to_first_contact",
@@ -629,15 +657,23 @@ def time_to_contact(referrals: list[Referral]) -> Section:
         "Hours from the bot opening a referral to a caseworker's first contact, for the referrals a "
         "caseworker has contacted. 90th percentile: 9 in 10 were reached within this time.",
         ["Measure", "Value"],
-        [["Referrals contacted", count.shown], ["Median hours", median], ["90th percentile hours", p90]],
+        [
+            ["Referrals contacted", count.shown],
+            ["Median hours", _with_n(median, count)],
+            ["90th percentile hours", _with_n(p90, count)],
+        ],
     )
 
 
+def _with_n(value: str, count: Cell) -> str:
+    return value if value == NOT_ENOUGH else f"{value} (n = {count.shown})"
+
+
 def _median_p90(values: list[float], people: int) -> tuple[str, str]:
-    """Both to a tenth, or "<5" when fewer than 5 people are behind them; computed here, not in SQL,
-    so SQLite and PostgreSQL agree. The percentile interpolates like a spreadsheet's PERCENTILE.INC."""
+    """Both to a tenth, or "not enough data" when fewer than 5 people are behind them; computed here,
+    not in SQL, so SQLite and PostgreSQL agree. The percentile interpolates like PERCENTILE.INC."""
     if people < MIN_PEOPLE:
-        return SMALL, SMALL
+        return NOT_ENOUGH, NOT_ENOUGH
     p90 = statistics.quantiles(values, n=10, method="inclusive")[-1]
     return f"{statistics.median(values):.1f}", f"{p90:.1f}"
 

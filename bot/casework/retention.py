@@ -39,8 +39,9 @@ from bot.casework import audit
 from bot.config import ConfigError
 from bot.storage import crypto
 from bot.storage.crypto import SecretText, UnreadableValue, phone_lookups
-from bot.storage.db import Database
+from bot.storage.db import Database, rows_changed
 from bot.storage.models import Base, ConversationSession, FollowUp, Message, Note, PhoneCode, Referral, Resident
+from bot.storage.statuses import FollowUpStatus
 
 BATCH = 500  # rows per transaction when rotating: a running server waits at most one batch
 AGE = re.compile(r"(\d+)([dw])")
@@ -144,8 +145,8 @@ def _purge(
         follow_ups=_change(
             s,
             FollowUp,
-            and_(FollowUp.status == "pending", FollowUp.resident_id.in_(to_anonymise)),
-            {"status": "cancelled"},
+            and_(FollowUp.status == FollowUpStatus.PENDING, FollowUp.resident_id.in_(to_anonymise)),
+            {"status": FollowUpStatus.CANCELLED},
             dry_run,
         ),
         residents=_change(
@@ -169,7 +170,7 @@ def _change(
     if dry_run:
         return s.scalar(select(func.count()).select_from(model).where(where)) or 0
     stmt = delete(model) if values is None else update(model).values(values)
-    return s.execute(stmt.where(where).execution_options(synchronize_session=False)).rowcount
+    return rows_changed(s, stmt.where(where).execution_options(synchronize_session=False))
 
 
 # -- backup ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Immediate danger in a message (English or Spanish), checked before anything else.
 
-The phrases live in flows/vocabulary.yaml under `crisis:` and are compiled once, at import.
+The phrases live in the flows folder's vocabulary.yaml under `crisis:`; `Runtime` compiles them once
+(bot/conversation/vocabulary.py) and hands the detector to the engine and the service.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.conversation.matching import (
-    LANGUAGES,
-    VOCABULARY_PATH,
     Speller,
     VocabularyError,
+    languages_of,
     load_vocabulary,
     normalize,
     section,
@@ -54,6 +54,7 @@ class CrisisDetector:
 
     def __init__(self, vocabulary: Mapping[str, Any], source: str = "vocabulary") -> None:
         crisis = section(vocabulary, "crisis", source)
+        languages = languages_of(vocabulary, source)
         where = f"{source}: crisis"
         sets = {
             name: _alternatives(entries, f"{where}.sets.{name}")
@@ -63,19 +64,20 @@ class CrisisDetector:
             strings(crisis.get("not_crisis"), f"{where}.not_crisis"), sets, f"{where}.not_crisis"
         )
         self._rules = [
-            self._rule(kind, section(crisis, kind.value, where), sets, f"{where}.{kind}") for kind in PRIORITY
+            self._rule(kind, section(crisis, kind.value, where), sets, f"{where}.{kind}", languages)
+            for kind in PRIORITY
         ]
         common = section(vocabulary, "common", source)
-        known = {w for lang in LANGUAGES for w in _words(common.get(lang), f"{source}: common.{lang}")}
+        known = {w for lang in languages for w in _words(common.get(lang), f"{source}: common.{lang}")}
         known |= _words(vocabulary.get("protected"), f"{source}: protected")
         self._speller = Speller(_words(crisis.get("fuzzy"), f"{where}.fuzzy"), known, min_length=5)
 
     @staticmethod
     def _rule(
-        kind: CrisisKind, rules: Mapping[str, Any], sets: Mapping[str, str], where: str
+        kind: CrisisKind, rules: Mapping[str, Any], sets: Mapping[str, str], where: str, languages: tuple[str, ...]
     ) -> tuple[CrisisKind, re.Pattern[str], re.Pattern[str] | None]:
         """A kind's patterns in every language, and the patterns that rule it out."""
-        pattern = _compile([p for lang in LANGUAGES for p in strings(rules.get(lang), f"{where}.{lang}")], sets, where)
+        pattern = _compile([p for lang in languages for p in strings(rules.get(lang), f"{where}.{lang}")], sets, where)
         if pattern is None:
             raise VocabularyError(f"{where}: no patterns")
         return kind, pattern, _compile(strings(rules.get("unless"), f"{where}.unless"), sets, f"{where}.unless")
@@ -85,6 +87,7 @@ class CrisisDetector:
         return cls(load_vocabulary(path), str(path))
 
     def detect(self, text: str) -> CrisisKind | None:
+        """The kind of immediate danger a message reads as, or None."""
         words = normalize(text).split()
         if not words:
             return None
@@ -135,11 +138,3 @@ def _compile(patterns: Sequence[str], sets: Mapping[str, str], where: str) -> re
 def _lower(pattern: str) -> str:
     """The pattern in lower case, its escapes (\\W, \\S) untouched."""
     return _ESCAPE_OR_TEXT.sub(lambda m: m.group() if m.group().startswith("\\") else m.group().lower(), pattern)
-
-
-_DEFAULT = CrisisDetector.from_file(VOCABULARY_PATH)
-
-
-def detect(text: str) -> CrisisKind | None:
-    """The kind of immediate danger a message reads as, or None."""
-    return _DEFAULT.detect(text)

@@ -7,7 +7,7 @@ Every word a resident reads lives in flows/*.yaml.
 The order of checks on every inbound text (Engine._step; tests/test_engine.py checks it):
  1. Twilio already answered a carrier keyword (OptOutType): record it, say nothing; except a
     START ("yes") from someone not opted out while a yes/no question is open: that is the answer.
- 2. Danger (crisis.detect): the crisis answer and a crisis hold, from any step, even opted out.
+ 2. Danger (the operator's crisis detector): the crisis answer and a crisis hold, from any step, even opted out.
  3. STOP and plain-language revocations; "don't text me" with a safety reason (do not text
     first); START; HELP.
  4. Opted out: silence.
@@ -28,8 +28,9 @@ from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bot.conversation import crisis, keywords
+from bot.conversation import keywords
 from bot.conversation.contact import ContactPreference
+from bot.conversation.crisis import CrisisDetector, CrisisKind
 from bot.conversation.flows import (
     INTAKE_FLOW,
     MENU_STEP,
@@ -220,9 +221,9 @@ class _State:
         if not isinstance(raw, dict) or not raw:
             return None
         text = lambda key: raw[key] if isinstance(raw.get(key), str) else None  # noqa: E731
-        misses = raw.get("misses")
+        misses, lang = raw.get("misses"), text("lang")
         return cls(
-            lang=text("lang") if text("lang") in languages else languages[0],
+            lang=lang if lang in languages else languages[0],
             flow=text("flow"),
             step=text("step"),
             vars=dict(raw["vars"]) if isinstance(raw.get("vars"), dict) else {},
@@ -313,8 +314,18 @@ class _Turn:
 class Engine:
     """Runs the flows. Never raises on any input: a bug answers with a restart, not a 500."""
 
-    def __init__(self, flows: FlowSet, matcher: Matcher, directory: Directory, tz: ZoneInfo, *, strict: bool = False):
+    def __init__(
+        self,
+        flows: FlowSet,
+        matcher: Matcher,
+        directory: Directory,
+        tz: ZoneInfo,
+        *,
+        crisis: CrisisDetector,
+        strict: bool = False,
+    ):
         self.flows, self.matcher, self.directory, self.tz = flows, matcher, directory, tz
+        self.crisis = crisis  # built from the same vocabulary as the matcher; the service's loop guard uses it too
         self.strict = strict  # tests: let exceptions through instead of the safe fallback
         self.languages = flows.languages
         self.intake = flows.flows[INTAKE_FLOW]
@@ -368,7 +379,9 @@ class Engine:
                 say(turn)
                 out.extend((where, reply) for reply in turn.replies)
 
-        need = max((o.label.get(lang, "") for o in self.intake.steps[MENU_STEP].options), key=len)  # type: ignore[union-attr]
+        menu = self.intake.steps[MENU_STEP]
+        options = menu.options if isinstance(menu, Ask) else ()  # the checker makes intake.menu a menu question
+        need = max((o.label.get(lang, "") for o in options), key=len, default="")
         kinds = [M.crisis(k) for k in M.CRISIS_KINDS] + [M.hold(k) for k in M.CRISIS_KINDS]
         for key in (*M.REPLIES, *kinds):
             promised = "{promise}" in self.flows.messages[key].get(lang, "")
@@ -417,7 +430,7 @@ class Engine:
             self._set_language(turn, turn.lang)
         if turn.state.hold and not (turn.state.holding(ctx.now) and ctx.referral_open):
             turn.state.end_hold()  # the time ran out, or a caseworker closed the case
-        kind = crisis.detect(text) if text else None
+        kind = self.crisis.detect(text) if text else None
         word = keywords.classify(text, opted_out=ctx.opted_out) if text and not kind else None
         if kind:
             self._crisis(turn, kind)
@@ -481,7 +494,7 @@ class Engine:
 
     # -- crisis, compliance, hand-off, check-in -----------------------------------------
 
-    def _crisis(self, turn: _Turn, kind: crisis.CrisisKind) -> None:
+    def _crisis(self, turn: _Turn, kind: CrisisKind) -> None:
         """The number to call first, what happens next, and a crisis hold: no menus or questions."""
         written = self.matcher.language(turn.text)
         if written in self.languages and written != turn.lang:  # answer in the words they used
@@ -551,7 +564,8 @@ class Engine:
         found = self.matcher.choice(text, self.flows.checkin_answers)
         if found:
             return found
-        return {True: "got_help", False: "not_yet"}.get(self.matcher.yes_no(text))
+        answer = self.matcher.yes_no(text)
+        return None if answer is None else "got_help" if answer else "not_yet"
 
     def _yes(self, text: str) -> bool | None:
         """The answer to a yes/no question: "1" or yes is True, "2" or no is False."""

@@ -13,11 +13,13 @@ from typing import Any
 
 import yaml
 
+from bot.conversation.matching import VOCABULARY_FILE
 from bot.conversation.segments import segments, to_gsm
+from bot.yaml_lines import line_of
 
 SPEC_VERSION = 1
 MESSAGES_FILE = "messages.yaml"
-NOT_FLOW_FILES = frozenset({MESSAGES_FILE, "vocabulary.yaml"})
+NOT_FLOW_FILES = frozenset({MESSAGES_FILE, VOCABULARY_FILE})
 INTAKE_FLOW, MENU_STEP = "intake", "menu"
 ASK_KINDS = ("menu", "zip", "yes_no", "number", "text")
 ACTIONS = ("say", "ask", "refer", "handoff", "follow_up", "set_language", "go", "check")
@@ -424,7 +426,8 @@ def _load_messages(check: _Checker, file: Path) -> dict[str, Any] | None:
         check.error(("languages",), "languages must be a list of language codes")
         langs = ["en"]
     check.languages = tuple(langs)
-    raw = data.get("messages") if isinstance(data.get("messages"), dict) else {}
+    raw = data.get("messages")
+    raw = raw if isinstance(raw, dict) else {}
     if not raw:
         check.error(("messages",), "messages must be a mapping of key to text")
     messages = {key: check.text(value, ("messages", key)) or {} for key, value in raw.items()}
@@ -464,8 +467,9 @@ def _string_list(check: _Checker, data: dict, key: str) -> list[str]:
 def _check_placeholders(check: _Checker, messages: dict[str, Text]) -> None:
     """Every translation of a text uses the same {placeholders}."""
     for key, texts in messages.items():
-        names = {lang: _placeholders(value) for lang, value in texts.items()}
-        if None in names.values():
+        found_names = {lang: _placeholders(value) for lang, value in texts.items()}
+        names = {lang: found for lang, found in found_names.items() if found is not None}
+        if len(names) < len(found_names):
             check.error(("messages", key), "broken {placeholder} (use {{ and }} for braces)")
             continue
         first = names.get(check.languages[0], set())
@@ -573,7 +577,7 @@ def _load_step(check: _Checker, step_id: str, raw: Any) -> Step | None:
         check.error(path, f"a step needs exactly one of: {', '.join(ACTIONS)}")
         return None
     kind = kinds[0]
-    base = {"id": step_id, "next": _str_or_none(raw.get("next"))}
+    base: dict[str, Any] = {"id": step_id, "next": _str_or_none(raw.get("next"))}
     if kind == "say":
         return Say(text=check.text(raw["say"], path + ("say",)), **base)
     base["text"] = check.text(raw.get("text"), path + ("text",), required=kind == "ask")
@@ -760,7 +764,7 @@ def _check_step_links(
     for path, target in exits(step):
         if target not in flow.steps:
             check.error(path, f"route to missing step {target!r}")
-    gos = [(("steps", step.id, "go"), step.flow)] if isinstance(step, Go) else []
+    gos: list[tuple[tuple, str]] = [(("steps", step.id, "go"), step.flow)] if isinstance(step, Go) else []
     if isinstance(step, Ask):
         gos += [(("steps", step.id, "options", n, "go"), o.go) for n, o in enumerate(step.options) if o.go]
     for path, target in gos:
@@ -870,7 +874,7 @@ def _resolve(raw: list[_Raw], dir: Path) -> list[Issue]:
         if line is None and item.file.is_file():
             if item.file not in roots:
                 roots[item.file] = _compose(item.file)
-            line = _line_of(roots[item.file], item.path)
+            line = line_of(roots[item.file], item.path)
         issues.append(Issue(item.level, _display(item.file, dir), line, item.step, item.message))
     return issues
 
@@ -880,30 +884,6 @@ def _compose(file: Path) -> yaml.Node | None:
         return yaml.compose(file.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except (yaml.YAMLError, OSError, UnicodeDecodeError):
         return None
-
-
-def _line_of(node: yaml.Node | None, path: tuple) -> int | None:
-    """1-based line of the deepest key (or item) along `path` that exists."""
-    if node is None:
-        return None
-    mark = node.start_mark
-    for key in path:
-        found = _child(node, key)
-        if found is None:
-            break
-        mark, node = found[0].start_mark, found[1]
-    return mark.line + 1
-
-
-def _child(node: yaml.Node, key: Any) -> tuple[yaml.Node, yaml.Node] | None:
-    """(node to point at, node to descend into) for one path element."""
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if k.value == str(key):
-                return k, v
-    if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-        return node.value[key], node.value[key]
-    return None
 
 
 def _display(file: Path, dir: Path) -> str:

@@ -1,6 +1,6 @@
 """Free text to a need, a global word, yes/no, a choice, a ZIP code or a language.
 
-Everything is built once from flows/vocabulary.yaml; a message costs a few dictionary
+Everything is built once from the flows folder's vocabulary.yaml (see vocabulary.py); a message costs a few dictionary
 look-ups and, for a word the vocabulary does not know, one rapidfuzz pass over a few
 hundred vocabulary words (cached per word).
 """
@@ -19,10 +19,9 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel
 from wordfreq import get_frequency_dict
 
-VOCABULARY_PATH = Path(__file__).resolve().parents[2] / "flows" / "vocabulary.yaml"
-CATEGORIES = ("housing", "food", "health", "legal", "recovery", "safety", "violence", "loss")
-GLOBAL_WORDS = ("menu", "lang:en", "lang:es", "person", "thanks")
-LANGUAGES = ("en", "es")
+VOCABULARY_FILE = "vocabulary.yaml"  # in the flows folder (FLOWS_DIR)
+# The global words the engine acts on; "lang:<code>" for each language the vocabulary has joins them.
+GLOBAL_WORDS = ("menu", "person", "thanks")
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _APOSTROPHES = re.compile(r"['’‘`´]")
@@ -118,14 +117,22 @@ def strings(value: Any, where: str) -> list[str]:
     return value
 
 
-@lru_cache(maxsize=1)
-def everyday_words() -> frozenset[str]:
-    """English and Spanish words in everyday use (once per million words or more: wordfreq's
+def languages_of(vocabulary: Mapping[str, Any], source: str) -> tuple[str, ...]:
+    """The languages a vocabulary has words for: the keys of its `common:` lists (en, es, …)."""
+    languages = tuple(section(vocabulary, "common", source))
+    if not languages or not all(isinstance(lang, str) for lang in languages):
+        raise VocabularyError(f"{source}: 'common' must list everyday words under each language code")
+    return languages
+
+
+@lru_cache(maxsize=4)
+def everyday_words(languages: tuple[str, ...]) -> frozenset[str]:
+    """Words in everyday use in these languages (once per million words or more: wordfreq's
     "small" lists), normalised as messages are. A real word is never taken for a misspelt need
     word: "door" stays "door", not "dolor" (pain)."""
     return frozenset(
         word
-        for lang in LANGUAGES
+        for lang in languages
         for listed in get_frequency_dict(lang, wordlist="small")
         if (word := normalize(listed)).isalpha()
     )
@@ -234,12 +241,16 @@ class Matcher:
         self._skip = frozenset(strings(vocabulary.get("skip"), f"{source}: skip"))
         self._fillers = frozenset(strings(vocabulary.get("fillers"), f"{source}: fillers"))
         self._polite = frozenset(strings(vocabulary.get("polite"), f"{source}: polite"))
+        self.languages = languages_of(vocabulary, source)
         common = section(vocabulary, "common", source)
-        common_words = {lang: _words(strings(common.get(lang), f"{source}: common.{lang}")) for lang in LANGUAGES}
+        common_words = {lang: _words(strings(common.get(lang), f"{source}: common.{lang}")) for lang in self.languages}
         protected = _words(strings(vocabulary.get("protected"), f"{source}: protected"))
-        self._phrases, category_words = self._build_categories(section(vocabulary, "categories", source), source)
+        categories = section(vocabulary, "categories", source)
+        self.needs = tuple(categories)  # the needs it reads; Vocabulary.from_flows checks them against the directory
+        self._phrases, category_words = self._build_categories(categories, source)
         self._lengths = _lengths_by_first_word(self._phrases)
-        known = protected | self._skip | self._fillers | common_words["en"] | common_words["es"] | everyday_words()
+        known = protected | self._skip | self._fillers | set().union(*common_words.values())
+        known |= everyday_words(self.languages)
         self._speller = Speller(set().union(*category_words.values()), known)
         self._global = self._build_global(section(vocabulary, "global", source), source)
         self._global_speller = Speller((p for p in self._global if " " not in p), known)
@@ -262,14 +273,14 @@ class Matcher:
         self, categories: Mapping[str, Any], source: str
     ) -> tuple[dict[tuple[str, ...], str], dict[str, set[str]]]:
         """Phrase (as words) -> category, and the words of each language's phrases."""
-        if set(categories) != set(CATEGORIES):
-            raise VocabularyError(f"{source}: categories must be exactly {', '.join(CATEGORIES)}")
+        if not categories:
+            raise VocabularyError(f"{source}: categories must name the needs (the directory's categories)")
         phrases: dict[tuple[str, ...], str] = {}
-        words: dict[str, set[str]] = {lang: set() for lang in LANGUAGES}
+        words: dict[str, set[str]] = {lang: set() for lang in self.languages}
         for category, by_language in categories.items():
             where = f"{source}: categories.{category}"
-            if not isinstance(by_language, Mapping) or not set(by_language) <= set(LANGUAGES):
-                raise VocabularyError(f"{where}: expected lists under {' and '.join(LANGUAGES)}")
+            if not isinstance(by_language, Mapping) or not set(by_language) <= set(self.languages):
+                raise VocabularyError(f"{where}: expected lists under {' and '.join(self.languages)}")
             for lang, entries in by_language.items():
                 for entry in strings(entries, f"{where}.{lang}"):
                     for spelling in expand(entry):
@@ -281,8 +292,9 @@ class Matcher:
 
     def _build_global(self, entries: Mapping[str, Any], source: str) -> dict[str, str]:
         """Filler-free phrase -> global word."""
-        if not set(entries) <= set(GLOBAL_WORDS):
-            raise VocabularyError(f"{source}: global keys must be among {', '.join(GLOBAL_WORDS)}")
+        allowed = (*GLOBAL_WORDS, *(f"lang:{lang}" for lang in self.languages))
+        if not set(entries) <= set(allowed):
+            raise VocabularyError(f"{source}: global keys must be among {', '.join(allowed)}")
         found: dict[str, str] = {}
         for word, phrases in entries.items():
             for entry in strings(phrases, f"{source}: global.{word}"):
@@ -340,6 +352,10 @@ class Matcher:
         if found is None and key and " " not in key:
             found = self._global.get(self._global_speller.correct(key))
         return found
+
+    def says(self, word: str) -> str | None:
+        """The vocabulary's first phrase for a global word ("espanol" for lang:es)."""
+        return next((phrase for phrase, found in self._global.items() if found == word), None)
 
     def unsure(self, text: str) -> bool:
         """ "idk", "not sure", "no sé": the resident does not know."""
@@ -414,11 +430,12 @@ class Matcher:
         return None
 
     def language(self, text: str) -> str | None:
-        """English or Spanish, by counting words only one of them uses; None on a tie ("ok", "64124")."""
+        """The language with the most words only it uses; None on a tie ("ok", "64124")."""
         tokens = normalize(text).split()
-        en = sum(t in self._language_words["en"] for t in tokens)
-        es = sum(t in self._language_words["es"] for t in tokens)
-        return "en" if en > es else "es" if es > en else None
+        counts = {lang: sum(t in words for t in tokens) for lang, words in self._language_words.items()}
+        best = max(counts.values(), default=0)
+        leaders = [lang for lang, n in counts.items() if n == best]
+        return leaders[0] if best and len(leaders) == 1 else None
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -485,8 +502,10 @@ def _number_words(entries: Mapping[Any, Any], where: str) -> dict[str, int]:
 
 
 def _language_words(common: Mapping[str, set[str]], category: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:
-    """Each language's everyday and need words, minus those the other language also uses (and numbers:
+    """Each language's everyday and need words, minus those another language also uses (and numbers:
     "3" belongs to no language)."""
-    words = {lang: {w for w in common[lang] | category[lang] if not w.isdigit()} for lang in LANGUAGES}
-    shared = words["en"] & words["es"]
-    return {lang: frozenset(words[lang] - shared) for lang in LANGUAGES}
+    words = {lang: {w for w in common[lang] | category[lang] if not w.isdigit()} for lang in common}
+    return {
+        lang: frozenset(own - set().union(*(other for name, other in words.items() if name != lang)))
+        for lang, own in words.items()
+    }

@@ -45,6 +45,19 @@ _LOOKALIKES = str.maketrans(
 _ACUTE = str.maketrans("áíóúÁÍÓÚ", "aiouAIOU")
 
 
+def counting_rules(*, fold_accents: bool = True) -> dict[str, object]:
+    """What the inbox's live counter needs to count a reply as it will go out (`to_gsm`, `segments`):
+    the data lives here only, the page's script runs the same steps over it."""
+    return {
+        "basic": "".join(sorted(GSM7_BASIC)),
+        "extension": "".join(sorted(GSM7_EXTENSION)),
+        "lookalikes": {chr(code): plain for code, plain in _LOOKALIKES.items()},
+        "acute": {chr(code): chr(plain) for code, plain in _ACUTE.items()} if fold_accents else {},
+        "gsm": [GSM7_SINGLE, GSM7_PART],
+        "ucs2": [UCS2_SINGLE, UCS2_PART],
+    }
+
+
 def is_gsm7(text: str) -> bool:
     """True when every character fits the GSM-7 alphabet (basic or extension)."""
     return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -279,7 +279,9 @@ def _term(term: TaxonomyTerm) -> dict:
 
 
 def _attributes(service: Service, categories: dict[str, Category], sid: str) -> list[dict]:
-    links = [(key, CATEGORY_LINK, key, categories[key].taxonomy_term) for key in service.categories]
+    links: list[tuple[str, str | None, str | None, TaxonomyTerm]] = [
+        (key, CATEGORY_LINK, key, categories[key].taxonomy_term) for key in service.categories
+    ]
     links += [(str(i), None, a.value, a.taxonomy_term) for i, a in enumerate(service.attributes)]
     links.append(("id", ID_LINK, service.id, ID_TERM))
     attributes = []
@@ -459,12 +461,12 @@ def _csv_rows(path: Path) -> list[dict]:
         raise HSDSError(f"{path}: not readable CSV: {err}") from None
 
 
-def _by_id(rows: Iterable[dict]) -> dict[str, dict]:
+def _by_id(rows: Iterable[dict]) -> dict[str | None, dict]:  # looked up by a field that may be missing
     return {row["id"]: row for row in rows if row.get("id")}
 
 
-def _grouped(rows: Iterable[dict], key: str) -> dict[str, list[dict]]:
-    groups: dict[str, list[dict]] = {}
+def _grouped(rows: Iterable[dict], key: str) -> dict[str | None, list[dict]]:
+    groups: dict[str | None, list[dict]] = {}
     for row in rows:
         if row.get(key):
             groups.setdefault(row[key], []).append(row)
@@ -523,7 +525,10 @@ def import_services(records: list[dict], categories: Iterable[Category], tz: Zon
     skipped: list[Skipped] = []
     for n, record in enumerate(records, 1):
         result = job.convert(record, n)
-        (services if isinstance(result, Service) else skipped).append(result)
+        if isinstance(result, Service):
+            services.append(result)
+        else:
+            skipped.append(result)
     rebuilt = [
         c.model_copy(update={"taxonomy_term": job.carried.get(c.key, c.taxonomy_term)}) for c in job.categories.values()
     ]
@@ -801,7 +806,7 @@ def _optional(model: type[BaseModel], name: str, value: Any, notes: list[str]) -
     if value in (None, ""):
         return None
     try:
-        return TypeAdapter(model.model_fields[name].annotation).validate_python(value)
+        return TypeAdapter(model.model_fields[name].annotation or Any).validate_python(value)
     except ValidationError:
         notes.append(f"left out {name} {value!r}: not valid")
         return None
@@ -879,7 +884,7 @@ def _date(value: Any) -> date | None:
         return None
 
 
-def _is_slug(value: Any) -> bool:
+def _is_slug(value: Any) -> TypeGuard[str]:
     try:
         TypeAdapter(Slug).validate_python(value, strict=True)
     except ValidationError:

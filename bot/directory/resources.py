@@ -19,16 +19,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 import yaml
 import yaml_rs
-from phonenumbers import shortnumberinfo
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from bot.directory.geo import PointSet, miles_between, zip_centroid
+from bot.messaging.phones import BadNumber, regional_e164, short_number
+from bot.yaml_lines import line_of
 
-CATEGORY_KEYS = ("housing", "food", "health", "legal", "recovery", "safety", "violence", "loss")
-CategoryKey = Literal["housing", "food", "health", "legal", "recovery", "safety", "violence", "loss"]
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # index = date.weekday()
 NEAR_MILES = 5.0  # a line with no place (988, a hotline) ranks as if it were this far away
 DISTANCE_STEP = 0.5  # distances rank in half-mile steps, so language decides between near equals
@@ -64,34 +63,11 @@ class TaxonomyTerm(_Model):
 
 
 class Category(_Model):
-    key: CategoryKey
+    """A need: its key (what flows and the vocabulary name it), and its name in each language."""
+
+    key: Slug
     taxonomy_term: TaxonomyTerm
-    name: dict[str, Text]
-
-    @field_validator("name")
-    @classmethod
-    def _both_languages(cls, name: dict[str, str]) -> dict[str, str]:
-        missing = [lang for lang in ("en", "es") if lang not in name]
-        if missing:
-            raise ValueError(f"missing translation(s): {', '.join(missing)}")
-        return name
-
-
-@lru_cache(maxsize=65536)
-def _e164(raw: str) -> str:
-    """A valid US number in E.164 ("+18164746750"), from any usual spelling of it."""
-    text = raw.strip()
-    try:
-        # canonical input skips phonenumbers' parser, by far its slowest step
-        if len(text) == 12 and text.startswith("+1") and text[2:].isdigit():
-            number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text[2:]))
-        else:
-            number = phonenumbers.parse(text, "US")
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number_for_region(number, "US"):
-        raise ValueError(f"not a valid US phone number: {raw!r}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    name: dict[str, Text] = Field(min_length=1)
 
 
 class Phone(_Model):
@@ -103,7 +79,10 @@ class Phone(_Model):
     @field_validator("number", mode="before")
     @classmethod
     def _valid_us(cls, number: Any) -> str:
-        return _e164(str(number))
+        try:
+            return regional_e164(str(number), "US")
+        except BadNumber:
+            raise ValueError(f"not a valid US phone number: {str(number)!r}") from None
 
 
 class Address(_Model):
@@ -200,11 +179,7 @@ class XBot(_Model):
     def _short(cls, value: Any) -> str | None:
         if value is None:
             return None
-        text = str(value).strip()
-        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text)) if text.isdigit() else None
-        if number is None or not shortnumberinfo.is_valid_short_number_for_region(number, "US"):
-            raise ValueError(f"not a valid US short number: {text!r}")
-        return text
+        return short_number(str(value), "US")  # BadNumber is a ValueError: pydantic reports its message
 
 
 class Service(_Model):
@@ -213,7 +188,7 @@ class Service(_Model):
     description: Text
     status: Literal["active", "inactive", "defunct", "temporarily closed"]
     organization: Organization
-    categories: list[CategoryKey] = Field(min_length=1)
+    categories: list[Slug] = Field(min_length=1)  # keys of the file's own categories
     attributes: list[Attribute] = Field(default_factory=list)
     phones: list[Phone] = Field(min_length=1)
     locations: list[Location] = Field(default_factory=list)
@@ -281,7 +256,10 @@ def _minutes(hhmm: str) -> int:
 def _rule(byday: str, opens_at: str, closes_at: str) -> _Rule:
     days = set()
     for token in byday.split(","):
-        ordinal, day = _BYDAY.match(token.strip()).groups()
+        found = _BYDAY.match(token.strip())
+        if found is None:  # the model's validator accepts only tokens this pattern reads
+            raise ValueError(f"not a BYDAY token: {token!r}")
+        ordinal, day = found.groups()
         days.add((WEEKDAYS.index(day), int(ordinal or 0)))
     opens, closes = _minutes(opens_at), _minutes(closes_at)
     return frozenset(days), opens, closes if closes > opens else closes + 1440
@@ -493,7 +471,8 @@ class Directory:
         origin = zip_centroid(zip_code) if zip_code and not phone_only else None
         order = self._ordered(category, origin)
         tagged, rest = self._split(category, origin, self._mask(tags, grow=False), phone_only)
-        shelf, states = self._shelves[category], {}
+        shelf = self._shelves[category]
+        states: dict[int, tuple[int, int]] = {}
         pick = _Pick(shelf.rows, self._hours, order.distance, moment, lang, phone_only, states)
         picked = pick.best(tagged, limit)
         picked += pick.best(rest, limit - len(picked))
@@ -693,29 +672,35 @@ def load_directory(path: Path, *, service_area_miles: float = SERVICE_AREA_MILES
     )
 
 
-def _message(error: dict) -> str:
+def _message(error: ErrorDetails) -> str:
     message = error["msg"].removeprefix("Value error, ")
     value = error.get("input")
-    if error["type"] == "literal_error" and error["loc"][-2:-1] == ("categories",):
-        return f"unknown category {value!r} (use {', '.join(CATEGORY_KEYS)})"
     if error["type"] != "value_error" and isinstance(value, (str, int, float, date)) and not isinstance(value, bool):
         message += f" (got {value!r})"
     return message
 
 
 def _cross_check(parsed: DirectoryFile) -> list[tuple[tuple, str]]:
-    """What one entry alone cannot show: duplicates, missing categories, unplaceable locations."""
+    """What one entry alone cannot show: duplicates, names missing a language, unknown categories,
+    unplaceable locations. The categories (the needs) and their languages are the file's own."""
     issues: list[tuple[tuple, str]] = []
     seen_keys: set[str] = set()
+    languages = list(parsed.categories[0].name) if parsed.categories else []
     for i, category in enumerate(parsed.categories):
         if category.key in seen_keys:
             issues.append((("categories", i, "key"), f"duplicate category {category.key!r}"))
         seen_keys.add(category.key)
-    missing = [key for key in CATEGORY_KEYS if key not in seen_keys]
-    if missing:
-        issues.append((("categories",), f"missing categories: {', '.join(missing)}"))
+        missing = [lang for lang in languages if lang not in category.name]
+        if missing:
+            issues.append((("categories", i, "name"), f"missing translation(s): {', '.join(missing)}"))
+    if not seen_keys:
+        issues.append((("categories",), "no categories: list the needs the line answers"))
     first_seen: dict[str, int] = {}
     for i, service in enumerate(parsed.services):
+        for j, key in enumerate(service.categories):
+            if key not in seen_keys:
+                known = ", ".join(c.key for c in parsed.categories)
+                issues.append((("services", i, "categories", j), f"unknown category {key!r} (use {known})"))
         if service.id in first_seen:
             first = first_seen[service.id] + 1
             issues.append((("services", i, "id"), f"duplicate id {service.id!r} (first used by service #{first})"))
@@ -733,7 +718,8 @@ def _report(path: Path, text: str, raw: dict, issues: list[tuple[tuple, str]]) -
     lines = []
     for loc, message in issues[:MAX_REPORTED]:
         field = ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in loc[2:]).replace(".[", "[")
-        lines.append(f"{path}:{_line(root, loc)}: {_entry(raw, loc)}: {field + ': ' if field else ''}{message}")
+        line = line_of(root, loc, at_value=True) or 1
+        lines.append(f"{path}:{line}: {_entry(raw, loc)}: {field + ': ' if field else ''}{message}")
     if len(issues) > MAX_REPORTED:
         lines.append(f"... and {len(issues) - MAX_REPORTED} more")
     return "\n".join(lines)
@@ -745,21 +731,7 @@ def _entry(raw: dict, loc: tuple) -> str:
         return str(loc[0]) if loc else "file"
     section, index = loc[0], loc[1]
     noun, field = ("category", "key") if section == "categories" else ("service", "id")
-    item = raw.get(section)[index] if isinstance(raw.get(section), list) else None
+    items = raw.get(section)
+    item = items[index] if isinstance(items, list) else None
     name = item.get(field) if isinstance(item, dict) else None
     return f"{noun} {name!r}" if isinstance(name, str) else f"{noun} #{index + 1} (no {field})"
-
-
-def _line(node: yaml.Node | None, loc: tuple) -> int:
-    """1-based line of the deepest YAML node the error location reaches."""
-    for part in loc:
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            found = next((value for key, value in node.value if key.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            found = node.value[part]
-        else:
-            found = None
-        if found is None:
-            break
-        node = found
-    return node.start_mark.line + 1 if node is not None else 1

@@ -13,24 +13,26 @@ from bot import logs
 from bot.messaging.phones import mask
 from bot.runtime import Runtime
 from bot.storage import turns
-from bot.storage.models import FollowUp, Message, Resident
+from bot.storage.db import rows_changed
+from bot.storage.models import Base, FollowUp, Message, Resident
+from bot.storage.statuses import FollowUpStatus, MessageStatus
 
 # Rows claimed per transaction: one, just before it is sent. A process killed mid-pass then strands
 # only the row it was sending (review_stuck marks it `unknown`), never rows it had not started.
 BATCH = 1
 STUCK_AFTER = timedelta(minutes=5)  # a claim older than this died with its process
-FOLLOWUP_STATUS = {
-    "queued": "sent",
-    "accepted": "sent",
-    "sending": "sent",
-    "sent": "sent",
-    "delivered": "sent",
-    "logged": "logged",
-    "failed": "failed",
-    "unknown": "unknown",
-    "skipped_opted_out": "skipped_opted_out",
-    "undelivered": "failed",
-    "held_contact_preference": "held_contact_preference",
+FOLLOWUP_STATUS: dict[str, FollowUpStatus] = {
+    MessageStatus.QUEUED: FollowUpStatus.SENT,
+    MessageStatus.ACCEPTED: FollowUpStatus.SENT,
+    MessageStatus.SENDING: FollowUpStatus.SENT,
+    MessageStatus.SENT: FollowUpStatus.SENT,
+    MessageStatus.DELIVERED: FollowUpStatus.SENT,
+    MessageStatus.LOGGED: FollowUpStatus.LOGGED,
+    MessageStatus.FAILED: FollowUpStatus.FAILED,
+    MessageStatus.UNKNOWN: FollowUpStatus.UNKNOWN,
+    MessageStatus.SKIPPED_OPTED_OUT: FollowUpStatus.SKIPPED_OPTED_OUT,
+    MessageStatus.UNDELIVERED: FollowUpStatus.FAILED,
+    MessageStatus.HELD_CONTACT_PREFERENCE: FollowUpStatus.HELD_CONTACT_PREFERENCE,
 }
 
 
@@ -56,7 +58,7 @@ def next_window_start(now: datetime, tz: ZoneInfo, window: tuple) -> datetime | 
 
 
 # Built once: a plain UPDATE by primary key, bypassing the ORM's bulk-update machinery.
-_followups = FollowUp.__table__
+_followups = Base.metadata.tables[FollowUp.__tablename__]
 _STORE_SENT = (
     update(_followups)
     .where(_followups.c.id == bindparam("followup_id"))
@@ -84,7 +86,7 @@ _DUE = (
     )
     .join(Resident, Resident.id == FollowUp.resident_id)
     .outerjoin(_Linked, _Linked.id == Resident.linked_resident_id)
-    .where(FollowUp.status == "pending", FollowUp.due_at <= bindparam("now"))
+    .where(FollowUp.status == FollowUpStatus.PENDING, FollowUp.due_at <= bindparam("now"))
     .order_by(FollowUp.due_at)
     .limit(bindparam("limit"))
 )
@@ -123,8 +125,8 @@ def claim(s: Session, now: datetime, limit: int, postgres: bool) -> list[Due]:
     taken = set(
         s.scalars(
             update(FollowUp)
-            .where(FollowUp.id.in_([row.id for row in due]), FollowUp.status == "pending")
-            .values(status="sending", claimed_at=now, attempts=FollowUp.attempts + 1)
+            .where(FollowUp.id.in_([row.id for row in due]), FollowUp.status == FollowUpStatus.PENDING)
+            .values(status=FollowUpStatus.SENDING, claimed_at=now, attempts=FollowUp.attempts + 1)
             .returning(FollowUp.id)
             .execution_options(synchronize_session=False)
         )
@@ -149,12 +151,12 @@ def claim(s: Session, now: datetime, limit: int, postgres: bool) -> list[Due]:
 def review_stuck(rt: Runtime, now: datetime) -> int:
     """Claims whose process died mid-send may have gone out: mark them for review, never resend."""
     with rt.db.transaction() as s:
-        result = s.execute(
+        return rows_changed(
+            s,
             update(FollowUp)
-            .where(FollowUp.status == "sending", FollowUp.claimed_at < now - STUCK_AFTER)
-            .values(status="unknown")
+            .where(FollowUp.status == FollowUpStatus.SENDING, FollowUp.claimed_at < now - STUCK_AFTER)
+            .values(status=FollowUpStatus.UNKNOWN),
         )
-        return result.rowcount or 0
 
 
 def dispatch_due(rt: Runtime, now: datetime | None = None, limit: int = BATCH) -> list[Dispatched]:
@@ -175,11 +177,14 @@ def _send_one(rt: Runtime, now: datetime, due: Due) -> Dispatched:
         due.id, mask(due.phone), status, body, due.due_at.isoformat()
     )
     if due.opted_out:
-        _finish(rt, due.id, status="skipped_opted_out")
-        return report("skipped_opted_out")
+        _finish(rt, due.id, status=FollowUpStatus.SKIPPED_OPTED_OUT)
+        return report(FollowUpStatus.SKIPPED_OPTED_OUT)
+    if due.phone is None:  # a web visitor who proved no number (or a purged one): no text can go
+        _finish(rt, due.id, status=FollowUpStatus.SKIPPED_NO_NUMBER)
+        return report(FollowUpStatus.SKIPPED_NO_NUMBER)
     tz = ZoneInfo(due.timezone) if due.timezone else rt.settings.program_timezone
     if (opens := next_window_start(now, tz, rt.settings.send_window)) is not None:
-        _finish(rt, due.id, status="pending", due_at=opens)
+        _finish(rt, due.id, status=FollowUpStatus.PENDING, due_at=opens)
         return report("held_quiet_hours")
     body = rt.engine.text(due.template, due.language)
 
@@ -199,7 +204,7 @@ def _send_one(rt: Runtime, now: datetime, due: Due) -> Dispatched:
             turns.note_checkin(s.connection(), due.resident_id, due.id)
 
     msg = rt.outbound.send(due.resident_id, body, "followup", referral_id=due.referral_id, on_recorded=record)
-    status = FOLLOWUP_STATUS.get(msg.status, "unknown")
+    status = FOLLOWUP_STATUS.get(msg.status, FollowUpStatus.UNKNOWN)
     logs.event("followup.dispatched", followup=due.id, status=status)
     return report(status, body)
 

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 
-from flask import Response, after_this_request, has_request_context
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -30,35 +29,38 @@ from bot.messaging import staffing
 from bot.messaging.triage import Tier
 from bot.runtime import Runtime
 from bot.storage.models import Caseworker, Message, Referral
+from bot.storage.statuses import MessageStatus, ReferralStatus
 
 log = logging.getLogger(__name__)
 
 THREAD_PATH = "/inbox/referrals/{id}"  # the inbox's thread view (bot/inbox/views.py)
 QUEUE_PATH = "/inbox/"
 REPEAT_AFTER = timedelta(minutes=10)  # the same notice to the same person at most this often
-HANDED = frozenset({"queued", "accepted", "sending", "sent", "delivered", "read"})  # Twilio took the text
+# Twilio took the text.
+HANDED = frozenset(
+    {
+        MessageStatus.QUEUED,
+        MessageStatus.ACCEPTED,
+        MessageStatus.SENDING,
+        MessageStatus.SENT,
+        MessageStatus.DELIVERED,
+        MessageStatus.READ,
+    }
+)
 
 
-def install(rt: Runtime) -> None:
-    """Notify after every referral the bot opens or raises; tell the person on call before the answer."""
-    rt.service.on_referral.append(lambda referral_id: after_response(partial(notify_referral, rt, referral_id)))
+def install(rt: Runtime, later: Callable[[Callable[[], object]], None] | None = None) -> None:
+    """Notify after every referral the bot opens or raises; tell the person on call before the answer.
+
+    `later` runs a notice once the resident's answer has gone out (the web app passes its own);
+    without it a notice is sent at once."""
+    defer = later or run_now
+    rt.service.on_referral.append(lambda referral_id: defer(partial(notify_referral, rt, referral_id)))
     rt.service.escalator = partial(escalate_now, rt)
 
 
-def after_response(job: Callable[[], object]) -> None:
-    """Run `job` once the response has gone out (a slow SMS API must not hold back the
-    resident's reply, which may be a crisis answer); outside a request, run it now."""
-    if not has_request_context():
-        _run(job)
-        return
-
-    @after_this_request
-    def _later(response: Response) -> Response:
-        response.call_on_close(lambda: _run(job))
-        return response
-
-
-def _run(job: Callable[[], object]) -> None:
+def run_now(job: Callable[[], object]) -> None:
+    """Run a notice; a failure is logged, never raised into what opened the referral."""
     try:
         job()
     except Exception:  # a failed notice must not break the request that raised it
@@ -82,7 +84,7 @@ def notify_referral(rt: Runtime, referral_id: int) -> list[Message]:
     now = rt.clock.now()
     with rt.db.sessions() as s:
         referral = s.get(Referral, referral_id)
-        if referral is None or referral.status == "closed":
+        if referral is None or referral.status == ReferralStatus.CLOSED:
             return []
         if referral.tier != Tier.TRUSTED:
             return []  # an unconfirmed web visitor: the queue shows it; phones are not texted for it
@@ -108,7 +110,7 @@ def _on_duty_staff(s: Session, settings: Settings, referral: Referral, now: date
     )
     here = [c for c in rows if on_duty(c, settings, now)]
     assignee = [c for c in here if c.id == referral.assigned_to_id]
-    return [(c.id, c.phone) for c in (assignee or here)]
+    return [(c.id, c.phone) for c in (assignee or here) if c.phone]  # the query keeps only those with a phone
 
 
 def _recently_told(s: Session, referral_id: int, body: str, now: datetime) -> set[int]:
@@ -122,7 +124,7 @@ def _recently_told(s: Session, referral_id: int, body: str, now: datetime) -> se
             Message.created_at > now - REPEAT_AFTER,
         )
     )
-    return {caseworker_id for caseworker_id, sent in rows if sent == body}
+    return {caseworker_id for caseworker_id, sent in rows if caseworker_id is not None and sent == body}
 
 
 def escalate_now(rt: Runtime, referral_id: int) -> bool:
@@ -138,7 +140,7 @@ def escalate_now(rt: Runtime, referral_id: int) -> bool:
         if (
             referral is None
             or referral.escalated_at is not None
-            or referral.status != "new"
+            or referral.status != ReferralStatus.NEW
             or referral.tier != Tier.TRUSTED
             or _in_batch_window(rt, s, now)
         ):
@@ -161,7 +163,7 @@ def escalate_overdue(rt: Runtime, now: datetime) -> list[int]:
             s.scalars(
                 select(Referral)
                 .where(
-                    Referral.status == "new",
+                    Referral.status == ReferralStatus.NEW,
                     Referral.escalated_at.is_(None),
                     (Referral.escalation_due_at <= now) | (Referral.created_at <= cutoff),
                 )
@@ -172,7 +174,10 @@ def escalate_overdue(rt: Runtime, now: datetime) -> list[int]:
         if not due:
             return []
         _claim(s, due, now)
-    _send_escalation(rt, due, now)
+    if not _send_escalation(rt, due, now):
+        for referral in due:
+            if referral.urgent and referral.notified_at is None:  # once: the service left it to this check
+                log.warning("referral.notified_nobody referral=%s (the text to the person on call failed)", referral.id)
     return [r.id for r in due]
 
 
@@ -216,10 +221,6 @@ def _send_escalation(rt: Runtime, referrals: list[Referral], now: datetime) -> b
     handed = any(m.status in HANDED for m in sent)
     if handed:
         _mark_told(rt, [r.id for r in referrals], now, on_call=True)
-    else:
-        for referral in referrals:
-            if referral.urgent and referral.notified_at is None:
-                log.warning("referral.notified_nobody referral=%s (the text to the person on call failed)", referral.id)
     return handed
 
 

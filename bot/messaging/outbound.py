@@ -23,7 +23,8 @@ from bot.conversation.contact import may_text_first
 from bot.conversation.segments import segments, to_gsm
 from bot.messaging.phones import mask, strip_numbers
 from bot.storage.db import Database
-from bot.storage.models import Message, Resident
+from bot.storage.models import Base, Message, Resident
+from bot.storage.statuses import MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,12 @@ UNDELIVERABLE = {
     30006: "landline or unreachable carrier",
 }
 RETRIES = 3
+SHOWN_AT_ONCE = ("web", "terminal")  # answers read on the page or in the terminal: delivered as they are stored
 
 
 @dataclass(frozen=True)
 class SendResult:
-    status: str  # queued | sent | logged | failed | unknown
+    status: str  # a MessageStatus (Twilio may name one the line does not know)
     sid: str | None = None
     error_code: int | None = None
     error_message: str | None = None
@@ -58,7 +60,7 @@ class LogSender:
 
     def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
         logs.event("sms.logged", to=mask(to), chars=len(body))
-        return SendResult(status="logged")
+        return SendResult(status=MessageStatus.LOGGED)
 
 
 class TwilioSender:
@@ -86,18 +88,18 @@ class TwilioSender:
         for attempt in range(RETRIES):
             try:
                 msg = self.client.messages.create(to=to, body=body, **self.origin, **extra)
-                return SendResult(status=msg.status or "queued", sid=msg.sid)
+                return SendResult(status=msg.status or MessageStatus.QUEUED, sid=msg.sid)
             except requests.exceptions.ConnectTimeout:
-                result = SendResult("failed", error_message="connection timed out")  # never connected
+                result = SendResult(MessageStatus.FAILED, error_message="connection timed out")  # never connected
             except requests.exceptions.Timeout:
                 # The request may have reached Twilio: resending could text twice.
-                return SendResult("unknown", error_message="timed out waiting for Twilio")
+                return SendResult(MessageStatus.UNKNOWN, error_message="timed out waiting for Twilio")
             except requests.exceptions.ConnectionError:
-                result = SendResult("failed", error_message="could not connect to Twilio")
+                result = SendResult(MessageStatus.FAILED, error_message="could not connect to Twilio")
             except TwilioRestException as exc:
                 if exc.status >= 500:
-                    return SendResult("unknown", error_code=exc.code, error_message=f"Twilio {exc.status}")
-                result = SendResult("failed", error_code=exc.code, error_message=str(exc.msg)[:300])
+                    return SendResult(MessageStatus.UNKNOWN, error_code=exc.code, error_message=f"Twilio {exc.status}")
+                result = SendResult(MessageStatus.FAILED, error_code=exc.code, error_message=str(exc.msg)[:300])
                 if exc.status != 429:
                     return result
             if attempt + 1 < RETRIES:
@@ -142,7 +144,7 @@ class Outbound:
             "kind": "reply",
             "body": body,
             "provider_sid": None,
-            "status": "queued" if channel != "web" else "delivered",
+            "status": MessageStatus.QUEUED if channel not in SHOWN_AT_ONCE else MessageStatus.DELIVERED,
             "segments": segments(body),
             "num_media": 0,
             "in_reply_to_id": inbound_id,
@@ -171,12 +173,14 @@ class Outbound:
         runs inside the transaction that stores the outcome, so a caller's own row (a follow-up)
         commits together with the message's status."""
         msg, phone = self._record_attempt(resident_id, body, record_as, kind, referral_id, caseworker_id, to)
-        if msg.status != "sending":
+        if msg.status != MessageStatus.SENDING:
             if on_recorded is not None:
                 with self.db.transaction() as session:
                     on_recorded(session, msg)
             return msg
-        result = self.sender.send(to or phone, self.as_sent(body, by_sms=True), self.status_callback())
+        number = to or phone
+        assert number is not None  # a text is only SENDING with a number to send it to
+        result = self.sender.send(number, self.as_sent(body, by_sms=True), self.status_callback())
         return self._record_result(msg, resident_id, result, own_number=to is None, on_recorded=on_recorded)
 
     def as_sent(self, body: str, *, by_sms: bool) -> str:
@@ -207,9 +211,16 @@ class Outbound:
                     # out by text; then, like a visitor without a number, they read it on the chat page
                     phone = resident.linked_phone if resident.linked_opted_out_at is None else None
             # "delivered": to a web chat visitor without a proven number, who reads it on the chat page
-            status = "skipped_opted_out" if opted_out else "sending" if phone else "delivered"
-            if status == "sending" and to is None and not _may_text_first(resident, now):
-                status = "held_contact_preference"  # "don't text me first": only within a day of her own text
+            status = (
+                MessageStatus.SKIPPED_OPTED_OUT
+                if opted_out
+                else MessageStatus.SENDING
+                if phone
+                else MessageStatus.DELIVERED
+            )
+            if status == MessageStatus.SENDING and to is None and not _may_text_first(resident, now):
+                # "don't text me first": only within a day of her own text
+                status = MessageStatus.HELD_CONTACT_PREFERENCE
             sent = self.as_sent(body, by_sms=phone is not None)
             msg = Message(
                 resident_id=resident_id,
@@ -225,7 +236,7 @@ class Outbound:
                 updated_at=now,
             )
             session.add(msg)
-        if status in ("skipped_opted_out", "held_contact_preference"):
+        if status in (MessageStatus.SKIPPED_OPTED_OUT, MessageStatus.HELD_CONTACT_PREFERENCE):
             logs.event(f"sms.{status}", message=msg.id)
         return msg, phone
 
@@ -295,16 +306,12 @@ def _may_text_first(recipient: Any, now: datetime) -> bool:
 
 # A number's own (SMS) record has opted out: nothing but that record's own answers goes to it.
 _NUMBER_OPTED_OUT = select(Resident.id).where(Resident.channel != "web", Resident.opted_out_at.is_not(None)).limit(1)
+_messages = Base.metadata.tables[Message.__tablename__]  # the Table itself (__table__ is typed as any FromClause)
 _STORE_RESULT = (
-    update(Message.__table__)
-    .where(Message.__table__.c.id == bindparam("message_id"))
+    update(_messages)
+    .where(_messages.c.id == bindparam("message_id"))
     .values({c: bindparam(f"new_{c}") for c in ("status", "provider_sid", "error_code", "error_message", "updated_at")})
 )
-
-
-def msg_phone(db: Database, resident_id: int) -> str:
-    with db.sessions() as session:
-        return session.get(Resident, resident_id).phone
 
 
 def apply_error(session: Session, resident_id: int, code: int, now) -> None:

@@ -1,16 +1,29 @@
-"""Phone numbers: parse to E.164, check that a typed number is one the line may text, mask for logs."""
+"""Phone numbers: parse to E.164, check that a typed number is one the line may text, mask for logs.
+
+The one home of phone parsing: the directory's numbers are read here too (pure: phonenumbers only).
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import PhoneNumberType
+from phonenumbers import PhoneNumberType, shortnumberinfo
 
 WHATSAPP_PREFIX = "whatsapp:"
-# Anything that looks like a phone number inside free text (for the log filter).
-PHONE_IN_TEXT = re.compile(r"(?<![\w•])\+?\d[\d\s().\-]{8,}\d(?!\w)")
+# A phone number inside free text (for the log filter): E.164 or international with separators, or a
+# North American number however it is written; never a timestamp, a date, an epoch second, a SID or
+# a uuid's digits (tests/test_logs.py holds it to a log line full of ISO times).
+PHONE_IN_TEXT = re.compile(
+    r"(?<![\w•+])(?<!\w[\-.])"  # not inside a word, an id (a uuid's groups) or a version number
+    r"(?:"
+    r"\+(?=(?:[ .\-()]{0,2}\d){8})\d{1,3}(?:[ .\-]?(?:\(\d{2,4}\)|\d{2,4})){2,5}"  # international, E.164
+    r"|(?:1[ .\-]?)?(?:\([2-9]\d{2}\)|[2-9]\d{2})[ .\-]?[2-9]\d{2}[ .\-]?\d{4}"  # North American
+    r")"
+    r"(?![\w•])(?![\-.:/]\w)"  # nor followed by more of a word, an id or a time
+)
 # Numbers that cost the line money, reach someone other than a person's own phone, or cannot take a
 # text: never a resident's number. Toll-free numbers belong to businesses, not to the people we text.
 REFUSED_TYPES = {
@@ -63,6 +76,32 @@ def valid_e164(raw: str | None, region: str = "US") -> str:
     if not phonenumbers.is_valid_number(number):
         raise BadNumber("not a valid phone number")
     return _e164(number)
+
+
+@lru_cache(maxsize=65536)  # a directory repeats its numbers, and parsing is phonenumbers' slowest step
+def regional_e164(raw: str, region: str = "US") -> str:
+    """A number valid in `region` (a directory's phone: "(816) 474-6750", "+18164746750")."""
+    text = raw.strip()
+    try:
+        # canonical input skips phonenumbers' parser, by far its slowest step
+        if region == "US" and len(text) == 12 and text.startswith("+1") and text[2:].isdigit():
+            number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text[2:]))
+        else:
+            number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise BadNumber(f"not a phone number: {raw!r}") from None
+    if not phonenumbers.is_valid_number_for_region(number, region):
+        raise BadNumber(f"not a valid {region} phone number: {raw!r}")
+    return _e164(number)
+
+
+def short_number(raw: str, region: str = "US") -> str:
+    """A short number valid in `region` ("988", "211"), as written."""
+    text = raw.strip()
+    number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text)) if text.isdigit() else None
+    if number is None or not shortnumberinfo.is_valid_short_number_for_region(number, region):
+        raise BadNumber(f"not a valid {region} short number: {text!r}")
+    return text
 
 
 def resident_e164(raw: str | None, allowed_regions: Collection[str]) -> str:

@@ -6,17 +6,16 @@ import contextlib
 import logging
 
 from apscheduler.schedulers.blocking import BlockingScheduler
-from flask import Flask
 
 from bot import logs
 from bot.messaging.dispatch import dispatch_due
 from bot.messaging.notify import escalate_overdue
+from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def tick(app: Flask) -> None:
-    rt = app.extensions["peaceline"]
+def tick(rt: Runtime) -> None:
     try:
         done = dispatch_due(rt)
     except Exception:  # one bad tick must not stop the scheduler; the next one retries
@@ -33,9 +32,9 @@ def tick(app: Flask) -> None:
             logs.event("escalation.tick", escalated=len(escalated))
 
 
-def run_forever(app: Flask, interval: int = 5) -> None:
+def run_forever(rt: Runtime, interval: int = 5) -> None:
     scheduler = BlockingScheduler(timezone="UTC")
-    scheduler.add_job(tick, "interval", seconds=interval, args=[app], max_instances=1, coalesce=True, id="dispatch")
+    scheduler.add_job(tick, "interval", seconds=interval, args=[rt], max_instances=1, coalesce=True, id="dispatch")
     logs.event("scheduler.started", interval=interval)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()

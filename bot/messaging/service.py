@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from bot import logs
 from bot.clock import Clock
 from bot.config import Settings
-from bot.conversation import crisis, keywords
 from bot.conversation import engine as eng
+from bot.conversation import keywords
 from bot.conversation.contact import ContactPreference
 from bot.conversation.segments import segments
 from bot.directory import geo
@@ -27,8 +27,9 @@ from bot.messaging.staffing import any_on_duty, anyone_on_duty
 from bot.messaging.workdays import Workdays
 from bot.storage import turns
 from bot.storage.crypto import phone_lookup
-from bot.storage.db import Database
+from bot.storage.db import Database, rows_changed
 from bot.storage.models import AuditEvent, ConversationSession, FollowUp, Message, Referral, Resident
+from bot.storage.statuses import FollowUpStatus, MessageStatus, Outcome, ReferralStatus
 from bot.storage.turns import CHECKIN_SENT, OPEN_REFERRAL
 
 log = logging.getLogger(__name__)
@@ -257,7 +258,12 @@ class Service:
         received = {
             **self.outbound.reply_row(who.id, channel, "", facts.next_id),
             **{"direction": "in", "kind": "inbound", "body": body, "provider_sid": provider_sid},
-            **{"status": "received", "segments": 0, "num_media": inbound.media_count, "in_reply_to_id": None},
+            **{
+                "status": MessageStatus.RECEIVED,
+                "segments": 0,
+                "num_media": inbound.media_count,
+                "in_reply_to_id": None,
+            },
             "referral_id": case.id if case is not None else None,
         }
         replies = [self.outbound.reply_row(who.id, channel, text, facts.next_id) for text in outcome.replies]
@@ -287,7 +293,7 @@ class Service:
                     writes.created(writes.case, effect, new=False, now=now, on_duty=on_duty)
                 case eng.CreateReferral() if self.can_text(who):  # a web visitor's tier counts their address
                     values = _new_case(who.id, effect, writes.profile[1], now, triage.Tier.TRUSTED)
-                    case = turns.Case(id=None, status="new", unread=True, **values)
+                    case = turns.Case(id=None, status=ReferralStatus.NEW, unread=True, **values)
                     writes.created(case, effect, new=True, now=now, on_duty=on_duty)
                     writes.audit("referral.created", _created(effect))
                 case eng.ScheduleFollowUp(after=after, template=template):
@@ -325,7 +331,7 @@ class Service:
             kind="inbound",
             body=body,
             provider_sid=provider_sid,
-            status="received",
+            status=MessageStatus.RECEIVED,
             num_media=inbound_text.media_count,
             created_at=now,
             updated_at=now,
@@ -344,7 +350,7 @@ class Service:
         if self._loop_guarded(
             resident, conv.recent_count, body, now, holding=self.engine.holding(conv.state or None, now)
         ):
-            inbound.status = "loop_guard"
+            inbound.status = MessageStatus.LOOP_GUARD
             logs.event("sms.loop_guard", resident=resident.id)
             return Handled([]), None
         on_duty = anyone_on_duty(s, self.settings, now)
@@ -449,13 +455,16 @@ class Service:
             handled.replies = [Reply(r.id, t) for r, t in zip(handled.replies, sent, strict=False)]
 
     def _warn_unnotified(self, referral_ids: list[int]) -> None:
-        """An urgent referral that told nobody (no one on duty, no text reached the person on call)."""
+        """An urgent referral that told nobody (no one on duty, no text reached the person on call),
+        logged once: here unless the scheduler will still escalate it (escalate_overdue warns then)."""
         if not referral_ids:
             return
         with self.db.sessions() as s:
             for referral_id in referral_ids:
                 referral = s.get(Referral, referral_id)
-                if referral is not None and referral.notified_at is None:
+                if referral is None or referral.notified_at is not None:
+                    continue
+                if referral.escalated_at is not None or not self.settings.escalation_phones:
                     log.warning("referral.notified_nobody referral=%s urgent=1", referral_id)
 
     # -- residents and state -------------------------------------------------------------
@@ -498,7 +507,7 @@ class Service:
         # Only a guarded text pays for these checks (the engine runs the crisis check itself anyway):
         # a person in danger is answered, and STOP works, whatever the rate.
         text = body[:MAX_ENGINE_TEXT]
-        return crisis.detect(text) is None and keywords.classify(text) is not keywords.Compliance.STOP
+        return self.engine.crisis.detect(text) is None and keywords.classify(text) is not keywords.Compliance.STOP
 
     @staticmethod
     def _open_referral(s: Session, resident_id: int) -> Referral | None:
@@ -506,7 +515,7 @@ class Service:
 
     @staticmethod
     def _handoff_open(referral: _Case | None) -> bool:
-        return referral is not None and referral.status != "new" and referral.bot_resumed_at is None
+        return referral is not None and referral.status != ReferralStatus.NEW and referral.bot_resumed_at is None
 
     @staticmethod
     def _pending_checkin(s: Session, resident_id: int, now: datetime) -> FollowUp | None:
@@ -601,11 +610,12 @@ class Service:
         cancelled = 0
         if preference != ContactPreference.ANY:
             cancelled = (
-                s.execute(
+                rows_changed(
+                    s,
                     update(FollowUp)
-                    .where(FollowUp.resident_id == resident.id, FollowUp.status == "pending")
-                    .values(status="cancelled")
-                ).rowcount
+                    .where(FollowUp.resident_id == resident.id, FollowUp.status == FollowUpStatus.PENDING)
+                    .values(status=FollowUpStatus.CANCELLED),
+                )
                 or 0
             )
         self._audit(
@@ -625,12 +635,12 @@ class Service:
         self._audit(s, "checkin.answered", resident, now, referral, {"answer": answer})
         if referral is None:
             return []
-        if answer == "got_help":
-            referral.status, referral.outcome, referral.closed_at = "closed", "got_help", now
+        if answer == Outcome.GOT_HELP:
+            referral.status, referral.outcome, referral.closed_at = ReferralStatus.CLOSED, Outcome.GOT_HELP, now
             return []
         # not yet, or more help: the case goes back in front of a caseworker
-        if referral.status == "closed":
-            referral.status, referral.closed_at, referral.outcome = "new", None, None
+        if referral.status == ReferralStatus.CLOSED:
+            referral.status, referral.closed_at, referral.outcome = ReferralStatus.NEW, None, None
         referral.unread = True
         return [referral.id]
 

@@ -130,6 +130,7 @@ def confirm_code(rt: Runtime, chat_key: str | None, raw_phone: str, raw_code: st
         raise CodeRefused("code: that code has expired; ask for a new one")
     if checked is Checked.USED_UP:
         raise CodeRefused("code: that code cannot be used again; ask for a new one", 429)
+    assert linked is not None  # every other check result raised above
     logs.event("phone.verified", resident=linked.visitor_id, linked=linked.resident_id)
     return linked
 
@@ -158,15 +159,21 @@ def _link(s: Session, rt: Runtime, visitor: Resident, phone: str, now: datetime)
 
 def _check_limits(s: Session, visitor_id: int, phone: str, now: datetime) -> None:
     since = now - DAY
-    per_number = s.scalar(
-        select(func.count(PhoneCode.id)).where(
-            PhoneCode.phone_lookup.in_(phone_lookups(phone)), PhoneCode.created_at > since
+    per_number = (
+        s.scalar(
+            select(func.count(PhoneCode.id)).where(
+                PhoneCode.phone_lookup.in_(phone_lookups(phone)), PhoneCode.created_at > since
+            )
         )
+        or 0
     )
     if per_number >= CODES_PER_NUMBER:
         raise CodeRefused("phone: we have texted this number enough codes today; try again tomorrow", 429)
-    per_visitor = s.scalar(
-        select(func.count(PhoneCode.id)).where(PhoneCode.resident_id == visitor_id, PhoneCode.created_at > since)
+    per_visitor = (
+        s.scalar(
+            select(func.count(PhoneCode.id)).where(PhoneCode.resident_id == visitor_id, PhoneCode.created_at > since)
+        )
+        or 0
     )
     if per_visitor >= CODES_PER_VISITOR:
         raise CodeRefused("phone: you have asked for enough codes today; try again tomorrow", 429)

@@ -11,7 +11,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -141,3 +141,10 @@ def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def rows_changed(s: Session, stmt: Executable) -> int:
+    """Run an UPDATE or DELETE; how many rows it touched."""
+    result = s.execute(stmt)
+    assert isinstance(result, CursorResult)  # DML gives a cursor result; Session.execute types it as Result
+    return result.rowcount

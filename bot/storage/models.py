@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bot.storage.crypto import SecretText, phone_lookup, phone_lookups
+from bot.storage.statuses import FollowUpStatus, ReferralStatus
 
 
 def utcnow() -> datetime:
@@ -133,7 +134,7 @@ class Message(Base):
     kind: Mapped[str] = mapped_column(String(16), default="reply")  # inbound|reply|followup|caseworker|notice
     body: Mapped[str | None] = mapped_column(SecretText)  # NULL once purged
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
-    status: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(24))  # a MessageStatus
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(String(300))
     segments: Mapped[int] = mapped_column(Integer, default=0)
@@ -177,8 +178,8 @@ class Referral(Base):
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     tier: Mapped[int] = mapped_column(Integer, default=0)  # triage.Tier: who can stand behind it; 0 first
     reason: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="new")  # new|claimed|contacted|closed
-    outcome: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=ReferralStatus.NEW)
+    outcome: Mapped[str | None] = mapped_column(String(32))  # an Outcome
     resource_ids: Mapped[list[Any]] = mapped_column(default=list)
     assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("caseworkers.id"))
     unread: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -220,8 +221,7 @@ class FollowUp(Base):
     template: Mapped[str] = mapped_column(String(64))
     body: Mapped[str | None] = mapped_column(Text)  # filled when sent
     due_at: Mapped[datetime]
-    # pending | sending | sent | logged | skipped_opted_out | failed | unknown | cancelled
-    status: Mapped[str] = mapped_column(String(24), default="pending")
+    status: Mapped[str] = mapped_column(String(24), default=FollowUpStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]

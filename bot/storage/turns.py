@@ -39,9 +39,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.storage.crypto import phone_lookups
 from bot.storage.models import Base
+from bot.storage.statuses import FollowUpStatus, ReferralStatus
 
-OPEN_REFERRAL = ("new", "claimed", "contacted")
-CHECKIN_SENT = ("sent", "logged")
+OPEN_REFERRAL = (ReferralStatus.NEW, ReferralStatus.CLAIMED, ReferralStatus.CONTACTED)
+CHECKIN_SENT = (FollowUpStatus.SENT, FollowUpStatus.LOGGED)
 RECENT = timedelta(minutes=1)  # the loop guard counts the texts in this long
 
 residents = Base.metadata.tables["residents"]

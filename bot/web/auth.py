@@ -16,22 +16,25 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Blueprint, Flask, Response, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import TooManyRequests
+from werkzeug.wrappers import Response  # what redirect() returns; Flask's Response is one
 
 from bot import logs
 from bot.casework import audit, lockout
 from bot.config import ConfigError, parse_office_hours
 from bot.messaging.phones import BadNumber, valid_e164
-from bot.runtime import Runtime, runtime
+from bot.runtime import Runtime
 from bot.storage.db import Database
 from bot.storage.models import Caseworker
+from bot.web.context import runtime
 from bot.web.limits import limiter
+from bot.web.transport import security_headers
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 256  # argon2 takes any length; this only bounds the work one request can ask for
@@ -43,15 +46,6 @@ ROLES = ("caseworker", "admin")
 WRONG = "Wrong email or password."
 WAIT = "Too many wrong tries from here. Try again in {minutes} min, or ask an admin to unlock the account."
 
-# Staff pages hold residents' words: no caching, no framing, only this site's own scripts.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; base-uri 'none'; object-src 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "Referrer-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-}
 
 hasher = PasswordHasher()
 bp = Blueprint("auth", __name__)
@@ -262,7 +256,8 @@ def authenticate(rt: Runtime, email: str, password: str, client: str) -> Login:
         row = s.scalar(select(Caseworker).where(Caseworker.email == address)) if address else None
         wait = lockout.retry_after(lockout.failures(s, k, now), now)
     checked = row is not None and wait is None and len(password) <= MAX_PASSWORD
-    right = _verify(row.password_hash if checked else _dummy_hash(), password[:MAX_PASSWORD]) and checked
+    stored = row.password_hash if row is not None and checked else _dummy_hash()
+    right = _verify(stored, password[:MAX_PASSWORD]) and checked
     if wait is not None:
         logs.event("auth.waiting", seconds=math.ceil(wait.total_seconds()))
         return Login(None, WAIT.format(minutes=max(1, math.ceil(wait.total_seconds() / 60))), wait)
@@ -283,6 +278,8 @@ def _count_failure(rt: Runtime, k: lockout.Keys, caseworker_id: int | None, reas
 def _logged_in(rt: Runtime, caseworker_id: int, password: str, k: lockout.Keys, now: datetime) -> StaffUser:
     with rt.db.transaction() as s:
         row = s.get(Caseworker, caseworker_id, with_for_update=True)
+        if row is None:  # read a moment ago in the same request; accounts are never deleted
+            raise LookupError(f"caseworker {caseworker_id} is gone")
         if hasher.check_needs_rehash(row.password_hash):
             row.password_hash = hasher.hash(password)
         row.last_login_at = now
@@ -352,7 +349,8 @@ def logout() -> Response:
         rt = runtime()
         with rt.db.transaction() as s:
             row = s.get(Caseworker, current_user.id, with_for_update=True)
-            row.session_epoch += 1
+            if row is not None:
+                row.session_epoch += 1
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
@@ -365,18 +363,13 @@ def too_many(exc: TooManyRequests) -> tuple[str, int]:
     ), 429
 
 
-def staff_headers(resp: Response) -> Response:
-    """After-request hook for the staff blueprints."""
-    resp.headers.update(SECURITY_HEADERS)
-    if not (request.endpoint or "").endswith("static"):
-        resp.headers["Cache-Control"] = "no-store"  # the back button after logout shows nothing
-    return resp
+staff_headers = security_headers("same-origin")  # after-request hook for the staff blueprints
 
 
 bp.after_request(staff_headers)
 
 
-def _unauthorized() -> Response | tuple[dict, int]:
+def unauthorized() -> Response | tuple[dict, int]:
     if request.path.endswith(".json"):
         return {"error": "login required"}, 401
     here = request.full_path if request.query_string else request.path
@@ -397,7 +390,7 @@ def init_app(app: Flask) -> CSRFProtect:
     manager = LoginManager(app)
     manager.session_protection = "strong"
     manager.user_loader(load_user)
-    manager.unauthorized_handler(_unauthorized)
+    manager.unauthorized_handler(unauthorized)
     csrf = CSRFProtect(app)
     app.register_error_handler(CSRFError, _csrf_failed)
     app.register_blueprint(bp)

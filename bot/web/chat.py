@@ -15,18 +15,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from flask import Blueprint, Response, jsonify, render_template, request, session
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import TooManyRequests
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from bot import logs
 from bot.casework import audit
 from bot.messaging import verify
-from bot.runtime import runtime
 from bot.storage.models import Message, Resident
+from bot.storage.statuses import MessageStatus
+from bot.web.context import runtime
 from bot.web.limits import limiter
+from bot.web.transport import security_headers
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/chat/static")
 
@@ -42,15 +45,6 @@ PER_VISITOR = "20/minute;200/hour"
 PER_ADDRESS = "120/minute"
 PHONE_PER_ADDRESS = "30/hour"  # codes and tries; each number and visitor also has a daily limit
 NEUTRAL_SITE = "https://www.weather.gov"
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; base-uri 'none'; object-src 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-}
 
 # The page's own words live beside its template; the bot's words live in flows/.
 LABELS: dict[str, dict[str, str]] = yaml.safe_load(
@@ -113,12 +107,7 @@ def same_origin_json() -> Response | None:
     return None
 
 
-@bp.after_request
-def security_headers(resp: Response) -> Response:
-    resp.headers.update(SECURITY_HEADERS)
-    if request.endpoint != "web.static":  # the CSS and JS may be cached; talk may not
-        resp.headers["Cache-Control"] = "no-store"
-    return resp
+bp.after_request(security_headers("no-referrer"))  # the CSS and JS may be cached; talk may not
 
 
 @bp.errorhandler(BadRequest)
@@ -176,6 +165,12 @@ def _text_field(data: dict[str, Any], name: str, limit: int) -> str:
 # -- routes -------------------------------------------------------------------------------------
 
 
+@bp.get("/")
+def home() -> WerkzeugResponse:
+    """The site's front door: residents land in the chat (staff find the sign-in link at its foot)."""
+    return redirect(url_for("web.page"))
+
+
 @bp.get("/chat")
 def page() -> str:
     key, lang = _chat_key(), "en"
@@ -212,7 +207,7 @@ def new_messages() -> Response:
                     Message.direction == "out",
                     Message.id > int(after),
                     Message.kind.in_(SHOWN_KINDS),
-                    Message.status != "skipped_opted_out",
+                    Message.status != MessageStatus.SKIPPED_OPTED_OUT,
                 )
                 .order_by(Message.id)
                 .limit(PAGE_SIZE)

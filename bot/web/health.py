@@ -5,8 +5,8 @@ from sqlalchemy import func, select
 
 from bot.messaging.service import OPEN_REFERRAL
 from bot.messaging.triage import Tier
-from bot.runtime import runtime
 from bot.storage.models import Referral
+from bot.web.context import runtime
 
 bp = Blueprint("health", __name__)
 

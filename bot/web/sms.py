@@ -14,8 +14,9 @@ from twilio.twiml.messaging_response import MessagingResponse
 from bot import logs
 from bot.messaging.outbound import UNDELIVERABLE, apply_error
 from bot.messaging.phones import BadNumber, split_channel, to_e164
-from bot.runtime import runtime
 from bot.storage.models import Message
+from bot.storage.statuses import MessageStatus
+from bot.web.context import runtime
 from bot.web.limits import limiter
 
 bp = Blueprint("sms", __name__)
@@ -23,16 +24,16 @@ bp = Blueprint("sms", __name__)
 limiter.exempt(bp)
 
 # A status only moves forward: a late "sent" never overwrites "delivered".
-STATUS_RANK = {
-    "accepted": 0,
-    "scheduled": 0,
-    "queued": 1,
-    "sending": 2,
-    "sent": 3,
-    "delivered": 4,
-    "undelivered": 4,
-    "failed": 4,
-    "read": 5,
+STATUS_RANK: dict[str, int] = {
+    MessageStatus.ACCEPTED: 0,
+    MessageStatus.SCHEDULED: 0,
+    MessageStatus.QUEUED: 1,
+    MessageStatus.SENDING: 2,
+    MessageStatus.SENT: 3,
+    MessageStatus.DELIVERED: 4,
+    MessageStatus.UNDELIVERED: 4,
+    MessageStatus.FAILED: 4,
+    MessageStatus.READ: 5,
 }
 TWIML = "text/xml"
 # A Twilio SID is letters and digits (two letters and 32 hex digits); anything else is not Twilio's.
@@ -150,4 +151,4 @@ def _advance(msg: Message, new: str, error_code: int | None, now) -> None:
         msg.error_code = error_code
         msg.error_message = UNDELIVERABLE.get(error_code, msg.error_message)
         if error_code in UNDELIVERABLE:
-            msg.status = "undelivered"
+            msg.status = MessageStatus.UNDELIVERED

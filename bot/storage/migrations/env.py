@@ -10,13 +10,18 @@ config = context.config
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("bot.storage.migrate sets sqlalchemy.url before Alembic runs this")
+    engine = make_engine(url)
     with engine.connect() as connection:
         if connection.dialect.name == "sqlite":
             # Batch mode copies a table and drops the old one; with foreign keys on, that DROP
             # cascade-deletes every row pointing at it. The pragma is ignored inside a transaction,
             # so it goes straight to the driver before Alembic's BEGIN.
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            driver = connection.connection.driver_connection
+            assert driver is not None  # a connection just checked out of the pool
+            driver.execute("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection, target_metadata=Base.metadata, render_as_batch=connection.dialect.name == "sqlite"
         )

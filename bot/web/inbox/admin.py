@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.wrappers import Response  # what redirect() returns; Flask's Response is one
 
 from bot.casework import cases
-from bot.runtime import runtime
 from bot.storage.models import Caseworker
 from bot.web import auth
 from bot.web.auth import AccountError
+from bot.web.context import runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

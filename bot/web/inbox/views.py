@@ -4,59 +4,48 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+import yaml
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from werkzeug.wrappers import Response  # what redirect() returns; Flask's Response is one
 
 from bot.casework import cases
 from bot.casework.cases import CaseError
+from bot.conversation.segments import counting_rules
 from bot.messaging.phones import mask
 from bot.messaging.triage import Tier
-from bot.runtime import runtime
-from bot.web.auth import staff_headers
+from bot.web.auth import staff_headers, unauthorized
+from bot.web.context import runtime
 from bot.web.inbox import admin
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox", template_folder="templates", static_folder="static")
 bp.register_blueprint(admin.bp)
 bp.after_request(staff_headers)
 
+# Staff-facing words: templates/inbox/words.yaml (templates ship in the wheel).
+WORDS: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).parent / "templates" / "inbox" / "words.yaml").read_text(encoding="utf-8")
+)
+STATUS_LABELS: dict[str, str] = WORDS["status"]
+DELIVERY: dict[str, str] = WORDS["delivery"]
+LANGUAGES: dict[str, str] = WORDS["languages"]
+DONE: dict[str, str] = WORDS["done"]
+BAD_PAGE: str = WORDS["bad_page"]
 POLL_SECONDS = 10  # app.config["INBOX_POLL_SECONDS"] overrides (the browser test polls faster)
 SHOWS = ("open", "mine", "closed")
 PAGE_NUMBER = re.compile(r"[0-9]{1,6}")
-STATUS_LABELS = {"new": "New", "claimed": "Claimed", "contacted": "Contacted", "closed": "Closed"}
-REASONS = {
-    "asked_person": "Asked for a person",
-    "two_misses": "The bot did not understand them twice",
-    "resources": "Got a list of places",
-    "more_help": "Asked for more help",
-}
-# What happened to a text, in a caseworker's words.
-DELIVERY = {
-    "queued": "sending",
-    "accepted": "sending",
-    "sending": "sending",
-    "sent": "sent",
-    "delivered": "delivered",
-    "read": "read",
-    "logged": "logged only (no Twilio account)",
-    "failed": "not sent",
-    "undelivered": "not delivered",
-    "unknown": "may not have gone out",
-    "skipped_opted_out": "not sent: opted out",
-    "loop_guard": "ignored: too many texts at once",
-    "held_contact_preference": (
-        "not sent: they asked us not to text first. You can answer within 24 hours of their own last text"
-    ),
-}
 
 
 @bp.before_request
-def require_login() -> Response | None:
+def require_login() -> Response | tuple[dict, int] | None:
     """Every inbox URL needs a logged-in caseworker, so a new route cannot forget it."""
     if request.endpoint == "inbox.static":  # CSS and JS hold nothing private; the login page uses them
         return None
     if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()
+        return unauthorized()
     return None
 
 
@@ -94,22 +83,25 @@ def local(at: datetime | None) -> str:
 
 @bp.app_template_filter("category_label")
 def category_label(key: str | None) -> str:
-    category = runtime().directory.categories.get(key) if key else None
-    return category.name["en"] if category else "No category yet"
+    rt = runtime()
+    category = rt.directory.categories.get(key) if key else None
+    return category.name.get(rt.engine.languages[0], key or "") if category else "No category yet"
 
 
 @bp.app_template_filter("reason_label")
 def reason_label(reason: str) -> str:
     kind, _, detail = reason.partition(":")
+    reasons = WORDS["reasons"]
     if kind == "crisis":
-        return f"Crisis ({detail.replace('_', ' ')})"
-    return REASONS.get(reason, reason)
+        return reasons["crisis"].format(kind=detail.replace("_", " "))
+    return reasons.get(reason, reason)
 
 
 bp.add_app_template_filter(mask, "mask")
 bp.add_app_template_filter(lambda status: STATUS_LABELS.get(status, status), "status_label")
 bp.add_app_template_filter(lambda status: DELIVERY.get(status, status), "delivery")
 bp.add_app_template_global(Tier, "Tier")
+bp.app_context_processor(lambda: {"languages": LANGUAGES})
 
 
 def _show() -> cases.Show:
@@ -134,18 +126,32 @@ def _page() -> int | None:
     return int(raw) if PAGE_NUMBER.fullmatch(raw) else None
 
 
-BAD_PAGE = "The page must be a number, like ?page=2."
+def _filters() -> cases.Filters:
+    """?urgent=1&need=food&lang=es; anything unknown is ignored (the whole tab shows)."""
+    args, rt = request.args, runtime()
+    need = args.get("need") if args.get("need") in rt.directory.categories else None
+    lang = args.get("lang") if args.get("lang") in LANGUAGES else None
+    return cases.Filters(urgent=args.get("urgent") == "1", need=need, language=lang)
+
+
+def _filter_args(filters: cases.Filters) -> dict[str, str]:
+    """The filters as query arguments, for the poll and the pager."""
+    pairs = {"urgent": "1" if filters.urgent else "", "need": filters.need or "", "lang": filters.language or ""}
+    return {k: v for k, v in pairs.items() if v}
 
 
 @bp.get("/", strict_slashes=False)
 def queue() -> str | tuple[str, int]:
-    show, page = _show(), _page()
+    show, page, filters = _show(), _page(), _filters()
     if page is None:
         return render_template("inbox/error.html", message=BAD_PAGE), 400
     return render_template(
         "inbox/queue.html",
         show=show,
-        q=cases.queue(runtime(), show, _me(), page),
+        q=cases.queue(runtime(), show, _me(), page, filters),
+        filters=filters,
+        filter_args=_filter_args(filters),
+        needs=runtime().directory.categories,
         poll_seconds=current_app.config.get("INBOX_POLL_SECONDS", POLL_SECONDS),
     )
 
@@ -153,13 +159,15 @@ def queue() -> str | tuple[str, int]:
 @bp.get("/queue.json")
 def queue_json() -> dict | tuple[dict, int]:
     """The queue's rows and totals, rendered on the server, for the page's poll."""
-    show, page = _show(), _page()
+    show, page, filters = _show(), _page(), _filters()
     if page is None:
         return {"error": BAD_PAGE}, 400
-    q = cases.queue(runtime(), show, _me(), page)
+    q = cases.queue(runtime(), show, _me(), page, filters)
     return {
-        "html": render_template("inbox/_queue.html", referrals=q.referrals),
-        "summary": render_template("inbox/_summary.html", q=q, show=show),
+        "html": render_template("inbox/_queue.html", referrals=q.referrals, cards=q.cards),
+        "summary": render_template(
+            "inbox/_summary.html", q=q, show=show, filters=filters, filter_args=_filter_args(filters)
+        ),
         "count": q.total,
         "unread": q.unread,
     }
@@ -184,13 +192,14 @@ def thread(referral_id: int) -> str:
         default_day=tomorrow.isoformat(),
         timezone=str(rt.settings.program_timezone),
         max_reply=cases.MAX_REPLY,
+        sms_rules=counting_rules(fold_accents=rt.settings.fold_accents),
     )
 
 
 @bp.post("/referrals/<int:referral_id>/claim")
 def claim(referral_id: int) -> Response:
     cases.claim(runtime(), referral_id, _me())
-    flash(f"Referral #{referral_id} is yours.", "ok")
+    flash(DONE["claimed"].format(id=referral_id), "ok")
     return _back(referral_id)
 
 
@@ -198,34 +207,32 @@ def claim(referral_id: int) -> Response:
 def reply(referral_id: int) -> Response:
     msg = cases.reply(runtime(), referral_id, _me(), request.form.get("body", ""))
     if msg.status in cases.NOT_SENT:
-        flash(f"Your text was {DELIVERY[msg.status]}.", "error")
+        flash(DONE["not_sent"].format(status=DELIVERY[msg.status]), "error")
     elif msg.status in cases.UNCERTAIN:
-        flash(
-            "Your text may not have gone out (Twilio did not answer). Check the thread before sending again.", "error"
-        )
+        flash(DONE["uncertain"], "error")
     else:
-        flash("Sent.", "ok")
+        flash(DONE["sent_to_chat" if msg.channel == "web" else "sent"], "ok")
     return _back(referral_id)
 
 
 @bp.post("/referrals/<int:referral_id>/notes")
 def add_note(referral_id: int) -> Response:
     cases.add_note(runtime(), referral_id, _me(), request.form.get("body", ""))
-    flash("Note saved.", "ok")
+    flash(DONE["note_saved"], "ok")
     return _back(referral_id)
 
 
 @bp.post("/referrals/<int:referral_id>/close")
 def close(referral_id: int) -> Response:
     cancelled = cases.close(runtime(), referral_id, _me(), request.form.get("outcome", ""))
-    flash(f"Referral #{referral_id} closed." + (f" {cancelled} check-in(s) cancelled." if cancelled else ""), "ok")
+    flash(DONE["closed_and_cancelled" if cancelled else "closed"].format(id=referral_id, count=cancelled), "ok")
     return redirect(url_for("inbox.queue"))
 
 
 @bp.post("/referrals/<int:referral_id>/reopen")
 def reopen(referral_id: int) -> Response:
     cases.reopen(runtime(), referral_id, _me())
-    flash(f"Referral #{referral_id} is open again.", "ok")
+    flash(DONE["reopened"].format(id=referral_id), "ok")
     return _back(referral_id)
 
 
@@ -235,12 +242,12 @@ def schedule_followup(referral_id: int) -> Response:
     row = cases.schedule_followup(
         runtime(), referral_id, _me(), form.get("template", ""), form.get("day", ""), form.get("time", "")
     )
-    flash(f"Check-in set for {local(row.due_at)}.", "ok")
+    flash(DONE["checkin_set"].format(when=local(row.due_at)), "ok")
     return _back(referral_id)
 
 
 @bp.post("/followups/<int:followup_id>/cancel")
 def cancel_followup(followup_id: int) -> Response:
     referral_id = cases.cancel_followup(runtime(), followup_id, _me())
-    flash("Check-in cancelled.", "ok")
+    flash(DONE["checkin_cancelled"], "ok")
     return _back(referral_id)
