@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -93,6 +94,11 @@ def run(
             child.wait(timeout=10)
 
     app.extensions["peaceline"].db.dispose()
+    # The preloaded app (the directory, flows, matcher) is shared with the workers copy-on-write; a
+    # collection in a worker would touch every object's header and copy its page. Frozen objects are
+    # never collected, so their pages stay shared.
+    gc.collect()
+    gc.freeze()
     _Gunicorn(
         app,
         {

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 from conftest import ROOT, T0, twiml_bodies
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bot.config import load_settings
 from bot.messaging.dispatch import dispatch_due
@@ -108,3 +108,27 @@ def test_the_dispatch_benchmark_seeds_follow_ups_that_go_out_once(database_url, 
     with rt.db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Message).where(Message.kind == "followup")) == 12
         assert s.scalar(select(func.count()).select_from(FollowUp).where(FollowUp.status == "logged")) == 12
+
+
+def test_the_minimal_app_answers_a_signed_text_with_five_statements(webhook, tmp_path, monkeypatch):
+    """benchmarks/minimal_app.py, the floor the webhook benchmark shows beside the project."""
+    minimal = load("minimal_app")
+    url = f"sqlite:///{tmp_path / 'minimal.db'}"
+    minimal.create_tables(url)
+    for name, value in (
+        ("DATABASE_URL", url),
+        ("TWILIO_AUTH_TOKEN", webhook.TOKEN),
+        ("PUBLIC_BASE_URL", webhook.BASE_URL),
+    ):
+        monkeypatch.setenv(name, value)
+    seen: list[str] = []
+    event.listen(
+        minimal.engine(),
+        "before_cursor_execute",
+        lambda _c, _k, sql, *_: seen.append(sql) if "BEGIN" not in sql else None,
+    )
+    [(signature, params)] = webhook.signed_requests(residents=1, turns=1)
+    resp = post(minimal.app.test_client(), signature, params)
+    assert resp.status_code == 200 and twiml_bodies(resp.get_data(as_text=True))
+    assert len(seen) == 5, seen
+    assert post(minimal.app.test_client(), signature, {**params, "Body": "tampered"}).status_code == 403

@@ -18,6 +18,7 @@ from bot.conversation.contact import Outgoing
 from bot.messaging.service import OPEN_REFERRAL, clean
 from bot.messaging.triage import QUEUE_ORDER
 from bot.runtime import Runtime
+from bot.storage import turns
 from bot.storage.db import rows_changed
 from bot.storage.models import Caseworker, FollowUp, Message, Note, Referral, Resident
 from bot.storage.statuses import FollowUpStatus, MessageStatus, Outcome, ReferralStatus
@@ -302,6 +303,7 @@ def reopen(rt: Runtime, referral_id: int, me: int) -> None:
         )
         _set_status(s, referral, back, me, now)
         referral.outcome, referral.closed_at = None, None
+        turns.note_open_referral(s.connection(), referral.resident_id, referral.id)
 
 
 def assign(rt: Runtime, referral_id: int, me: int, caseworker_id: int) -> None:

@@ -405,6 +405,11 @@ class Engine:
         saved = _State.load(state, self.languages)
         return bool(saved and saved.holding(now))
 
+    def may_start(self, state: dict | None, now: datetime, idle_hours: int) -> bool:
+        """A text now would start a conversation (none saved, or idle): only then is a campaign code read."""
+        saved = _State.load(state, self.languages)
+        return saved is None or bool(saved.last_at and now - saved.last_at > timedelta(hours=idle_hours))
+
     def every_reply(self, lang: str, now: datetime, zip_code: str | None) -> list[tuple[str, str]]:
         """(where, text) for every reply the bot can send in `lang`: each system text (a {promise} in
         each of its forms), each flow text and question, and each list of places from `zip_code` at

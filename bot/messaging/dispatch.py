@@ -13,6 +13,7 @@ from bot import logs
 from bot.conversation.contact import Outgoing
 from bot.messaging.phones import mask
 from bot.runtime import Runtime
+from bot.storage import turns
 from bot.storage.db import rows_changed
 from bot.storage.models import Base, FollowUp, Message, Resident
 from bot.storage.statuses import FollowUpStatus, MessageStatus
@@ -189,16 +190,19 @@ def _send_one(rt: Runtime, now: datetime, due: Due) -> Dispatched:
     body = rt.engine.text(due.template, due.language)
 
     def record(s: Session, msg: Message) -> None:  # in the transaction that stores the send's outcome
+        status = FOLLOWUP_STATUS.get(msg.status, "unknown")
         s.execute(
             _STORE_SENT,
             {
                 "followup_id": due.id,
-                "new_status": FOLLOWUP_STATUS.get(msg.status, FollowUpStatus.UNKNOWN),
+                "new_status": status,
                 "new_body": body,
                 "new_sent_at": now,
                 "new_message_id": msg.id,
             },
         )
+        if status in turns.CHECKIN_SENT:  # its answer is read as such
+            turns.note_checkin(s.connection(), due.resident_id, due.id)
 
     msg = rt.outbound.send(due.resident_id, body, Outgoing.FOLLOWUP, referral_id=due.referral_id, on_recorded=record)
     status = FOLLOWUP_STATUS.get(msg.status, FollowUpStatus.UNKNOWN)

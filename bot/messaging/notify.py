@@ -90,11 +90,11 @@ def notify_referral(rt: Runtime, referral_id: int) -> list[Message]:
         if referral.tier != Tier.TRUSTED:
             return []  # an unconfirmed web visitor: the queue shows it; phones are not texted for it
         staff = _on_duty_staff(s, rt.settings, referral, now)
+        if not staff:
+            logs.event("notice.nobody_on_duty", referral=referral_id, urgent=referral.urgent)
+            return []
         body = notice_text(rt, referral.id, referral.urgent)
         told = _recently_told(s, referral.id, body, now)
-    if not staff:
-        logs.event("notice.nobody_on_duty", referral=referral_id, urgent=referral.urgent)
-        return []
     sent = [
         rt.outbound.send(
             referral.resident_id, body, Outgoing.NOTICE, referral_id=referral.id, caseworker_id=cw_id, to=phone

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -26,43 +26,34 @@ from bot.conversation.segments import segments
 from bot.directory import geo
 from bot.messaging import triage
 from bot.messaging.outbound import Outbound
-from bot.messaging.staffing import anyone_on_duty
+from bot.messaging.staffing import any_on_duty, anyone_on_duty
 from bot.messaging.workdays import Workdays
+from bot.storage import turns
 from bot.storage.crypto import opt_out_marker, phone_lookup
 from bot.storage.db import Database, rows_changed
-from bot.storage.models import (
-    AuditEvent,
-    Base,
-    ConversationSession,
-    FollowUp,
-    Message,
-    OptOutMarker,
-    Referral,
-    Resident,
-)
+from bot.storage.models import AuditEvent, ConversationSession, FollowUp, Message, OptOutMarker, Referral, Resident
 from bot.storage.statuses import FollowUpStatus, MessageStatus, Outcome, ReferralStatus
+from bot.storage.turns import CHECKIN_SENT, OPEN_REFERRAL
 
 log = logging.getLogger(__name__)
 
 MAX_ENGINE_TEXT = 1000  # longer texts are stored whole but read only this far
 CHECKIN_WAIT = timedelta(days=4)  # a check-in answer is read as such for this long
-OPEN_REFERRAL = (ReferralStatus.NEW, ReferralStatus.CLAIMED, ReferralStatus.CONTACTED)
 # The terminal simulator is an operator typing; web chat has its own rate limit.
 UNGUARDED_CHANNELS = ("terminal", "web")
 # Records known by a key, never by a number: a web chat visitor, a canvasser's visit at a door.
 KEYED_CHANNELS = ("web", "door")
 
 
-# The queries every inbound text runs, built once: building a statement costs more than running it.
-_SEEN = select(Message).where(Message.provider_sid == bindparam("provider_sid"))
-_CONVERSATION = select(ConversationSession).where(ConversationSession.resident_id == bindparam("resident_id"))
-_RECENT_INBOUND = select(func.count(Message.id)).where(
-    Message.resident_id == bindparam("resident_id"), Message.direction == "in", Message.created_at > bindparam("since")
+# The slow path's queries, built once: building a statement costs more than running it.
+_SEEN = select(Message.id).where(Message.provider_sid == bindparam("provider_sid"))
+_CONVERSATION = (
+    select(ConversationSession).where(ConversationSession.resident_id == bindparam("resident_id")).with_for_update()
 )
 _OPEN_REFERRAL = (
     select(Referral)
     .where(Referral.resident_id == bindparam("resident_id"), Referral.status.in_(OPEN_REFERRAL))
-    .order_by(Referral.created_at.desc())
+    .order_by(Referral.created_at.desc(), Referral.id.desc())
     .limit(1)
 )
 _PENDING_CHECKIN = (
@@ -70,13 +61,36 @@ _PENDING_CHECKIN = (
     .where(
         FollowUp.resident_id == bindparam("resident_id"),
         FollowUp.template == M.CHECKIN,
-        FollowUp.status.in_((FollowUpStatus.SENT, FollowUpStatus.LOGGED)),
+        FollowUp.status.in_(CHECKIN_SENT),
         FollowUp.answered_at.is_(None),
         FollowUp.sent_at > bindparam("since"),
     )
     .order_by(FollowUp.sent_at.desc())
     .limit(1)
 )
+
+
+class _Who(Protocol):
+    """The resident as a turn reads them: an ORM Resident or the fast path's locked row."""
+
+    id: int
+    channel: str
+    language: str | None
+    zip_code: str | None
+    timezone: str | None
+    opted_out_at: datetime | None
+    contact_preference: str
+    contact_chosen_at: datetime | None
+    campaign_id: int | None
+    linked_resident_id: int | None
+
+
+class _Case(Protocol):
+    """The open referral as a turn reads it: an ORM Referral or the fast path's row."""
+
+    status: str
+    bot_resumed_at: datetime | None
+    on_call_told_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,7 @@ class Handled:
     options: list[str] = field(default_factory=list)
     duplicate: bool = False
     referrals: list[int] = field(default_factory=list)  # created or raised: notify after commit
+    on_duty: bool = True  # a caseworker is on duty (none: there is nobody to notify)
     escalate: list[int] = field(default_factory=list)  # urgent, nobody on duty: tell the person on call now
     new_urgent: list[int] = field(default_factory=list)  # urgent referrals this text opened
     erase: int | None = None  # DELETE confirmed: this resident is erased once the last text is stored
@@ -104,6 +119,37 @@ class _Inputs:
     inbound: eng.Inbound
     ctx: eng.Context
     channel: str
+
+
+_Known = tuple[str | None, str | None, str | None]  # what a profile answer changes: language, ZIP, time zone
+
+
+@dataclass
+class _FastWrites:
+    """What the fast path's effects add to the turn, in memory until it stores them."""
+
+    case: turns.Case | None
+    profile: _Known
+    case_changed: bool = False
+    audits: list[tuple[str, turns.Case | None, dict[str, Any]]] = field(default_factory=list)
+    followups: list[tuple[turns.Case | None, str, datetime]] = field(default_factory=list)
+
+    def audit(self, action: str, detail: dict[str, Any]) -> None:
+        self.audits.append((action, self.case, detail))
+
+    def rows(self, resident_id: int, now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The audit rows and follow-ups, once the referral has its id."""
+        audits = [
+            {"at": now, "action": action, "resident_id": resident_id, "referral_id": case.id if case else None}
+            | {"detail": detail, "actor_id": None}
+            for action, case, detail in self.audits
+        ]
+        followups = [
+            {"resident_id": resident_id, "referral_id": case.id if case else None, "template": template}
+            | {"due_at": due, "created_at": now}
+            for case, template, due in self.followups
+        ]
+        return audits, followups
 
 
 def clean(text: str | None) -> str:
@@ -134,24 +180,119 @@ class Service:
     ) -> Handled:
         """Handle one inbound message exactly once; a repeated provider id returns the first answer.
 
-        `client` is a web visitor's network address (as ProxyFix sees it), for the per-address
-        cap on new web referrals.
+        An ordinary text (no effect but a profile answer) takes four statements and the commit
+        (storage/turns.py); any other turn, or one the conversation row cannot answer alone, takes
+        the ORM path. `client` is a web visitor's network address (as ProxyFix sees it), for the
+        per-address cap on new web referrals.
         """
         body, now = clean(text), self.clock.now()
+        inbound = eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword)
         with self.db.transaction() as s:
-            resident = self.lock_resident(s, channel, address, now)
-            if provider_sid and (seen := s.scalar(_SEEN, {"provider_sid": provider_sid})):
-                return Handled(self._replies_to(s, seen), duplicate=True)
-            handled, inputs = self._handle_locked(
-                s, resident, channel, body, provider_sid, media_count, carrier_keyword, now, client
-            )
+            conn = s.connection()
+            who = turns.lock_resident(conn, channel, address, now)
+            facts = turns.read(conn, who.id, provider_sid, CHECKIN_WAIT, now) if who is not None else None
+            if facts is not None and facts.seen_id is not None:
+                return self._duplicate(conn, facts.seen_id, provider_sid)
+            fast = self._fast_turn(conn, who, facts, channel, body, inbound, provider_sid, now) if facts else None
+            inputs: _Inputs | None
+            if fast is not None:
+                handled, inputs = fast
+            else:
+                resident = self.lock_resident(s, channel, address, now)
+                if provider_sid and (seen := s.scalar(_SEEN, {"provider_sid": provider_sid})):
+                    return self._duplicate(conn, seen, provider_sid)
+                handled, inputs = self._handle_locked(s, resident, channel, body, inbound, provider_sid, now, client)
         if handled.erase is not None:
             erase(self.db, self.clock.now(), handled.erase, self.settings.secret_key)
         self._escalate(handled, inputs)
-        for referral_id in handled.referrals:
+        for referral_id in handled.referrals if handled.on_duty else ():
             for hook in self.on_referral:
                 hook(referral_id)
         return handled
+
+    @staticmethod
+    def _duplicate(conn: Connection, inbound_id: int, provider_sid: str | None) -> Handled:
+        logs.event("message.handled", sid=provider_sid, duplicate=True)
+        return Handled([Reply(r.id, r.body or "") for r in turns.replies_to(conn, inbound_id)], duplicate=True)
+
+    def _fast_turn(
+        self,
+        conn: Connection,
+        who: Any,
+        facts: turns.Facts,
+        channel: str,
+        body: str,
+        inbound: eng.Inbound,
+        provider_sid: str | None,
+        now: datetime,
+    ) -> tuple[Handled, _Inputs] | None:
+        """The turn in Core from the resident's locked row and the conversation row alone; None (nothing
+        written) when the ORM path must take it: a stale pointer, the loop guard, an effect it cannot
+        store (referrals opened or raised, opt-outs, check-in answers, contact preferences, campaigns)."""
+        if facts.stale or facts.checkin_sent_at is not None:  # a check-in's answer needs what it asked about
+            return None
+        if (
+            facts.campaigns_running
+            and who.campaign_id is None
+            and self.engine.may_start(facts.state, now, self.settings.session_idle_hours)
+        ):
+            return None  # a campaign code may attribute them (first touch wins)
+        recent = turns.count_text(facts.recent_since, facts.recent_count, now)
+        if self._may_guard(who, recent[1], now, holding=self.engine.holding(facts.state, now)):
+            return None
+        on_duty = any_on_duty(facts.duty_hours, self.settings, now)
+        first = who.last_seen_at is None
+        ctx = self._context(who, facts.referral, None, now, first, on_duty)
+        outcome = self.engine.step(facts.state, inbound, ctx)
+        writes = self._fast_effects(who, facts.referral, outcome.effects, now)
+        if writes is None:
+            return None
+        case = writes.case
+        if writes.case_changed and case is not None:
+            turns.store_case(conn, case)
+        turns.insert_rows(conn, *writes.rows(who.id, now))
+        received = {
+            **self.outbound.reply_row(who.id, channel, "", facts.next_id),
+            **{"direction": "in", "kind": "inbound", "body": body, "provider_sid": provider_sid},
+            **{
+                "status": MessageStatus.RECEIVED,
+                "segments": 0,
+                "num_media": inbound.media_count,
+                "in_reply_to_id": None,
+            },
+            "referral_id": case.id if case is not None else None,
+        }
+        replies = [self.outbound.reply_row(who.id, channel, text, facts.next_id) for text in outcome.replies]
+        _, *ids = turns.store_messages(conn, [{**received, "id": facts.next_id}, *replies])
+        if first or writes.profile != (who.language, who.zip_code, who.timezone):
+            turns.update_resident(conn, who.id, writes.profile, now)
+        turns.save_state(conn, who.id, facts, outcome.state, now, recent)
+        self._log_handled(provider_sid, who.id, channel, len(ids), outcome.effects)
+        handled = Handled([Reply(i, r["body"]) for i, r in zip(ids, replies, strict=True)], outcome.options)
+        handled.on_duty = on_duty
+        return handled, _Inputs(facts.state, inbound, ctx, channel)
+
+    def _fast_effects(self, who: Any, case: turns.Case | None, effects: list[Any], now: datetime) -> _FastWrites | None:
+        """The effects as rows for the fast path to store, or None when one needs the ORM path."""
+        writes = _FastWrites(case, (who.language, who.zip_code, who.timezone))
+        for effect in effects:
+            match effect:
+                case eng.SetProfile():
+                    writes.profile = _profile(writes.profile, effect)
+                case eng.ScheduleFollowUp(after=after, template=template):
+                    writes.followups.append((writes.case, template, now + after))
+                case eng.RelayToCaseworker() if writes.case is not None:
+                    writes.case.unread, writes.case_changed = True, True
+                case eng.EndHandoff() if writes.case is not None:
+                    writes.case.bot_resumed_at, writes.case.unread, writes.case_changed = now, True, True
+                    writes.audit("handoff.ended_by_resident", {})
+                case eng.RelayToCaseworker() | eng.EndHandoff():
+                    pass  # no referral: nothing to tell
+                case eng.RecordUnmet(category=category, reason=reason):
+                    writes.audits.append(("need.unmet", None, {"category": category, "reason": reason}))
+                case _:
+                    return None
+        return writes
 
     def _handle_locked(
         self,
@@ -159,12 +300,12 @@ class Service:
         resident: Resident,
         channel: str,
         body: str,
+        inbound_text: eng.Inbound,
         provider_sid: str | None,
-        media_count: int,
-        carrier_keyword: str | None,
         now: datetime,
         client: str | None = None,
     ) -> tuple[Handled, _Inputs | None]:
+        """The ORM path: any turn, including ones that open referrals, opt out or answer a check-in."""
         first_contact = resident.last_seen_at is None
         inbound = Message(
             resident_id=resident.id,
@@ -174,7 +315,7 @@ class Service:
             body=body,
             provider_sid=provider_sid,
             status=MessageStatus.RECEIVED,
-            num_media=media_count,
+            num_media=inbound_text.media_count,
             created_at=now,
             updated_at=now,
         )
@@ -183,52 +324,69 @@ class Service:
         resident.last_seen_at = now
         conv = s.scalar(_CONVERSATION, {"resident_id": resident.id})
         if conv is None:
-            conv = ConversationSession(resident_id=resident.id, state={}, last_activity_at=now)
+            conv = ConversationSession(resident_id=resident.id, state={}, last_activity_at=now, recent_count=0)
             s.add(conv)
-        if self._loop_guarded(s, resident, body, now, holding=self.engine.holding(conv.state or None, now)):
+        referral = self._open_referral(s, resident.id)
+        checkin = self._pending_checkin(s, resident.id, now)
+        conv.open_referral_id, conv.checkin_id = referral.id if referral else None, checkin.id if checkin else None
+        conv.recent_since, conv.recent_count = turns.count_text(conv.recent_since, conv.recent_count, now)
+        if self._loop_guarded(
+            resident, conv.recent_count, body, now, holding=self.engine.holding(conv.state or None, now)
+        ):
             inbound.status = MessageStatus.LOOP_GUARD
             logs.event("sms.loop_guard", resident=resident.id)
             return Handled([]), None
-        referral = self._open_referral(s, resident.id)
         on_duty = anyone_on_duty(s, self.settings, now)
-        ctx = self._context(s, resident, referral, conv, now, first_contact=first_contact, on_duty=on_duty)
-        inputs = _Inputs(
-            conv.state or None, eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword), ctx, channel
+        asked_about = s.get(Referral, checkin.referral_id) if checkin is not None and checkin.referral_id else None
+        ctx = replace(
+            self._context(resident, referral, checkin.sent_at if checkin else None, now, first_contact, on_duty),
+            campaign_codes=self._campaign_codes(s, resident, conv, now),
+            checkin_about=asked_about.category if asked_about else None,
+            checkin_crisis=bool(asked_about and asked_about.crisis_kind),
         )
+        inputs = _Inputs(conv.state or None, inbound_text, ctx, channel)
         outcome = self.engine.step(inputs.state, inputs.inbound, ctx)
         if referral is not None:
             inbound.referral_id = referral.id
-        handled = Handled([], outcome.options)
+        handled = Handled([], outcome.options, on_duty=on_duty)
         self._apply(s, resident, inbound, referral, outcome.effects, now, on_duty, handled, client)
         conv.state, conv.last_activity_at = outcome.state, now
         conv.flow, conv.step = outcome.state.get("flow"), outcome.state.get("step")
+        if outcome.effects:  # what the effects opened, closed or answered
+            referral, checkin = self._open_referral(s, resident.id), self._pending_checkin(s, resident.id, now)
+            conv.open_referral_id = referral.id if referral else None
+            conv.checkin_id = checkin.id if checkin else None
         replies = [self.outbound.record_reply(s, resident, text, inbound, flush=False) for text in outcome.replies]
         s.flush()  # one INSERT for all the replies (and their ids)
-        logs.event(
-            "message.handled",
-            resident=resident.id,
-            channel=channel,
-            replies=len(replies),
-            effects=",".join(type(e).__name__ for e in outcome.effects) or "-",
-        )
+        self._log_handled(provider_sid, resident.id, channel, len(replies), outcome.effects)
         handled.replies = [Reply(r.id, r.body or "") for r in replies]
         return handled, inputs
 
+    @staticmethod
+    def _log_handled(provider_sid: str | None, resident_id: int, channel: str, replies: int, effects: list) -> None:
+        """The one log line of a text."""
+        if logs.logger.isEnabledFor(logging.INFO):
+            done = ",".join(type(e).__name__ for e in effects) or "-"
+            logs.event(
+                "message.handled",
+                sid=provider_sid,
+                resident=resident_id,
+                channel=channel,
+                replies=replies,
+                effects=done,
+            )
+
     def _context(
         self,
-        s: Session,
-        resident: Resident,
-        referral: Referral | None,
-        conv: ConversationSession,
+        resident: _Who,
+        referral: _Case | None,
+        checkin_sent_at: datetime | None,
         now: datetime,
-        *,
         first_contact: bool,
         on_duty: bool,
     ) -> eng.Context:
         """What the engine needs to know: the resident, the open case, and who can answer them."""
         hours = self.settings.office_hours
-        checkin = self._pending_checkin(s, resident.id, now)
-        asked_about = s.get(Referral, checkin.referral_id) if checkin is not None and checkin.referral_id else None
         availability = eng.Availability(
             on_duty=on_duty,
             on_call_told=referral is not None and referral.on_call_told_at is not None,
@@ -239,12 +397,12 @@ class Service:
         )
         return eng.Context(
             now=now,
-            opted_out=resident.opted_out,
+            opted_out=resident.opted_out_at is not None,
             language=resident.language,
             handoff_open=self._handoff_open(referral),
             referral_open=referral is not None,
             zip_code=resident.zip_code,
-            checkin_sent_at=checkin.sent_at if checkin is not None else None,
+            checkin_sent_at=checkin_sent_at,
             idle_hours=self.settings.session_idle_hours,
             hold_hours=self.settings.crisis_hold_hours,
             first_contact=first_contact,
@@ -252,9 +410,6 @@ class Service:
             contact_preference=ContactPreference(resident.contact_preference or "any"),
             contact_chosen=resident.contact_chosen_at is not None,
             availability=availability,
-            campaign_codes=self._campaign_codes(s, resident, conv, now),
-            checkin_about=asked_about.category if asked_about else None,
-            checkin_crisis=bool(asked_about and asked_about.crisis_kind),
         )
 
     def _campaign_codes(
@@ -262,13 +417,14 @@ class Service:
     ) -> frozenset[str]:
         """Active campaigns' codes, for a text that may start a conversation from a resident no campaign
         has reached yet (first touch wins); the engine reads them (never fuzzily)."""
-        idle = now - conv.last_activity_at > timedelta(hours=self.settings.session_idle_hours)
-        if resident.campaign_id is not None or (conv.state and not idle):
+        if resident.campaign_id is not None or not self.engine.may_start(
+            conv.state or None, now, self.settings.session_idle_hours
+        ):
             return frozenset()
         return campaigns.active_codes(s, now)
 
     @staticmethod
-    def can_text(resident: Resident) -> bool:
+    def can_text(resident: _Who) -> bool:
         """A number the line may text: an SMS resident, or a web visitor who proved one by a code."""
         return resident.channel != "web" or resident.linked_resident_id is not None
 
@@ -289,8 +445,7 @@ class Service:
         sent = [self.outbound.as_sent(text, by_sms=inputs.channel != "web") for text in again.replies]
         changed = [(reply.id, text) for reply, text in zip(handled.replies, sent, strict=False) if reply.body != text]
         if changed:
-            # Core: the ORM's session sync would compare the encrypted body
-            messages = Base.metadata.tables[Message.__tablename__]
+            messages = turns.messages  # Core: the ORM's session sync would compare the encrypted body
             with self.db.transaction() as s:
                 for message_id, text in changed:
                     s.execute(
@@ -301,6 +456,8 @@ class Service:
     def _warn_unnotified(self, referral_ids: list[int]) -> None:
         """An urgent referral that told nobody (no one on duty, no text reached the person on call),
         logged once: here unless the scheduler will still escalate it (escalate_overdue warns then)."""
+        if not referral_ids:
+            return
         with self.db.sessions() as s:
             for referral_id in referral_ids:
                 referral = s.get(Referral, referral_id)
@@ -332,15 +489,19 @@ class Service:
         )
         return s.scalars(found).one()
 
-    def _loop_guarded(self, s: Session, resident: Resident, body: str, now: datetime, *, holding: bool) -> bool:
-        """Too many texts in a minute (a robot, a stuck phone): store but stay quiet for a while.
-        Never for a person in a crisis hold: someone in crisis may text many times a minute."""
+    def _may_guard(self, resident: Any, recent: int, now: datetime, *, holding: bool) -> bool:
+        """Too many texts in a minute (a robot, a stuck phone), or still quiet after them. Never for a
+        person in a crisis hold: someone in crisis may text many times a minute."""
         if resident.channel in UNGUARDED_CHANNELS or holding:
             return False
+        quiet = resident.quiet_until is not None and now < resident.quiet_until
+        return quiet or recent > self.settings.loop_guard_per_minute
+
+    def _loop_guarded(self, resident: Resident, recent: int, body: str, now: datetime, *, holding: bool) -> bool:
+        """Store but stay quiet for a while (see _may_guard)."""
+        if not self._may_guard(resident, recent, now, holding=holding):
+            return False
         if resident.quiet_until is None or now >= resident.quiet_until:
-            recent = s.scalar(_RECENT_INBOUND, {"resident_id": resident.id, "since": now - timedelta(minutes=1)}) or 0
-            if recent <= self.settings.loop_guard_per_minute:
-                return False
             resident.quiet_until = now + timedelta(minutes=self.settings.loop_guard_quiet_minutes)
         # Only a guarded text pays for these checks (the engine runs the crisis check itself anyway):
         # a person in danger is answered, and STOP works, whatever the rate.
@@ -352,17 +513,12 @@ class Service:
         return s.scalar(_OPEN_REFERRAL, {"resident_id": resident_id})
 
     @staticmethod
-    def _handoff_open(referral: Referral | None) -> bool:
+    def _handoff_open(referral: _Case | None) -> bool:
         return referral is not None and referral.status != ReferralStatus.NEW and referral.bot_resumed_at is None
 
     @staticmethod
     def _pending_checkin(s: Session, resident_id: int, now: datetime) -> FollowUp | None:
         return s.scalar(_PENDING_CHECKIN, {"resident_id": resident_id, "since": now - CHECKIN_WAIT})
-
-    @staticmethod
-    def _replies_to(s: Session, inbound: Message) -> list[Reply]:
-        rows = s.scalars(select(Message).where(Message.in_reply_to_id == inbound.id).order_by(Message.id))
-        return [Reply(r.id, r.body or "") for r in rows]
 
     # -- effects ---------------------------------------------------------------------------
 
@@ -389,11 +545,9 @@ class Service:
                     resident.opted_out_at = None
                     self._forget_marker(s, resident)
                     self._audit(s, "resident.opted_in", resident, now)
-                case eng.SetProfile(language=language, zip_code=zip_code):
-                    resident.language = language or resident.language
-                    if zip_code:
-                        resident.zip_code = zip_code
-                        resident.timezone = geo.zip_timezone(zip_code) or resident.timezone
+                case eng.SetProfile():
+                    now_known = (resident.language, resident.zip_code, resident.timezone)
+                    resident.language, resident.zip_code, resident.timezone = _profile(now_known, effect)
                 case eng.CreateReferral():
                     new = referral is None
                     referral = self._raise_referral(s, resident, referral, effect, now, on_duty, client)
@@ -446,42 +600,20 @@ class Service:
     ) -> Referral:
         """Open a referral, or raise the open one (a crisis makes it urgent and records its kind)."""
         if referral is None:
-            referral = Referral(
-                resident_id=resident.id,
-                category=effect.category,
-                reason=effect.reason,
-                zip_code=effect.zip_code or resident.zip_code,
-                urgent=effect.urgent,
-                resource_ids=list(effect.resource_ids),
-                created_at=now,
-                tier=triage.new_referral_tier(s, self.settings, resident, client, now),
-                repeat=triage.is_repeat(s, resident.id, now),
-            )
+            tier = triage.new_referral_tier(s, self.settings, resident, client, now)
+            repeat = triage.is_repeat(s, resident.id, now)
+            referral = Referral(**_new_case(resident.id, effect, resident.zip_code, now, tier), repeat=repeat)
             s.add(referral)
             s.flush()
-            self._audit(
-                s,
-                "referral.created",
-                resident,
-                now,
-                referral,
-                {"category": effect.category, "reason": effect.reason, "urgent": effect.urgent},
-            )
+            self._audit(s, "referral.created", resident, now, referral, _created(effect))
         else:
             if referral.crisis_kind and effect.crisis_kind:  # a text during the crisis hold raised it
                 referral.held_texts = (referral.held_texts or 0) + 1
-            referral.urgent = referral.urgent or effect.urgent
-            referral.category = referral.category or effect.category
-            referral.resource_ids = list({*referral.resource_ids, *effect.resource_ids})
-            referral.unread, referral.bot_resumed_at = True, None
+            _raise_case(referral, effect)
             self._audit(s, "referral.raised", resident, now, referral, {"reason": effect.reason})
-        referral.crisis_kind = referral.crisis_kind or effect.crisis_kind
+        _settle_case(referral, effect, now, on_duty)
         triage.rank(referral)
         self._default_preference(s, resident, referral, now)
-        if on_duty:  # a caseworker on duty sees the queue (and gets a notice after the commit)
-            referral.notified_at = referral.notified_at or now
-        elif effect.urgent:  # the person on call is due a text, now or in the next batch
-            referral.escalation_due_at = referral.escalation_due_at or now
         return referral
 
     def _forget_marker(self, s: Session, resident: Resident) -> None:
@@ -564,3 +696,48 @@ class Service:
                 detail=detail or {},
             )
         )
+
+
+def _profile(known: _Known, effect: eng.SetProfile) -> _Known:
+    """The resident's (language, ZIP, time zone) after a profile answer."""
+    language, zip_code, tz = known
+    if effect.zip_code:
+        zip_code, tz = effect.zip_code, geo.zip_timezone(effect.zip_code) or tz
+    return effect.language or language, zip_code, tz
+
+
+def _new_case(
+    resident_id: int, effect: eng.CreateReferral, zip_code: str | None, now: datetime, tier: int
+) -> dict[str, Any]:
+    """A referral this text opens, as column values (for the ORM's Referral and the fast path's Case)."""
+    return {
+        "resident_id": resident_id,
+        "category": effect.category,
+        "reason": effect.reason,
+        "zip_code": effect.zip_code or zip_code,
+        "urgent": effect.urgent,
+        "resource_ids": list(effect.resource_ids),
+        "created_at": now,
+        "tier": tier,
+    }
+
+
+def _created(effect: eng.CreateReferral) -> dict[str, Any]:
+    return {"category": effect.category, "reason": effect.reason, "urgent": effect.urgent}
+
+
+def _raise_case(case: Any, effect: eng.CreateReferral) -> None:
+    """Another need on the open referral (an ORM Referral or a turns.Case): back in front of a person."""
+    case.urgent = case.urgent or effect.urgent
+    case.category = case.category or effect.category
+    case.resource_ids = list({*case.resource_ids, *effect.resource_ids})
+    case.unread, case.bot_resumed_at = True, None
+
+
+def _settle_case(case: Any, effect: eng.CreateReferral, now: datetime, on_duty: bool) -> None:
+    """Who is to hear of a referral opened or raised: the crisis's kind, the queue or the person on call."""
+    case.crisis_kind = case.crisis_kind or effect.crisis_kind
+    if on_duty:  # a caseworker on duty sees the queue (and gets a notice after the commit)
+        case.notified_at = case.notified_at or now
+    elif effect.urgent:  # the person on call is due a text, now or in the next batch
+        case.escalation_due_at = case.escalation_due_at or now

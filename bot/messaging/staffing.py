@@ -30,5 +30,9 @@ def on_duty(duty_hours: str | None, settings: Settings, now: datetime) -> bool:
 
 def anyone_on_duty(s: Session, settings: Settings, now: datetime) -> bool:
     """Is any active caseworker on duty now (so a person will see a new referral soon)?"""
-    hours = s.scalars(select(Caseworker.duty_hours).where(Caseworker.active.is_(True)))
-    return any(on_duty(h, settings, now) for h in hours)
+    return any_on_duty(list(s.scalars(select(Caseworker.duty_hours).where(Caseworker.active.is_(True)))), settings, now)
+
+
+def any_on_duty(duty_hours: list[str | None], settings: Settings, now: datetime) -> bool:
+    """Is any of these active caseworkers' duty hours (None: the office hours) open now?"""
+    return any(on_duty(h, settings, now) for h in duty_hours)

@@ -133,6 +133,13 @@ class ConversationSession(Base):
     step: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What an ordinary text needs besides the state, so that one read finds it (storage/turns.py):
+    # the newest open referral (set whenever one opens; may go stale when it closes, never missing),
+    # the newest check-in sent, and the loop guard's count of texts in the minute from recent_since.
+    open_referral_id: Mapped[int | None] = mapped_column(Integer)
+    checkin_id: Mapped[int | None] = mapped_column(Integer)
+    recent_since: Mapped[datetime | None]
+    recent_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Message(Base):
@@ -182,6 +189,7 @@ class Referral(Base):
         Index("ix_referrals_status_created", "status", "created_at"),
         Index("ix_referrals_status_tier", "status", "tier", "created_at"),
         Index("ix_referrals_status_tier_queue", "status", "tier", "queue_at"),
+        Index("ix_referrals_resident_status", "resident_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -227,7 +235,10 @@ class Note(Base):
 
 class FollowUp(Base):
     __tablename__ = "follow_ups"
-    __table_args__ = (Index("ix_follow_ups_status_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_follow_ups_status_due", "status", "due_at"),
+        Index("ix_follow_ups_resident_status", "resident_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 
 from flask import Blueprint, Response, abort, request
@@ -12,12 +13,15 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import logs
 from bot.messaging.outbound import UNDELIVERABLE, apply_error
-from bot.messaging.phones import BadNumber, mask, split_channel, to_e164
+from bot.messaging.phones import BadNumber, split_channel, to_e164
 from bot.storage.models import Message
 from bot.storage.statuses import MessageStatus
 from bot.web.context import runtime
+from bot.web.limits import limiter
 
 bp = Blueprint("sms", __name__)
+# Signed by Twilio and sent from Twilio's addresses: a per-address limit would only throttle Twilio.
+limiter.exempt(bp)
 
 # A status only moves forward: a late "sent" never overwrites "delivered".
 STATUS_RANK: dict[str, int] = {
@@ -53,10 +57,17 @@ def check_signature() -> Response | None:
             "TWILIO_AUTH_TOKEN is not configured: refusing unsigned webhooks.\n", 503, mimetype="text/plain"
         )
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not RequestValidator(token).validate(_signed_url(), request.form, signature):
+    if not signature or not _signed(RequestValidator(token), _signed_url(), signature):
         logs.event("webhook.bad_signature", path=request.path)
         abort(403)
     return None
+
+
+def _signed(validator: RequestValidator, url: str, signature: str) -> bool:
+    """The URL as Twilio signs it, computed once; `validate` (which tries it with and without a port,
+    computing both every time) only when that does not match."""
+    exact = hmac.compare_digest(validator.compute_signature(url, request.form), signature)
+    return exact or validator.validate(url, request.form, signature)
 
 
 @bp.errorhandler(OperationalError)
@@ -87,7 +98,6 @@ def inbound() -> Response:
         media_count=_int(form.get("NumMedia")),
         carrier_keyword=_carrier_keyword(form.get("OptOutType")),
     )
-    logs.event("sms.inbound", sid=sid, sender=mask(phone), replies=len(handled.replies), duplicate=handled.duplicate)
     twiml = MessagingResponse()
     for reply in handled.replies:
         twiml.message(reply.body, action=_status_url(reply.id))
