@@ -126,28 +126,42 @@ class Schedule(_Model):
     @field_validator("opens_at", "closes_at", mode="before")
     @classmethod
     def _clock(cls, value: Any) -> str:
-        if isinstance(value, int):  # YAML 1.1 reads an unquoted 17:00 as sexagesimal 1020 (17:00:00 as 61200)
-            hours, minutes = divmod(value, 60) if value <= 1440 else divmod(value // 60, 60)
-            value = f"{hours:02d}:{minutes:02d}"
-        text = str(value).strip()
-        match = _HHMM.match(text)
-        if not match or (match.group(1) == "24" and match.group(2) != "00"):
-            raise ValueError(f"not a time of day HH:MM: {text!r}")
-        return f"{match.group(1)}:{match.group(2)}"
+        return _time_of_day(value if isinstance(value, (str, int)) else str(value))
 
     @model_validator(mode="after")
     def _consistent(self) -> Schedule:
-        for token in self.byday.split(","):
-            match = _BYDAY.match(token.strip())
-            if not match:
-                raise ValueError(f"byday: unknown day {token.strip()!r} (use MO,TU,WE,TH,FR,SA,SU)")
-            if (self.freq == "MONTHLY") != bool(match.group(1)):
-                raise ValueError(f"byday: {token.strip()!r}: MONTHLY days take an ordinal (1SA, -1FR), WEEKLY none")
-        if self.opens_at == "24:00":
-            raise ValueError("opens_at: 24:00 is only a closing time")
-        if self.opens_at == self.closes_at:
-            raise ValueError("opens_at equals closes_at (all day is 00:00 to 24:00)")
+        problem = _schedule_problem(self.freq, self.byday, self.opens_at, self.closes_at)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+# A directory repeats a few dozen times and day lists: each distinct one is checked once.
+@lru_cache(maxsize=4096)
+def _time_of_day(value: str | int) -> str:
+    if isinstance(value, int):  # YAML 1.1 reads an unquoted 17:00 as sexagesimal 1020 (17:00:00 as 61200)
+        hours, minutes = divmod(value, 60) if value <= 1440 else divmod(value // 60, 60)
+        value = f"{hours:02d}:{minutes:02d}"
+    text = str(value).strip()
+    match = _HHMM.match(text)
+    if not match or (match.group(1) == "24" and match.group(2) != "00"):
+        raise ValueError(f"not a time of day HH:MM: {text!r}")
+    return f"{match.group(1)}:{match.group(2)}"
+
+
+@lru_cache(maxsize=4096)
+def _schedule_problem(freq: str, byday: str, opens_at: str, closes_at: str) -> str | None:
+    for token in byday.split(","):
+        match = _BYDAY.match(token.strip())
+        if not match:
+            return f"byday: unknown day {token.strip()!r} (use MO,TU,WE,TH,FR,SA,SU)"
+        if (freq == "MONTHLY") != bool(match.group(1)):
+            return f"byday: {token.strip()!r}: MONTHLY days take an ordinal (1SA, -1FR), WEEKLY none"
+    if opens_at == "24:00":
+        return "opens_at: 24:00 is only a closing time"
+    if opens_at == closes_at:
+        return "opens_at equals closes_at (all day is 00:00 to 24:00)"
+    return None
 
 
 class Language(_Model):
