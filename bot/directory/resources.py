@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import gc
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -408,15 +409,13 @@ class Directory:
         self.service_area_miles = service_area_miles
         self._by_id = {s.id: s for s in self.services}
         self._tag_bits: dict[str, int] = {}
-        hours_index: dict[_Hours, int] = {}
-        members: dict[str, list[tuple[_Row, Service]]] = {key: [] for key in self.categories}
+        self._hours: list[_Hours] = []  # equal schedules share one entry
+        self._hours_index: dict[_Hours, int] = {}
+        self._rows: dict[str, _Row] = {}  # by service id: one row for all the service's categories
+        self._shelves: dict[str, _Shelf] = {}  # by category, built on first use (or by warm())
+        self._building = threading.Lock()
         active = sorted((s for s in self.services if s.status == "active"), key=lambda s: s.id)
-        for service in active:
-            row = self._row(service, hours_index)
-            for key in dict.fromkeys(service.categories):
-                members[key].append((row, service))
-        self._hours = list(hours_index)  # index -> rules (dicts keep insertion order)
-        self._shelves = {key: _shelf(found) for key, found in members.items()}
+        self._active = active
         # per instance: each category ranked from an origin, and split by a query's tags
         self._ordered = lru_cache(maxsize=ORDERS_CACHED)(self._ordered_uncached)
         self._split = lru_cache(maxsize=2 * ORDERS_CACHED)(self._split_uncached)
@@ -428,9 +427,12 @@ class Directory:
 
     def warm(self) -> None:
         """Rank every category from the ZIPs the directory's services are in, where residents most often are,
-        so the first query from one of them is as fast as the rest. Not part of loading: a process that
+        building each category's shelf first, so the first query from one of them is as fast as the rest.
+        Not part of loading: a process that
         answers residents calls it once (the serve master before it forks); `check` and imports need not."""
         with paused_gc():
+            for key in self.categories:
+                self._shelf_of(key)
             for zip_code, _count in self._own_zips.most_common(ORDERS_CACHED // max(1, len(self.categories))):
                 for key in self.categories:
                     self._ordered(key, zip_centroid(zip_code))
@@ -445,16 +447,34 @@ class Directory:
             return True
         return miles_between(self.center, origin) <= self.service_area_miles
 
-    def _row(self, service: Service, hours_index: dict[_Hours, int]) -> _Row:
+    def _shelf_of(self, category: str) -> _Shelf:
+        """The category's active services, ready to rank: built on its first query, or by warm()."""
+        shelf = self._shelves.get(category)
+        if shelf is None:
+            with self._building:  # a threaded server may ask twice at once; rows and hours are shared
+                shelf = self._shelves.get(category)
+                if shelf is None:
+                    members = [(self._row(s), s) for s in self._active if category in s.categories]
+                    shelf = self._shelves[category] = _shelf(members)
+        return shelf
+
+    def _row(self, service: Service) -> _Row:
+        row = self._rows.get(service.id)
+        if row is not None:
+            return row
         hours = frozenset(_rule(s.byday, s.opens_at, s.closes_at) for s in service.schedules)
-        return _Row(
+        if hours not in self._hours_index:
+            self._hours_index[hours] = len(self._hours)
+            self._hours.append(hours)
+        row = self._rows[service.id] = _Row(
             service=service,
             priority=service.x_bot.priority,
-            hours=hours_index.setdefault(hours, len(hours_index)),
+            hours=self._hours_index[hours],
             tag_mask=self._mask(service.x_bot.tags, grow=True),
             languages=frozenset(lang.code.split("-")[0] for lang in service.languages) or frozenset({"en"}),
             national=service.x_bot.national,
         )
+        return row
 
     def get(self, service_id: str) -> Service | None:
         return self._by_id.get(service_id)
@@ -490,7 +510,7 @@ class Directory:
         origin = zip_centroid(zip_code) if zip_code and not phone_only else None
         order = self._ordered(category, origin)
         tagged, rest = self._split(category, origin, self._mask(tags, grow=False), phone_only)
-        shelf = self._shelves[category]
+        shelf = self._shelf_of(category)
         states: dict[int, tuple[int, int]] = {}
         pick = _Pick(shelf.rows, self._hours, order.distance, moment, lang, phone_only, states)
         picked = pick.best(tagged, limit)
@@ -506,7 +526,7 @@ class Directory:
         return mask
 
     def _ordered_uncached(self, category: str, origin: tuple[float, float] | None) -> _Order:
-        shelf = self._shelves[category]
+        shelf = self._shelf_of(category)
         nearest: dict[int, int] = {}
         if origin is None:  # no ZIP: every local service ties at 0, ahead of the lines with no place
             distance = [0.0 if where else NEAR_MILES for where in shelf.where]
@@ -527,11 +547,11 @@ class Directory:
         """(positions of rows carrying one of the query's tags, the other positions), each in rank order."""
         positions = self._ordered(category, origin).positions
         if phone_only:
-            where = self._shelves[category].where
+            where = self._shelf_of(category).where
             positions = tuple(j for j in positions if not where[j])
         if not tag_mask:
             return (), positions
-        rows = self._shelves[category].rows
+        rows = self._shelf_of(category).rows
         return (
             tuple(j for j in positions if rows[j].tag_mask & tag_mask),
             tuple(j for j in positions if not rows[j].tag_mask & tag_mask),
