@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import random
 import re
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 import pytest
 import yaml
 
 from bot.directory.geo import zip_centroid
 from bot.directory.resources import DirectoryError, Match, Opening, load_directory
+from bot.messaging.phones import BadNumber, regional_e164
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORY_KEYS = tuple(load_directory(ROOT / "resources.yaml").categories)  # the shipped needs
@@ -785,3 +788,17 @@ def test_the_runtime_warms_its_directory_before_the_first_text(rt):
     rt.directory.rank("food", zip_code=rt.directory.home_zip, now=MONDAY_10AM, tz=KC)
     assert ranked > 0
     assert rt.directory._ordered.cache_info().misses == ranked
+
+
+def test_a_directory_phone_in_e164_is_valid_exactly_when_phonenumbers_says_so():
+    # regional_e164 checks a ten-digit US number against phonenumbers' landline pattern first
+    rng = random.Random(4)
+    numbers = [f"+1{rng.randint(2_000_000_000, 9_999_999_999)}" for _ in range(3000)]
+    numbers += ["+18005551234", "+14165551234", "+15555551234", "+18164746750", "+12125550123"]
+    for text in numbers:
+        expected = phonenumbers.is_valid_number_for_region(phonenumbers.parse(text), "US")
+        try:
+            accepted = regional_e164(text) == text
+        except BadNumber:
+            accepted = False
+        assert accepted == expected, text
