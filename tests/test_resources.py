@@ -755,6 +755,16 @@ def test_loading_leaves_the_garbage_collector_as_it_found_it(tmp_path):
         gc.enable()
 
 
+def test_loading_keeps_what_a_caller_froze_frozen(tmp_path):
+    gc.freeze()  # as serve may before it forks, so the workers share the pages
+    try:
+        frozen = gc.get_freeze_count()
+        load_directory(write(tmp_path, [service("s")]))
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
 def test_a_directory_answers_the_same_warmed_or_not(tmp_path):
     bench = benchmark_module()
     path = tmp_path / "resources.yaml"

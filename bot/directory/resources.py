@@ -414,22 +414,22 @@ class Directory:
         self._rows: dict[str, _Row] = {}  # by service id: one row for all the service's categories
         self._shelves: dict[str, _Shelf] = {}  # by category, built on first use (or by warm())
         self._building = threading.Lock()
-        active = sorted((s for s in self.services if s.status == "active"), key=lambda s: s.id)
-        self._active = active
+        self._active = active = sorted((s for s in self.services if s.status == "active"), key=lambda s: s.id)
         # per instance: each category ranked from an origin, and split by a query's tags
         self._ordered = lru_cache(maxsize=ORDERS_CACHED)(self._ordered_uncached)
         self._split = lru_cache(maxsize=2 * ORDERS_CACHED)(self._split_uncached)
-        own_zips = Counter(loc.addresses[0].postal_code[:5] for s in active for loc in s.locations)
-        self._own_zips = own_zips
+        self._own_zips = own_zips = Counter(loc.addresses[0].postal_code[:5] for s in active for loc in s.locations)
         self.center = _center(own_zips)
         # the ZIP most of its places are in: where `peaceline check` measures the lists from
         self.home_zip = own_zips.most_common(1)[0][0] if own_zips else None
 
     def warm(self) -> None:
-        """Rank every category from the ZIPs the directory's services are in, where residents most often are,
-        building each category's shelf first, so the first query from one of them is as fast as the rest.
-        Not part of loading: a process that
-        answers residents calls it once (the serve master before it forks); `check` and imports need not."""
+        """Build every category's shelf and rank it from the ZIPs the directory's services are in, where
+        residents most often are, so the first query from one of them is as fast as the rest.
+
+        Not part of loading: a process that answers residents calls it once (Runtime.build, so `serve`
+        runs it in the master before it forks); `check` and imports, which only validate, need not.
+        """
         with paused_gc():
             for key in self.categories:
                 self._shelf_of(key)
@@ -694,8 +694,9 @@ def paused_gc() -> Iterator[None]:
     try:
         yield
     finally:
-        gc.freeze()  # then unfreeze: what the build kept moves to the oldest generation, not re-walked as young
-        gc.unfreeze()
+        if not gc.get_freeze_count():  # unfreeze would also release what a caller froze (serve, before forking)
+            gc.freeze()  # then unfreeze: what the build kept moves to the oldest generation, not re-walked as young
+            gc.unfreeze()
         if was_enabled:
             gc.enable()
 
