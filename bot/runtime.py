@@ -35,6 +35,7 @@ class Runtime:
             directory = load_directory(settings.resources_path, service_area_miles=settings.service_area_miles)
         except DirectoryError as exc:
             raise ConfigError(f"RESOURCES_PATH: {exc}") from None
+        directory.warm()  # in `serve` this runs in the master before it forks: the workers share the rankings
         try:
             flows = load_flows(settings.flows_dir, categories=set(directory.categories))
         except FlowError as exc:

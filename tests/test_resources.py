@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
+import random
 import re
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 import pytest
 import yaml
 
 from bot.directory.geo import zip_centroid
 from bot.directory.resources import DirectoryError, Match, Opening, load_directory
+from bot.messaging.phones import BadNumber, regional_e164
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORY_KEYS = tuple(load_directory(ROOT / "resources.yaml").categories)  # the shipped needs
@@ -716,13 +720,95 @@ def test_ranking_many_services_keeps_the_full_order(tmp_path):
     assert ids(matches) == ["only-open", "closed-00", "closed-01"]
 
 
-def test_the_benchmark_directory_is_valid(tmp_path):
-    # benchmarks/matching.py generates its 10,000 services the same way; a small one must load and rank
+def benchmark_module():
     spec = importlib.util.spec_from_file_location("benchmarks_matching", ROOT / "benchmarks" / "matching.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_benchmark_directory_is_valid(tmp_path):
+    # benchmarks/matching.py generates its 10,000 services the same way; a small one must load and rank
+    bench = benchmark_module()
     names = bench.write_directory(tmp_path / "resources.yaml", 120, seed=3)
     found = load_directory(tmp_path / "resources.yaml")
     assert len(found.services) == len(names) == 120
     for _text, lang, zip_code, now in bench._queries(30, seed=3):
         assert len(found.rank("food", zip_code=zip_code, now=now, tz=KC, lang=lang)) == 3
+
+
+# -- loading fast: the GC paused, categories built when first asked, warm() for a serving process --------
+
+
+def test_loading_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    good = write(tmp_path, [service("s")])
+    bad = write(tmp_path, [service("s", phones=[{"number": "12"}])], name="bad.yaml")
+    load_directory(good)
+    error_for(bad)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        load_directory(good)
+        error_for(bad)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_loading_keeps_what_a_caller_froze_frozen(tmp_path):
+    gc.freeze()  # as serve may before it forks, so the workers share the pages
+    try:
+        frozen = gc.get_freeze_count()
+        load_directory(write(tmp_path, [service("s")]))
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_a_directory_answers_the_same_warmed_or_not(tmp_path):
+    bench = benchmark_module()
+    path = tmp_path / "resources.yaml"
+    bench.write_directory(path, 160, seed=5)
+    cold, warm = load_directory(path), load_directory(path)
+    warm.warm()
+    for category in reversed(CATEGORY_KEYS):  # the cold one builds its categories in another order
+        for _text, lang, zip_code, now in bench._queries(12, seed=5):
+            for tags, phone_only in (((), False), (("pantry", "eviction", "hotline"), False), ((), True)):
+                asked = {"zip_code": zip_code, "now": now, "lang": lang, "tags": tags, "phone_only": phone_only}
+                assert cold.rank(category, tz=KC, **asked) == warm.rank(category, tz=KC, **asked)
+
+
+def test_after_warm_up_a_query_from_the_directory_own_zips_ranks_nothing_anew(tmp_path):
+    found = directory(
+        tmp_path,
+        service("a", zip_code="64124"),
+        service("b", zip_code="64120"),
+        service("c", category="legal", zip_code="64124"),
+    )
+    found.warm()
+    ranked = found._ordered.cache_info().misses
+    for category in CATEGORY_KEYS:
+        for zip_code in ("64124", "64120"):
+            found.rank(category, zip_code=zip_code, now=MONDAY_10AM, tz=KC)
+    assert found._ordered.cache_info().misses == ranked
+
+
+def test_the_runtime_warms_its_directory_before_the_first_text(rt):
+    ranked = rt.directory._ordered.cache_info().misses
+    rt.directory.rank("food", zip_code=rt.directory.home_zip, now=MONDAY_10AM, tz=KC)
+    assert ranked > 0
+    assert rt.directory._ordered.cache_info().misses == ranked
+
+
+def test_a_directory_phone_in_e164_is_valid_exactly_when_phonenumbers_says_so():
+    # regional_e164 checks a ten-digit US number against phonenumbers' landline pattern first
+    rng = random.Random(4)
+    numbers = [f"+1{rng.randint(2_000_000_000, 9_999_999_999)}" for _ in range(3000)]
+    numbers += ["+18005551234", "+14165551234", "+15555551234", "+18164746750", "+12125550123"]
+    for text in numbers:
+        expected = phonenumbers.is_valid_number_for_region(phonenumbers.parse(text), "US")
+        try:
+            accepted = regional_e164(text) == text
+        except BadNumber:
+            accepted = False
+        assert accepted == expected, text

@@ -25,6 +25,7 @@ def _record(zip5: str) -> dict | None:
     return found[0] if found else None
 
 
+@lru_cache(maxsize=65536)  # a directory's locations name a few dozen ZIPs, thousands of times over
 def zip_centroid(zip_code: str) -> tuple[float, float] | None:
     """(latitude, longitude) of the ZIP's centroid, or None for an unknown or malformed ZIP."""
     zip5 = _zip5(zip_code)

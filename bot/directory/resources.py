@@ -9,9 +9,12 @@ category carries the HSDS `taxonomy_term` an export turns into an attribute), an
 from __future__ import annotations
 
 import calendar
+import gc
 import re
+import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -124,28 +127,42 @@ class Schedule(_Model):
     @field_validator("opens_at", "closes_at", mode="before")
     @classmethod
     def _clock(cls, value: Any) -> str:
-        if isinstance(value, int):  # YAML 1.1 reads an unquoted 17:00 as sexagesimal 1020 (17:00:00 as 61200)
-            hours, minutes = divmod(value, 60) if value <= 1440 else divmod(value // 60, 60)
-            value = f"{hours:02d}:{minutes:02d}"
-        text = str(value).strip()
-        match = _HHMM.match(text)
-        if not match or (match.group(1) == "24" and match.group(2) != "00"):
-            raise ValueError(f"not a time of day HH:MM: {text!r}")
-        return f"{match.group(1)}:{match.group(2)}"
+        return _time_of_day(value if isinstance(value, (str, int)) else str(value))
 
     @model_validator(mode="after")
     def _consistent(self) -> Schedule:
-        for token in self.byday.split(","):
-            match = _BYDAY.match(token.strip())
-            if not match:
-                raise ValueError(f"byday: unknown day {token.strip()!r} (use MO,TU,WE,TH,FR,SA,SU)")
-            if (self.freq == "MONTHLY") != bool(match.group(1)):
-                raise ValueError(f"byday: {token.strip()!r}: MONTHLY days take an ordinal (1SA, -1FR), WEEKLY none")
-        if self.opens_at == "24:00":
-            raise ValueError("opens_at: 24:00 is only a closing time")
-        if self.opens_at == self.closes_at:
-            raise ValueError("opens_at equals closes_at (all day is 00:00 to 24:00)")
+        problem = _schedule_problem(self.freq, self.byday, self.opens_at, self.closes_at)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+# A directory repeats a few dozen times and day lists: each distinct one is checked once.
+@lru_cache(maxsize=4096)
+def _time_of_day(value: str | int) -> str:
+    if isinstance(value, int):  # YAML 1.1 reads an unquoted 17:00 as sexagesimal 1020 (17:00:00 as 61200)
+        hours, minutes = divmod(value, 60) if value <= 1440 else divmod(value // 60, 60)
+        value = f"{hours:02d}:{minutes:02d}"
+    text = str(value).strip()
+    match = _HHMM.match(text)
+    if not match or (match.group(1) == "24" and match.group(2) != "00"):
+        raise ValueError(f"not a time of day HH:MM: {text!r}")
+    return f"{match.group(1)}:{match.group(2)}"
+
+
+@lru_cache(maxsize=4096)
+def _schedule_problem(freq: str, byday: str, opens_at: str, closes_at: str) -> str | None:
+    for token in byday.split(","):
+        match = _BYDAY.match(token.strip())
+        if not match:
+            return f"byday: unknown day {token.strip()!r} (use MO,TU,WE,TH,FR,SA,SU)"
+        if (freq == "MONTHLY") != bool(match.group(1)):
+            return f"byday: {token.strip()!r}: MONTHLY days take an ordinal (1SA, -1FR), WEEKLY none"
+    if opens_at == "24:00":
+        return "opens_at: 24:00 is only a closing time"
+    if opens_at == closes_at:
+        return "opens_at equals closes_at (all day is 00:00 to 24:00)"
+    return None
 
 
 class Language(_Model):
@@ -392,29 +409,33 @@ class Directory:
         self.service_area_miles = service_area_miles
         self._by_id = {s.id: s for s in self.services}
         self._tag_bits: dict[str, int] = {}
-        hours_index: dict[_Hours, int] = {}
-        members: dict[str, list[tuple[_Row, Service]]] = {key: [] for key in self.categories}
-        active = sorted((s for s in self.services if s.status == "active"), key=lambda s: s.id)
-        for service in active:
-            row = self._row(service, hours_index)
-            for key in dict.fromkeys(service.categories):
-                members[key].append((row, service))
-        self._hours = list(hours_index)  # index -> rules (dicts keep insertion order)
-        self._shelves = {key: _shelf(found) for key, found in members.items()}
+        self._hours: list[_Hours] = []  # equal schedules share one entry
+        self._hours_index: dict[_Hours, int] = {}
+        self._rows: dict[str, _Row] = {}  # by service id: one row for all the service's categories
+        self._shelves: dict[str, _Shelf] = {}  # by category, built on first use (or by warm())
+        self._building = threading.Lock()
+        self._active = active = sorted((s for s in self.services if s.status == "active"), key=lambda s: s.id)
         # per instance: each category ranked from an origin, and split by a query's tags
         self._ordered = lru_cache(maxsize=ORDERS_CACHED)(self._ordered_uncached)
         self._split = lru_cache(maxsize=2 * ORDERS_CACHED)(self._split_uncached)
-        own_zips = Counter(loc.addresses[0].postal_code[:5] for s in active for loc in s.locations)
+        self._own_zips = own_zips = Counter(loc.addresses[0].postal_code[:5] for s in active for loc in s.locations)
         self.center = _center(own_zips)
         # the ZIP most of its places are in: where `peaceline check` measures the lists from
         self.home_zip = own_zips.most_common(1)[0][0] if own_zips else None
-        self._rank_from_own_zips(own_zips)
 
-    def _rank_from_own_zips(self, zips: Counter[str]) -> None:
-        """Rank every category from the ZIPs the directory's services are in, where residents most often are."""
-        for zip_code, _count in zips.most_common(ORDERS_CACHED // max(1, len(self.categories))):
+    def warm(self) -> None:
+        """Build every category's shelf and rank it from the ZIPs the directory's services are in, where
+        residents most often are, so the first query from one of them is as fast as the rest.
+
+        Not part of loading: a process that answers residents calls it once (Runtime.build, so `serve`
+        runs it in the master before it forks); `check` and imports, which only validate, need not.
+        """
+        with paused_gc():
             for key in self.categories:
-                self._ordered(key, zip_centroid(zip_code))
+                self._shelf_of(key)
+            for zip_code, _count in self._own_zips.most_common(ORDERS_CACHED // max(1, len(self.categories))):
+                for key in self.categories:
+                    self._ordered(key, zip_centroid(zip_code))
 
     def serves(self, zip_code: str | None) -> bool:
         """False for a known ZIP farther than `service_area_miles` from the centre of the directory's own ZIPs.
@@ -426,16 +447,34 @@ class Directory:
             return True
         return miles_between(self.center, origin) <= self.service_area_miles
 
-    def _row(self, service: Service, hours_index: dict[_Hours, int]) -> _Row:
+    def _shelf_of(self, category: str) -> _Shelf:
+        """The category's active services, ready to rank: built on its first query, or by warm()."""
+        shelf = self._shelves.get(category)
+        if shelf is None:
+            with self._building:  # a threaded server may ask twice at once; rows and hours are shared
+                shelf = self._shelves.get(category)
+                if shelf is None:
+                    members = [(self._row(s), s) for s in self._active if category in s.categories]
+                    shelf = self._shelves[category] = _shelf(members)
+        return shelf
+
+    def _row(self, service: Service) -> _Row:
+        row = self._rows.get(service.id)
+        if row is not None:
+            return row
         hours = frozenset(_rule(s.byday, s.opens_at, s.closes_at) for s in service.schedules)
-        return _Row(
+        if hours not in self._hours_index:
+            self._hours_index[hours] = len(self._hours)
+            self._hours.append(hours)
+        row = self._rows[service.id] = _Row(
             service=service,
             priority=service.x_bot.priority,
-            hours=hours_index.setdefault(hours, len(hours_index)),
+            hours=self._hours_index[hours],
             tag_mask=self._mask(service.x_bot.tags, grow=True),
             languages=frozenset(lang.code.split("-")[0] for lang in service.languages) or frozenset({"en"}),
             national=service.x_bot.national,
         )
+        return row
 
     def get(self, service_id: str) -> Service | None:
         return self._by_id.get(service_id)
@@ -471,7 +510,7 @@ class Directory:
         origin = zip_centroid(zip_code) if zip_code and not phone_only else None
         order = self._ordered(category, origin)
         tagged, rest = self._split(category, origin, self._mask(tags, grow=False), phone_only)
-        shelf = self._shelves[category]
+        shelf = self._shelf_of(category)
         states: dict[int, tuple[int, int]] = {}
         pick = _Pick(shelf.rows, self._hours, order.distance, moment, lang, phone_only, states)
         picked = pick.best(tagged, limit)
@@ -487,7 +526,7 @@ class Directory:
         return mask
 
     def _ordered_uncached(self, category: str, origin: tuple[float, float] | None) -> _Order:
-        shelf = self._shelves[category]
+        shelf = self._shelf_of(category)
         nearest: dict[int, int] = {}
         if origin is None:  # no ZIP: every local service ties at 0, ahead of the lines with no place
             distance = [0.0 if where else NEAR_MILES for where in shelf.where]
@@ -508,11 +547,11 @@ class Directory:
         """(positions of rows carrying one of the query's tags, the other positions), each in rank order."""
         positions = self._ordered(category, origin).positions
         if phone_only:
-            where = self._shelves[category].where
+            where = self._shelf_of(category).where
             positions = tuple(j for j in positions if not where[j])
         if not tag_mask:
             return (), positions
-        rows = self._shelves[category].rows
+        rows = self._shelf_of(category).rows
         return (
             tuple(j for j in positions if rows[j].tag_mask & tag_mask),
             tuple(j for j in positions if not rows[j].tag_mask & tag_mask),
@@ -642,9 +681,36 @@ def _point(location: Location) -> tuple[float, float]:
 # ---------------------------------------------------------------- loading and error reports
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector off for a bulk build, back as it was after.
+
+    Loading 10,000 services allocates about a million containers that all stay alive; each
+    allocation threshold crossed starts a collection that walks them again, which took two
+    thirds of the load's time. What the build discards is freed by reference counting anyway.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if not gc.get_freeze_count():  # unfreeze would also release what a caller froze (serve, before forking)
+            gc.freeze()  # then unfreeze: what the build kept moves to the oldest generation, not re-walked as young
+            gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
 def load_directory(path: Path, *, service_area_miles: float = SERVICE_AREA_MILES) -> Directory:
-    """Read and validate resources.yaml; raise DirectoryError naming file, entry and line."""
-    path = Path(path)
+    """Read, validate and index resources.yaml; raise DirectoryError naming file, entry and line.
+
+    The ranking caches start empty: a process that answers residents calls `Directory.warm()`.
+    """
+    with paused_gc():
+        return _load(Path(path), service_area_miles)
+
+
+def _load(path: Path, service_area_miles: float) -> Directory:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:

@@ -85,6 +85,8 @@ def regional_e164(raw: str, region: str = "US") -> str:
     try:
         # canonical input skips phonenumbers' parser, by far its slowest step
         if region == "US" and len(text) == 12 and text.startswith("+1") and text[2:].isdigit():
+            if _us_landline_or_mobile(text[2:]):
+                return text  # what is_valid_number_for_region finds too, after eight other types
             number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text[2:]))
         else:
             number = phonenumbers.parse(text, region)
@@ -93,6 +95,20 @@ def regional_e164(raw: str, region: str = "US") -> str:
     if not phonenumbers.is_valid_number_for_region(number, region):
         raise BadNumber(f"not a valid {region} phone number: {raw!r}")
     return _e164(number)
+
+
+@lru_cache(maxsize=1)
+def _us_patterns() -> list[re.Pattern[str]]:
+    """phonenumbers' own US patterns for any number and for a landline (the same as a mobile there)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("US")
+    descs = (metadata.general_desc, metadata.fixed_line) if metadata else ()
+    return [re.compile(desc.national_number_pattern) for desc in descs if desc and desc.national_number_pattern]
+
+
+def _us_landline_or_mobile(national: str) -> bool:
+    """A ten-digit US number both patterns match, as phonenumbers matches them: a directory's commonest case."""
+    patterns = _us_patterns()
+    return len(patterns) == 2 and all((found := p.match(national)) and found.end() == len(national) for p in patterns)
 
 
 def short_number(raw: str, region: str = "US") -> str:
