@@ -1,25 +1,34 @@
-"""Follow-up dispatch throughput: 10,000 due follow-ups, four dispatcher processes on PostgreSQL.
+"""Follow-up dispatch at the channel's rate, under real latency: one scheduler process, a fake Twilio.
 
-Each dispatcher is its own process that builds the app as `peaceline scheduler` would (the
-log sender: no Twilio account) and calls `bot.messaging.dispatch.dispatch_due` until it finds nothing
-left. Every follow-up must go out exactly once: one stored message per follow-up, linked from
-it, status `logged`. For comparison, the same on SQLite with one process. From the repo root:
+A fake Twilio REST server runs on loopback in a process of its own: it answers the Messages
+create call after 150 ms, and with 429 when texts come faster than its rate (a token bucket at
+100 a second holding 10, like a short code's). The sender is a short code, so SENDER_MPS and
+SEND_CONCURRENCY keep their defaults for one (100 a second, 30 at once). One scheduler process
+builds the app as `peaceline scheduler` would, with the real twilio client pointed at the fake
+server, and runs one dispatch pass over the due follow-ups. Every follow-up must go out exactly
+once: one request to the server per resident, one stored message per follow-up, linked from it,
+status `sent`. From the repo root:
 
-    python benchmarks/dispatch.py [--followups 10000] [--processes 4] [--only postgresql,sqlite]
+    python benchmarks/dispatch.py [--followups 3000] [--only postgresql,sqlite] [--latency 0.15]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
-from contextlib import contextmanager, suppress
+from collections import Counter
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -30,16 +39,97 @@ from bot.storage.db import scratch_database  # noqa: E402
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 # Tuesday 1 Dec 2026, 10:00 in Kansas City: inside the sending window.
 NOW = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+SHORT_CODE = "72345"
+ACCOUNT_SID = "AC" + "b" * 32
+TWILIO_API = "https://api.twilio.com"
 
 
-def app_env(database_url: str, instance: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TWILIO_", "DATABASE_URL", "RESOURCES_PATH", "FLOWS_DIR", "PEACELINE_"))
-    }
-    env.update(DATABASE_URL=database_url, PEACELINE_INSTANCE=str(instance), SECRET_KEY="bench-secret-key")
-    return env
+# -- the fake Twilio ---------------------------------------------------------------------------------
+
+
+class FakeTwilio(ThreadingHTTPServer):
+    """Messages create: 201 after `latency` seconds, or 429 at once when the sender is over its rate."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, rate: float, latency: float) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.latency, self.rate = latency, rate
+        self.reset()
+
+    def reset(self) -> None:
+        self.lock = threading.Lock()
+        self.limiter = Limiter(self.rate, burst=max(1.0, self.rate / 10))
+        self.to: Counter[str] = Counter()
+        self.too_many = 0
+
+
+class Limiter:
+    """A carrier's limit: `rate` texts a second, with `burst` (a tenth of a second's) of slack for jitter."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, time.monotonic()
+
+    def admit(self) -> bool:
+        now = time.monotonic()
+        self.tokens, self.stamp = min(self.burst, self.tokens + (now - self.stamp) * self.rate), now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as api.twilio.com
+    server: FakeTwilio
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+    def answer(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # the benchmark's own: what the server saw, and a fresh start
+        fake = self.server
+        with fake.lock:
+            counts = fake.to.values()
+            seen = {"requests": sum(counts), "to": len(counts), "twice": sum(n > 1 for n in counts)}
+            seen["429"] = fake.too_many
+        if self.path == "/reset":
+            fake.reset()
+        self.answer(200, seen)
+
+    def do_POST(self) -> None:
+        form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+        if not self.path.endswith("/Messages.json"):
+            self.answer(404, {"code": 20404, "message": "not found", "status": 404})
+            return
+        with self.server.lock:
+            admitted = self.server.limiter.admit()
+            self.server.too_many += not admitted
+        if not admitted:
+            self.answer(429, {"code": 20429, "message": "Too Many Requests", "status": 429})
+            return
+        time.sleep(self.server.latency)
+        with self.server.lock:
+            self.server.to[form["To"][0]] += 1
+            n = sum(self.server.to.values())
+        self.answer(201, {"sid": f"SM{n:032x}", "status": "queued", "account_sid": ACCOUNT_SID, "to": form["To"][0]})
+
+
+def serve(rate: float, latency: float, port_out) -> None:
+    server = FakeTwilio(rate, latency)
+    port_out.put(server.server_address[1])
+    server.serve_forever()
+
+
+# -- the database ----------------------------------------------------------------------------------
 
 
 def seed(database_url: str, count: int, now: datetime = NOW) -> None:
@@ -83,96 +173,8 @@ def seed(database_url: str, count: int, now: datetime = NOW) -> None:
     db.dispose()
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def backend_pids(database_url: str) -> list[int]:
-    """The PostgreSQL server processes serving this database's connections."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return list(
-                conn.execute(
-                    text("SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"),
-                    {"db": make_url(database_url).database},
-                ).scalars()
-            )
-    finally:
-        engine.dispose()
-
-
-def dispatcher(env: dict[str, str], now: datetime, ready, go, results, log_path: str, release) -> None:
-    """One dispatcher process: build the app, wait for the start, dispatch until nothing is left."""
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    os.dup2(fd, 2)  # the app's structured log lines (three a follow-up) go to a file, as in production
-    os.environ.clear()
-    os.environ.update(env)
-    from bot import create_app
-    from bot.messaging.dispatch import dispatch_due
-
-    app = create_app()
-    rt = app.extensions["peaceline"]
-    assert rt.outbound.sender.name == "log"
-    ready.put(os.getpid())
-    go.wait()
-    started, cpu, handled, passes = time.perf_counter(), time.process_time(), 0, 0
-    while True:
-        done = dispatch_due(rt, now)
-        passes += 1
-        handled += len(done)
-        if not done:
-            break
-    results.put((os.getpid(), handled, passes, started, time.perf_counter(), time.process_time() - cpu))
-    release.wait(60)  # keep the connections open while the parent reads their server processes' CPU
-    rt.db.dispose()
-
-
-def run(database_url: str, processes: int, count: int, work: Path, now: datetime = NOW) -> dict:
-    ctx = mp.get_context("spawn")
-    ready, results, go, release = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
-    env = app_env(database_url, work / "instance")
-    procs = [
-        ctx.Process(target=dispatcher, args=(env, now, ready, go, results, str(work / f"dispatch-{i}.log"), release))
-        for i in range(processes)
-    ]
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.get(timeout=120)
-    postgres = database_url.startswith("postgresql")
-    backends = {pid: cpu_seconds(pid) for pid in backend_pids(database_url)} if postgres else {}
-    t0 = time.perf_counter()
-    go.set()
-    out = [results.get(timeout=600) for _ in procs]
-    elapsed = max(r[4] for r in out) - t0
-    db_cpu = 0.0
-    for pid in backend_pids(database_url) if postgres else []:
-        with suppress(OSError):
-            db_cpu += cpu_seconds(pid) - backends.get(pid, 0.0)
-    release.set()
-    for p in procs:
-        p.join(timeout=30)
-        if p.exitcode != 0:
-            raise RuntimeError(f"a dispatcher exited with {p.exitcode}: see {work}")
-    return {
-        "elapsed": elapsed,
-        "per_process": [r[1] for r in out],
-        "passes": [r[2] for r in out],
-        "app_cpu_ms": 1000 * sum(r[5] for r in out) / count,
-        "db_cpu_ms": 1000 * db_cpu / count,
-        "handled": sum(r[1] for r in out),
-        **verify(database_url, count),
-    }
-
-
-def verify(database_url: str, count: int) -> dict:
-    """Each follow-up sent exactly once: one message per follow-up, linked, status logged."""
+def verify(database_url: str, count: int, status: str = "sent", message_status: str = "queued") -> dict:
+    """Each follow-up sent exactly once: one message per follow-up, linked, with the expected statuses."""
     from sqlalchemy import func, select
 
     from bot.storage.db import Database
@@ -199,8 +201,8 @@ def verify(database_url: str, count: int) -> dict:
         attempts = dict(s.execute(select(FollowUp.attempts, func.count()).group_by(FollowUp.attempts)).all())
     db.dispose()
     ok = (
-        statuses == {"logged": count}
-        and msg_statuses == {"logged": count}
+        statuses == {status: count}
+        and msg_statuses == {message_status: count}
         and per_resident == 0
         and linked == count
         and attempts == {1: count}
@@ -215,6 +217,95 @@ def verify(database_url: str, count: int) -> dict:
     }
 
 
+# -- the scheduler process -------------------------------------------------------------------------
+
+
+def app_env(database_url: str, instance: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TWILIO_", "DATABASE_URL", "RESOURCES_PATH", "FLOWS_DIR", "PEACELINE_", "SEND"))
+    }
+    env.update(
+        DATABASE_URL=database_url,
+        PEACELINE_INSTANCE=str(instance),
+        SECRET_KEY="bench-secret-key",
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN="bench-token",
+        TWILIO_FROM_NUMBER=SHORT_CODE,
+    )
+    return env
+
+
+def loopback_client(base: str, connections: int):
+    """The twilio library's own HTTP client, its requests sent to `base` instead of api.twilio.com."""
+    from requests.adapters import HTTPAdapter
+
+    from bot.messaging.outbound import pooled_http_client
+
+    client = pooled_http_client(connections)
+    client.session.mount("http://", HTTPAdapter(pool_maxsize=connections))
+    send = client.request
+
+    def request(method, url, *args, **kwargs):
+        return send(method, url.replace(TWILIO_API, base), *args, **kwargs)
+
+    client.request = request
+    return client
+
+
+def scheduler(env: dict[str, str], base: str, now: datetime, results, log_path: str) -> None:
+    """Build the app as `peaceline scheduler` does, then one dispatch pass over everything due."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(fd, 2)  # the app's structured log lines go to a file, as in production
+    os.environ.clear()
+    os.environ.update(env)
+    from bot import create_app
+    from bot.config import load_settings
+    from bot.messaging.dispatch import dispatch_due
+    from bot.messaging.outbound import TwilioSender
+
+    settings = load_settings()
+    sender = TwilioSender(settings, http_client=loopback_client(base, settings.send_concurrency))
+    rt = create_app(settings, sender=sender).extensions["peaceline"]
+    started, cpu = time.perf_counter(), time.process_time()
+    done = dispatch_due(rt, now)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    rt.db.dispose()
+    results.put(
+        {
+            "elapsed": elapsed,
+            "cpu_ms": 1000 * cpu / max(1, len(done)),
+            "handled": len(done),
+            "mps": settings.sender_mps,
+            "concurrency": settings.send_concurrency,
+        }
+    )
+
+
+def fake_stats(base: str, reset: bool = False) -> dict:
+    import requests
+
+    return requests.get(f"{base}/{'reset' if reset else 'stats'}", timeout=5).json()
+
+
+def run(database_url: str, count: int, base: str, work: Path) -> dict:
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    fake_stats(base, reset=True)
+    env = app_env(database_url, work / "instance")
+    proc = ctx.Process(target=scheduler, args=(env, base, NOW, results, str(work / "scheduler.log")))
+    proc.start()
+    out = results.get(timeout=1800)
+    proc.join(timeout=60)
+    if proc.exitcode != 0:
+        raise RuntimeError(f"the scheduler exited with {proc.exitcode}: see {work}")
+    seen = fake_stats(base)
+    checked = verify(database_url, count)
+    once = checked["ok"] and seen["requests"] == count and seen["to"] == count and seen["twice"] == 0
+    return {**out, "fake": seen, **checked, "ok": once}
+
+
 @contextmanager
 def sqlite_database(work: Path):
     yield f"sqlite:///{work / 'dispatch.db'}"
@@ -222,56 +313,63 @@ def sqlite_database(work: Path):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--followups", type=int, default=10_000)
-    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--followups", type=int, default=3000)
     parser.add_argument("--only", default="postgresql,sqlite")
+    parser.add_argument("--latency", type=float, default=0.15, help="seconds the fake Twilio takes to answer")
+    parser.add_argument("--limit", type=float, default=100, help="the fake Twilio's rate, texts a second")
     parser.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL", PG_ADMIN_URL))
     args = parser.parse_args()
     from bot.storage.migrate import upgrade
 
+    ctx = mp.get_context("spawn")
+    ports = ctx.Queue()
+    server = ctx.Process(target=serve, args=(args.limit, args.latency, ports), daemon=True)
+    server.start()
+    base = f"http://127.0.0.1:{ports.get(timeout=30)}"
     rows, failed = [], False
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", file=sys.stderr, flush=True)
-    for db in args.only.split(","):
-        procs = args.processes if db == "postgresql" else 1
-        work = Path(tempfile.mkdtemp(prefix="peaceline-dispatch-"))
-        try:
-            with (
-                scratch_database(args.pg_admin_url, "peaceline_dispatch")
-                if db == "postgresql"
-                else sqlite_database(work) as url
-            ):
-                upgrade(url)
-                seed(url, args.followups)
-                r = run(url, procs, args.followups, work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        rate = args.followups / r["elapsed"]
-        print(
-            f"  {db}: {procs} process(es), {r['elapsed']:.2f} s, {rate:,.0f}/s, per process {r['per_process']}, "
-            f"CPU per follow-up: dispatchers {r['app_cpu_ms']:.2f} ms, database server {r['db_cpu_ms']:.2f} ms, "
-            f"verified {r['ok']}",
-            file=sys.stderr,
-            flush=True,
-        )
-        if not r["ok"]:
-            failed = True
-            print(f"  NOT exactly once: {r}", file=sys.stderr)
-        rows.append((db, procs, r, rate))
+    try:
+        for db in args.only.split(","):
+            work = Path(tempfile.mkdtemp(prefix="peaceline-dispatch-"))
+            try:
+                with (
+                    scratch_database(args.pg_admin_url, "peaceline_dispatch")
+                    if db == "postgresql"
+                    else sqlite_database(work) as url
+                ):
+                    upgrade(url)
+                    seed(url, args.followups)
+                    r = run(url, args.followups, base, work)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            rate = r["handled"] / r["elapsed"]
+            print(
+                f"  {db}: {r['elapsed']:.2f} s, {rate:,.0f}/s at SENDER_MPS {r['mps']:g}, "
+                f"SEND_CONCURRENCY {r['concurrency']}, 429s {r['fake']['429']}, "
+                f"CPU {r['cpu_ms']:.2f} ms a follow-up, exactly once {r['ok']}",
+                file=sys.stderr,
+                flush=True,
+            )
+            if not r["ok"] or r["fake"]["429"]:
+                failed = True
+                print(f"  NOT clean: {r}", file=sys.stderr)
+            rows.append((db, r, rate))
+    finally:
+        server.terminate()
     print(
-        f"\n{time.strftime('%Y-%m-%d')}, {args.followups:,} due follow-ups, log sender, {os.cpu_count()} CPUs, "
+        f"\n{time.strftime('%Y-%m-%d')}, {args.followups:,} due follow-ups, one scheduler process, fake Twilio "
+        f"answering in {args.latency * 1000:.0f} ms and limiting to {args.limit:g}/s, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]}\n"
     )
     print(
-        "| db | dispatcher processes | follow-ups | seconds | follow-ups/s | CPU/follow-up: dispatchers | "
-        "CPU/follow-up: db server | sent exactly once (1 message each, `logged`) |"
+        "| db | sender | SENDER_MPS | SEND_CONCURRENCY | seconds | follow-ups/s | channel limit | 429s | "
+        "CPU/follow-up | sent exactly once |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for db, procs, r, rate in rows:
-        split = "/".join(str(n) for n in r["per_process"])
-        server = f"{r['db_cpu_ms']:.2f} ms" if db == "postgresql" else "(in process)"
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for db, r, rate in rows:
         print(
-            f"| {db} | {procs} | {r['handled']:,} ({split}) | {r['elapsed']:.2f} | {rate:,.0f} | "
-            f"{r['app_cpu_ms']:.2f} ms | {server} | {'yes' if r['ok'] else 'NO'} |"
+            f"| {db} | short code | {r['mps']:g} | {r['concurrency']} | {r['elapsed']:.2f} | {rate:,.1f} | "
+            f"{args.limit:g}/s | {r['fake']['429']} | {r['cpu_ms']:.2f} ms | {'yes' if r['ok'] else 'NO'} |"
         )
     return 1 if failed else 0
 

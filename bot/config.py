@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -15,6 +16,7 @@ from sqlalchemy.exc import ArgumentError
 
 from bot.directory.resources import SERVICE_AREA_MILES
 from bot.messaging.phones import BadNumber, is_region, valid_e164
+from bot.messaging.rate import DEFAULT_MPS, sender_type
 
 PACKAGE = Path(__file__).resolve().parent
 FLOWS, RESOURCES, INSTANCE = "flows", "resources.yaml", "instance"  # in the working folder, by default
@@ -22,6 +24,8 @@ FLOWS, RESOURCES, INSTANCE = "flows", "resources.yaml", "instance"  # in the wor
 LEGAL_WINDOW = (time(8, 0), time(21, 0))
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ENVIRONMENTS = ("development", "production")
+# Sends in flight at once: by default enough to keep SENDER_MPS with Twilio answering in 300 ms.
+SLOW_CALL_SECONDS, MIN_CONCURRENCY, MAX_CONCURRENCY = 0.3, 8, 64
 
 
 class ConfigError(Exception):
@@ -71,6 +75,8 @@ class Settings:
     fold_accents: bool = True  # FOLD_ACCENTS: á í ó ú unaccented by SMS when it saves a segment
     environment: str = "development"
     program_number: str | None = None  # PROGRAM_NUMBER: the number printed on cards (E.164)
+    sender_mps: float = 1.0  # SENDER_MPS: texts a second through Twilio, per process
+    send_concurrency: int = MIN_CONCURRENCY  # SEND_CONCURRENCY: follow-ups sent at once by one scheduler
 
     @property
     def sender_name(self) -> str:
@@ -293,6 +299,23 @@ def _twilio(env: dict[str, str]) -> dict[str, str | None]:
     }
 
 
+def _sending(env: dict[str, str], twilio: dict[str, str | None]) -> dict[str, float | int]:
+    """SENDER_MPS (by default the limit of the sender's type) and SEND_CONCURRENCY."""
+    kind = sender_type(twilio["twilio_from_number"], twilio["twilio_messaging_service_sid"])
+    raw = (env.get("SENDER_MPS") or "").strip()
+    try:
+        mps = float(raw) if raw else DEFAULT_MPS[kind]
+    except ValueError:
+        mps = math.nan
+    if not 0 < mps <= 10_000:  # also NaN and inf
+        raise ConfigError(f"SENDER_MPS must be texts a second, above 0 and at most 10000 (like 1 or 100), got {raw!r}")
+    default = min(MAX_CONCURRENCY, max(MIN_CONCURRENCY, math.ceil(mps * SLOW_CALL_SECONDS)))
+    concurrency = _int(env, "SEND_CONCURRENCY", default, minimum=1)
+    if concurrency > MAX_CONCURRENCY:
+        raise ConfigError(f"SEND_CONCURRENCY must be at most {MAX_CONCURRENCY}, got {concurrency}")
+    return {"sender_mps": mps, "send_concurrency": concurrency}
+
+
 def _base_url(env: dict[str, str]) -> str | None:
     raw = (env.get("PUBLIC_BASE_URL") or "").strip().rstrip("/")
     if raw and not re.match(r"^https?://[^/\s]+", raw):
@@ -304,6 +327,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
     """Read every setting; raise ConfigError naming the first one that is wrong."""
     env = dict(os.environ if env is None else env)
     instance = Path(instance_path or env.get("PEACELINE_INSTANCE") or Path.cwd() / INSTANCE)
+    twilio = _twilio(env)
     return Settings(
         database_url=_database_url(env, instance),
         secret_key=_secret_key(env, instance),
@@ -332,7 +356,8 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         fold_accents=_flag(env, "FOLD_ACCENTS", True),
         environment=_environment(env),
         program_number=_program_number(env),
-        **_twilio(env),
+        **twilio,
+        **_sending(env, twilio),
     )
 
 

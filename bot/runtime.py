@@ -14,7 +14,7 @@ from bot.directory.resources import Directory, DirectoryError, load_directory
 from bot.messaging.outbound import Outbound, Sender, make_sender
 from bot.messaging.service import Service
 from bot.storage import crypto
-from bot.storage.db import Database
+from bot.storage.db import POOL_SIZE, Database
 
 
 @dataclass
@@ -45,6 +45,6 @@ class Runtime:
         except VocabularyError as exc:
             raise ConfigError(f"FLOWS_DIR: {exc}") from None
         engine = Engine(flows, vocabulary.matcher, directory, settings.program_timezone, crisis=vocabulary.crisis)
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, connections=POOL_SIZE + settings.send_concurrency)  # + the senders
         outbound = Outbound(settings, db, sender or make_sender(settings), clock)
         return cls(settings, clock, db, directory, engine, outbound, Service(settings, db, engine, outbound, clock))

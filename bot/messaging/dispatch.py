@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from bot import logs
@@ -160,10 +161,30 @@ def review_stuck(rt: Runtime, now: datetime) -> int:
         )
 
 
+def due_count(rt: Runtime, now: datetime, most: int) -> int:
+    """How many follow-ups are due, counting no further than `most`."""
+    due = select(FollowUp.id).where(FollowUp.status == FollowUpStatus.PENDING, FollowUp.due_at <= now).limit(most)
+    with rt.db.sessions() as s:
+        return s.scalar(select(func.count()).select_from(due.subquery())) or 0
+
+
 def dispatch_due(rt: Runtime, now: datetime | None = None, limit: int = BATCH) -> list[Dispatched]:
-    """One pass: send every due follow-up once and say what happened to each."""
+    """One pass: send every due follow-up once and say what happened to each, oldest first.
+    Up to SEND_CONCURRENCY senders work side by side, each claiming, sending and finishing one row
+    at a time as `_drain` does alone; the sender's token bucket keeps them inside SENDER_MPS."""
     now = now or rt.clock.now()
     review_stuck(rt, now)
+    senders = due_count(rt, now, rt.settings.send_concurrency)
+    if senders <= 1:
+        done = _drain(rt, now, limit)
+    else:
+        with ThreadPoolExecutor(senders, thread_name_prefix="dispatch") as pool:
+            done = [d for part in pool.map(lambda _: _drain(rt, now, limit), range(senders)) for d in part]
+    return sorted(done, key=lambda d: (d.due_at, d.id))
+
+
+def _drain(rt: Runtime, now: datetime, limit: int) -> list[Dispatched]:
+    """Claim, send and finish until nothing due is left (a claim of `limit` rows per transaction)."""
     done: list[Dispatched] = []
     while True:
         with rt.db.transaction() as s:

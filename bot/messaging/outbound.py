@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import requests
+from requests.adapters import HTTPAdapter
 from sqlalchemy import bindparam, null, select, update
 from sqlalchemy.orm import Session, aliased
 from twilio.base.exceptions import TwilioRestException
@@ -22,6 +23,7 @@ from bot.config import Settings
 from bot.conversation.contact import Outgoing, may_text_first
 from bot.conversation.segments import segments, to_gsm
 from bot.messaging.phones import mask, strip_numbers
+from bot.messaging.rate import TokenBucket
 from bot.storage.crypto import opt_out_marker
 from bot.storage.db import Database
 from bot.storage.models import Base, Message, OptOutMarker, Resident
@@ -65,17 +67,22 @@ class LogSender:
 
 
 class TwilioSender:
-    """Twilio REST with a 10 s timeout; retries only errors that prove nothing was sent."""
+    """Twilio REST with a 10 s timeout; retries only errors that prove nothing was sent. Thread-safe:
+    every request, retries too, first takes a token from the sender's bucket (SENDER_MPS)."""
 
     name = "twilio"
 
     def __init__(
-        self, settings: Settings, http_client: object | None = None, sleep: Callable[[float], None] = time.sleep
+        self,
+        settings: Settings,
+        http_client: object | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        bucket: TokenBucket | None = None,
     ) -> None:
         self.client = Client(
             settings.twilio_account_sid,
             settings.twilio_auth_token,
-            http_client=http_client or TwilioHttpClient(timeout=10),
+            http_client=http_client or pooled_http_client(settings.send_concurrency),
         )
         self.origin = (
             {"messaging_service_sid": settings.twilio_messaging_service_sid}
@@ -83,10 +90,12 @@ class TwilioSender:
             else {"from_": settings.twilio_from_number}
         )
         self.sleep = sleep
+        self.bucket = bucket or TokenBucket(settings.sender_mps, sleep=sleep)
 
     def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
         extra = {"status_callback": status_callback} if status_callback else {}
         for attempt in range(RETRIES):
+            self.bucket.take()
             try:
                 msg = self.client.messages.create(to=to, body=body, **self.origin, **extra)
                 return SendResult(status=msg.status or MessageStatus.QUEUED, sid=msg.sid)
@@ -106,6 +115,15 @@ class TwilioSender:
             if attempt + 1 < RETRIES:
                 self.sleep(0.5 * 2**attempt)
         return result
+
+
+def pooled_http_client(connections: int) -> TwilioHttpClient:
+    """The twilio client's own, with a connection kept open for each concurrent send (its default
+    pool holds CPU count + 4, and each send past that would open a new TLS connection)."""
+    client = TwilioHttpClient(timeout=10)
+    assert client.session is not None  # pool_connections defaults to True
+    client.session.mount("https://", HTTPAdapter(pool_maxsize=connections))
+    return client
 
 
 def make_sender(settings: Settings) -> Sender:

@@ -38,7 +38,12 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+POOL_SIZE = 5  # PostgreSQL connections kept open; as many again may open under load
+
+
+def make_engine(url: str, connections: int = 2 * POOL_SIZE, **kwargs: Any) -> Engine:
+    """`connections`: the most PostgreSQL connections a process may hold at once (SQLite keeps
+    SQLAlchemy's own pool: its writers queue for one lock anyway)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -49,8 +54,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=5,
+        pool_size=POOL_SIZE,
+        max_overflow=max(POOL_SIZE, connections - POOL_SIZE),
         pool_timeout=2,
         connect_args={"connect_timeout": 2},
         **kwargs,
@@ -94,9 +99,9 @@ class _WriterLock:
 class Database:
     """An engine and its session factory; one per app."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, connections: int = 2 * POOL_SIZE) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, connections)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         parsed = make_url(url)
         file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
