@@ -60,13 +60,14 @@ class FakeTwilio(ThreadingHTTPServer):
 
     def reset(self) -> None:
         self.lock = threading.Lock()
-        self.limiter = Limiter(self.rate, burst=max(1.0, self.rate / 10))
+        self.limiter = Limiter(self.rate, burst=max(1.0, self.rate / 5))
         self.to: Counter[str] = Counter()
         self.too_many = 0
+        self.first = self.last = 0.0  # when the first and the last text were taken
 
 
 class Limiter:
-    """A carrier's limit: `rate` texts a second, with `burst` (a tenth of a second's) of slack for jitter."""
+    """A carrier's limit: `rate` texts a second, with `burst` (a fifth of a second's) of slack for jitter."""
 
     def __init__(self, rate: float, burst: float) -> None:
         self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, time.monotonic()
@@ -82,6 +83,7 @@ class Limiter:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as api.twilio.com
+    disable_nagle_algorithm = True  # headers and body in separate writes must not wait 40 ms for an ACK
     server: FakeTwilio
 
     def log_message(self, format, *args) -> None:
@@ -101,6 +103,7 @@ class Handler(BaseHTTPRequestHandler):
             counts = fake.to.values()
             seen = {"requests": sum(counts), "to": len(counts), "twice": sum(n > 1 for n in counts)}
             seen["429"] = fake.too_many
+            seen["sustained"] = (seen["requests"] - 1) / (fake.last - fake.first) if fake.last > fake.first else 0
         if self.path == "/reset":
             fake.reset()
         self.answer(200, seen)
@@ -113,6 +116,8 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             admitted = self.server.limiter.admit()
             self.server.too_many += not admitted
+            if admitted:
+                self.server.first, self.server.last = self.server.first or time.monotonic(), time.monotonic()
         if not admitted:
             self.answer(429, {"code": 20429, "message": "Too Many Requests", "status": 429})
             return
@@ -344,7 +349,8 @@ def main() -> int:
                 shutil.rmtree(work, ignore_errors=True)
             rate = r["handled"] / r["elapsed"]
             print(
-                f"  {db}: {r['elapsed']:.2f} s, {rate:,.0f}/s at SENDER_MPS {r['mps']:g}, "
+                f"  {db}: {r['elapsed']:.2f} s, {rate:,.1f}/s ({r['fake']['sustained']:.1f}/s at Twilio) "
+                f"at SENDER_MPS {r['mps']:g}, "
                 f"SEND_CONCURRENCY {r['concurrency']}, 429s {r['fake']['429']}, "
                 f"CPU {r['cpu_ms']:.2f} ms a follow-up, exactly once {r['ok']}",
                 file=sys.stderr,
@@ -362,14 +368,15 @@ def main() -> int:
         f"load average {os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]}\n"
     )
     print(
-        "| db | sender | SENDER_MPS | SEND_CONCURRENCY | seconds | follow-ups/s | channel limit | 429s | "
-        "CPU/follow-up | sent exactly once |"
+        "| db | sender | SENDER_MPS | SEND_CONCURRENCY | seconds | follow-ups/s: whole pass | at Twilio, sustained | "
+        "channel limit | 429s | CPU/follow-up | sent exactly once |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for db, r, rate in rows:
         print(
             f"| {db} | short code | {r['mps']:g} | {r['concurrency']} | {r['elapsed']:.2f} | {rate:,.1f} | "
-            f"{args.limit:g}/s | {r['fake']['429']} | {r['cpu_ms']:.2f} ms | {'yes' if r['ok'] else 'NO'} |"
+            f"{r['fake']['sustained']:.1f} | {args.limit:g}/s | {r['fake']['429']} | "
+            f"{r['cpu_ms']:.2f} ms | {'yes' if r['ok'] else 'NO'} |"
         )
     return 1 if failed else 0
 
