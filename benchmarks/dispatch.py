@@ -1,9 +1,10 @@
 """Follow-up dispatch at the channel's rate, under real latency: one scheduler process, a fake Twilio.
 
 A fake Twilio REST server runs on loopback in a process of its own: it answers the Messages
-create call after 150 ms, and with 429 when texts come faster than its rate (a token bucket at
-100 a second holding 10, like a short code's). The sender is a short code, so SENDER_MPS and
-SEND_CONCURRENCY keep their defaults for one (100 a second, 30 at once). One scheduler process
+create call after 150 ms, and with 429 at once when texts come faster than its rate (a token
+bucket at 100 a second holding 25: a quarter second of slack for a loaded machine's jitter; the
+sender's own bucket saves up at most a tenth of a second). The sender is a short code, so
+SENDER_MPS and SEND_CONCURRENCY keep their defaults for one (100 a second, 30 at once). One scheduler process
 builds the app as `peaceline scheduler` would, with the real twilio client pointed at the fake
 server, and runs one dispatch pass over the due follow-ups. Every follow-up must go out exactly
 once: one request to the server per resident, one stored message per follow-up, linked from it,
@@ -60,14 +61,14 @@ class FakeTwilio(ThreadingHTTPServer):
 
     def reset(self) -> None:
         self.lock = threading.Lock()
-        self.limiter = Limiter(self.rate, burst=max(1.0, self.rate / 5))
+        self.limiter = Limiter(self.rate, burst=max(1.0, self.rate / 4))
         self.to: Counter[str] = Counter()
         self.too_many = 0
         self.first = self.last = 0.0  # when the first and the last text were taken
 
 
 class Limiter:
-    """A carrier's limit: `rate` texts a second, with `burst` (a fifth of a second's) of slack for jitter."""
+    """A carrier's limit: `rate` texts a second, with `burst` (a quarter second's) of slack for jitter."""
 
     def __init__(self, rate: float, burst: float) -> None:
         self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, time.monotonic()
