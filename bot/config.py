@@ -299,7 +299,7 @@ def _twilio(env: dict[str, str]) -> dict[str, str | None]:
     }
 
 
-def _sending(env: dict[str, str], twilio: dict[str, str | None]) -> dict[str, float | int]:
+def _sending(env: dict[str, str], twilio: dict[str, str | None]) -> tuple[float, int]:
     """SENDER_MPS (by default the limit of the sender's type) and SEND_CONCURRENCY."""
     kind = sender_type(twilio["twilio_from_number"], twilio["twilio_messaging_service_sid"])
     raw = (env.get("SENDER_MPS") or "").strip()
@@ -313,7 +313,7 @@ def _sending(env: dict[str, str], twilio: dict[str, str | None]) -> dict[str, fl
     concurrency = _int(env, "SEND_CONCURRENCY", default, minimum=1)
     if concurrency > MAX_CONCURRENCY:
         raise ConfigError(f"SEND_CONCURRENCY must be at most {MAX_CONCURRENCY}, got {concurrency}")
-    return {"sender_mps": mps, "send_concurrency": concurrency}
+    return mps, concurrency
 
 
 def _base_url(env: dict[str, str]) -> str | None:
@@ -328,6 +328,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
     env = dict(os.environ if env is None else env)
     instance = Path(instance_path or env.get("PEACELINE_INSTANCE") or Path.cwd() / INSTANCE)
     twilio = _twilio(env)
+    sender_mps, send_concurrency = _sending(env, twilio)
     return Settings(
         database_url=_database_url(env, instance),
         secret_key=_secret_key(env, instance),
@@ -356,8 +357,9 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         fold_accents=_flag(env, "FOLD_ACCENTS", True),
         environment=_environment(env),
         program_number=_program_number(env),
+        sender_mps=sender_mps,
+        send_concurrency=send_concurrency,
         **twilio,
-        **_sending(env, twilio),
     )
 
 
