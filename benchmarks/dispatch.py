@@ -10,7 +10,7 @@ server, and runs one dispatch pass over the due follow-ups. Every follow-up must
 once: one request to the server per resident, one stored message per follow-up, linked from it,
 status `sent`. From the repo root:
 
-    python benchmarks/dispatch.py [--followups 3000] [--only postgresql,sqlite] [--latency 0.15]
+    python benchmarks/dispatch.py [--followups 3000] [--only postgresql,sqlite] [--latency 0.15] [--concurrency N]
 """
 
 from __future__ import annotations
@@ -295,11 +295,13 @@ def fake_stats(base: str, reset: bool = False) -> dict:
     return requests.get(f"{base}/{'reset' if reset else 'stats'}", timeout=5).json()
 
 
-def run(database_url: str, count: int, base: str, work: Path) -> dict:
+def run(database_url: str, count: int, base: str, work: Path, concurrency: int | None = None) -> dict:
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     fake_stats(base, reset=True)
     env = app_env(database_url, work / "instance")
+    if concurrency:
+        env["SEND_CONCURRENCY"] = str(concurrency)
     proc = ctx.Process(target=scheduler, args=(env, base, NOW, results, str(work / "scheduler.log")))
     proc.start()
     out = results.get(timeout=1800)
@@ -323,6 +325,7 @@ def main() -> int:
     parser.add_argument("--only", default="postgresql,sqlite")
     parser.add_argument("--latency", type=float, default=0.15, help="seconds the fake Twilio takes to answer")
     parser.add_argument("--limit", type=float, default=100, help="the fake Twilio's rate, texts a second")
+    parser.add_argument("--concurrency", type=int, help="SEND_CONCURRENCY (default: the short code's default)")
     parser.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL", PG_ADMIN_URL))
     args = parser.parse_args()
     from bot.storage.migrate import upgrade
@@ -345,7 +348,7 @@ def main() -> int:
                 ):
                     upgrade(url)
                     seed(url, args.followups)
-                    r = run(url, args.followups, base, work)
+                    r = run(url, args.followups, base, work, args.concurrency)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             rate = r["handled"] / r["elapsed"]
