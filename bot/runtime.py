@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from bot.clock import Clock
 from bot.config import ConfigError, Settings
@@ -26,6 +27,12 @@ class Runtime:
     engine: Engine
     outbound: Outbound
     service: Service
+    # The follow-up senders' threads (bot/messaging/dispatch.py), started on first use and kept for
+    # the process's life: a thread keeps its own descriptors (SQLite's writer lock) until it ends.
+    senders: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.senders = ThreadPoolExecutor(self.settings.send_concurrency, thread_name_prefix="send")
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None, sender: Sender | None = None) -> Runtime:

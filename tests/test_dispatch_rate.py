@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -160,18 +161,19 @@ class OverlapSender:
         return SendResult("queued", sid=f"SM{sends:032d}")
 
 
-def due_follow_ups(rt, count: int) -> None:
+def due_follow_ups(rt, count: int, first: int = 0) -> None:
+    """`count` new residents (numbers from `first` on), each with a check-in due a minute ago."""
     due = T0 - timedelta(minutes=1)
     with rt.db.transaction() as s:
-        s.execute(
-            insert(Resident),
-            [{"phone": f"+1816400{i:04d}", "channel": "sms", "created_at": due} for i in range(count)],
-        )
+        ids = s.scalars(
+            insert(Resident).returning(Resident.id),
+            [{"phone": f"+1816400{first + i:04d}", "channel": "sms", "created_at": due} for i in range(count)],
+        ).all()
         s.execute(
             insert(FollowUp),
             [
                 {"resident_id": rid, "template": "checkin", "due_at": due, "status": "pending", "created_at": due}
-                for rid in s.scalars(select(Resident.id))
+                for rid in ids
             ],
         )
 
@@ -192,5 +194,23 @@ def test_a_pass_sends_side_by_side_never_more_than_send_concurrency_each_once(en
             assert Counter(s.scalars(select(FollowUp.status))) == {"sent": due}
             assert Counter(s.scalars(select(Message.status).where(Message.kind == "followup"))) == {"queued": due}
         assert dispatch_due(rt, T0) == []
+    finally:
+        rt.db.dispose()
+
+
+def test_passes_reuse_the_senders_threads_and_leave_no_descriptor_open(env, clock):
+    """A thread keeps its own descriptors (SQLite's writer lock) until it ends: new threads every
+    pass would leak them, one tick after another."""
+    app = create_app(load_settings({**env, "SEND_CONCURRENCY": "4"}), clock=clock, sender=OverlapSender(hold=1))
+    rt = app.extensions["peaceline"]
+    try:
+        due_follow_ups(rt, 4)
+        dispatch_due(rt, T0)
+        threads, descriptors = threading.active_count(), len(os.listdir("/proc/self/fd"))
+        for n in range(1, 6):
+            due_follow_ups(rt, 4, first=4 * n)
+            assert len(dispatch_due(rt, T0)) == 4
+        assert threading.active_count() == threads
+        assert len(os.listdir("/proc/self/fd")) == descriptors
     finally:
         rt.db.dispose()

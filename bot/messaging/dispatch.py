@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -178,8 +178,9 @@ def dispatch_due(rt: Runtime, now: datetime | None = None, limit: int = BATCH) -
     if senders <= 1:
         done = _drain(rt, now, limit)
     else:
-        with ThreadPoolExecutor(senders, thread_name_prefix="dispatch") as pool:
-            done = [d for part in pool.map(lambda _: _drain(rt, now, limit), range(senders)) for d in part]
+        parts = [rt.senders.submit(_drain, rt, now, limit) for _ in range(senders)]
+        wait(parts)  # every sender finishes its row before a failure is raised
+        done = [d for part in parts for d in part.result()]
     return sorted(done, key=lambda d: (d.due_at, d.id))
 
 
