@@ -16,18 +16,17 @@ status `sent`. From the repo root:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing as mp
 import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -48,23 +47,67 @@ TWILIO_API = "https://api.twilio.com"
 # -- the fake Twilio ---------------------------------------------------------------------------------
 
 
-class FakeTwilio(ThreadingHTTPServer):
-    """Messages create: 201 after `latency` seconds, or 429 at once when the sender is over its rate."""
-
-    daemon_threads = True
-    request_queue_size = 128
+class FakeTwilio:
+    """Messages create: 201 after `latency` seconds, or 429 at once when the sender is over its rate.
+    One asyncio loop in a process of its own, so each request is judged the moment it arrives
+    (a thread per connection would judge it whenever its thread got the GIL)."""
 
     def __init__(self, rate: float, latency: float) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.latency, self.rate = latency, rate
+        self.rate, self.latency = rate, latency
         self.reset()
 
     def reset(self) -> None:
-        self.lock = threading.Lock()
         self.limiter = Limiter(self.rate, burst=max(1.0, self.rate / 4))
         self.to: Counter[str] = Counter()
         self.too_many = 0
         self.first = self.last = 0.0  # when the first and the last text were taken
+
+    def stats(self) -> dict:
+        counts = self.to.values()
+        return {
+            "requests": sum(counts),
+            "to": len(counts),
+            "twice": sum(n > 1 for n in counts),
+            "429": self.too_many,
+            "sustained": (sum(counts) - 1) / (self.last - self.first) if self.last > self.first else 0,
+        }
+
+    async def answer(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+        if method == "GET":  # the benchmark's own: what the fake saw, and a fresh start
+            seen = self.stats()
+            if path == "/reset":
+                self.reset()
+            return 200, seen
+        if not path.endswith("/Messages.json"):
+            return 404, {"code": 20404, "message": "not found", "status": 404}
+        if not self.limiter.admit():
+            self.too_many += 1
+            return 429, {"code": 20429, "message": "Too Many Requests", "status": 429}
+        self.first, self.last = self.first or time.monotonic(), time.monotonic()
+        to = parse_qs(body.decode())["To"][0]
+        await asyncio.sleep(self.latency)
+        self.to[to] += 1
+        return 201, {"sid": f"SM{sum(self.to.values()):032x}", "status": "queued", "account_sid": ACCOUNT_SID, "to": to}
+
+    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """HTTP/1.1 with keep-alive, as api.twilio.com; one write per answer."""
+        try:
+            while line := await reader.readline():
+                method, path, _ = line.decode().split(" ", 2)
+                headers = {}
+                while (header := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = header.decode().partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length") or 0))
+                status, answer = await self.answer(method, path, body)
+                data = json.dumps(answer).encode()
+                head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+                writer.write(head.encode() + data)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
 
 
 class Limiter:
@@ -82,57 +125,14 @@ class Limiter:
         return True
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as api.twilio.com
-    disable_nagle_algorithm = True  # headers and body in separate writes must not wait 40 ms for an ACK
-    server: FakeTwilio
-
-    def log_message(self, format, *args) -> None:
-        pass
-
-    def answer(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:  # the benchmark's own: what the server saw, and a fresh start
-        fake = self.server
-        with fake.lock:
-            counts = fake.to.values()
-            seen = {"requests": sum(counts), "to": len(counts), "twice": sum(n > 1 for n in counts)}
-            seen["429"] = fake.too_many
-            seen["sustained"] = (seen["requests"] - 1) / (fake.last - fake.first) if fake.last > fake.first else 0
-        if self.path == "/reset":
-            fake.reset()
-        self.answer(200, seen)
-
-    def do_POST(self) -> None:
-        form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
-        if not self.path.endswith("/Messages.json"):
-            self.answer(404, {"code": 20404, "message": "not found", "status": 404})
-            return
-        with self.server.lock:
-            admitted = self.server.limiter.admit()
-            self.server.too_many += not admitted
-            if admitted:
-                self.server.first, self.server.last = self.server.first or time.monotonic(), time.monotonic()
-        if not admitted:
-            self.answer(429, {"code": 20429, "message": "Too Many Requests", "status": 429})
-            return
-        time.sleep(self.server.latency)
-        with self.server.lock:
-            self.server.to[form["To"][0]] += 1
-            n = sum(self.server.to.values())
-        self.answer(201, {"sid": f"SM{n:032x}", "status": "queued", "account_sid": ACCOUNT_SID, "to": form["To"][0]})
-
-
 def serve(rate: float, latency: float, port_out) -> None:
-    server = FakeTwilio(rate, latency)
-    port_out.put(server.server_address[1])
-    server.serve_forever()
+    async def main() -> None:
+        fake = FakeTwilio(rate, latency)
+        server = await asyncio.start_server(fake.connection, "127.0.0.1", 0, backlog=128)
+        port_out.put(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    asyncio.run(main())
 
 
 # -- the database ----------------------------------------------------------------------------------

@@ -91,28 +91,18 @@ def test_a_wrong_rate_or_concurrency_stops_start_up_with_one_line(env, extra, sa
 # -- the token bucket --------------------------------------------------------------------------------
 
 
-def test_the_bucket_spaces_takers_at_the_rate_and_saves_up_no_more_than_its_burst():
+def test_the_bucket_spaces_takers_at_the_rate_and_saves_up_one_token_only():
     t = FakeTime()
-    bucket = TokenBucket(2, burst=1, clock=t.clock, sleep=t.sleep)
+    bucket = TokenBucket(2, clock=t.clock, sleep=t.sleep)
     assert [bucket.take() for _ in range(4)] == [0, 0.5, 1.0, 1.5]  # each waits for its own slot
-    t.now += 60  # idle a minute: one token saved, not 120
+    t.now += 60  # idle a minute: one token saved, not 120 (a held-up sender never bursts to catch up)
     assert [bucket.take() for _ in range(2)] == [0, 0.5]
     assert t.slept == [0.5, 1.0, 1.5, 0.5]
 
 
-def test_a_burst_lets_a_held_up_sender_catch_up_by_that_much_only():
-    t = FakeTime()
-    bucket = TokenBucket(100, burst=10, clock=t.clock, sleep=t.sleep)
-    assert sum(bucket.take() == 0 for _ in range(10)) == 10
-    assert bucket.take() == pytest.approx(0.01)
-    t.now += 1
-    waits = [bucket.take() for _ in range(12)]
-    assert waits[:10] == [0] * 10 and waits[10:] == pytest.approx([0.01, 0.02])
-
-
 def test_the_bucket_hands_each_token_to_one_thread():
     t = FakeTime()
-    bucket = TokenBucket(10, burst=1, clock=t.clock, sleep=t.sleep)
+    bucket = TokenBucket(10, clock=t.clock, sleep=t.sleep)
     waits: list[float] = []
     threads = [threading.Thread(target=lambda: waits.append(bucket.take())) for _ in range(20)]
     for thread in threads:

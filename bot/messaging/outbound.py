@@ -90,8 +90,7 @@ class TwilioSender:
             else {"from_": settings.twilio_from_number}
         )
         self.sleep = sleep
-        # A tenth of a second's texts saved up: a sender held up a moment catches up that much, no more.
-        self.bucket = bucket or TokenBucket(settings.sender_mps, burst=max(1.0, settings.sender_mps / 10), sleep=sleep)
+        self.bucket = bucket or TokenBucket(settings.sender_mps, sleep=sleep)
 
     def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
         extra = {"status_callback": status_callback} if status_callback else {}

@@ -38,25 +38,22 @@ def sender_type(from_number: str | None, messaging_service_sid: str | None) -> S
 
 
 class TokenBucket:
-    """`rate` tokens a second, at most `burst` saved up. `take` reserves the next token and waits
-    until it is due, outside the lock, so threads leave one by one at the rate. Thread-safe."""
+    """`rate` tokens a second, one saved up at most: no burst, so a sender held up never sends
+    faster than the rate to catch up. `take` reserves the next token and waits until it is due,
+    outside the lock, so threads leave one by one at the rate. Thread-safe."""
 
     def __init__(
-        self,
-        rate: float,
-        burst: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        self, rate: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
     ) -> None:
-        self.rate, self.burst, self.clock, self.sleep = rate, burst, clock, sleep
-        self.tokens, self.stamp = burst, clock()
+        self.rate, self.clock, self.sleep = rate, clock, sleep
+        self.tokens, self.stamp = 1.0, clock()
         self.lock = threading.Lock()
 
     def take(self) -> float:
         """Wait for a token; returns the seconds waited."""
         with self.lock:
             now = self.clock()
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate) - 1
+            self.tokens = min(1.0, self.tokens + (now - self.stamp) * self.rate) - 1
             self.stamp = now
             wait = -self.tokens / self.rate if self.tokens < 0 else 0.0
         if wait:
