@@ -1,9 +1,9 @@
 """Follow-up dispatch at the channel's rate, under real latency: one scheduler process, a fake Twilio.
 
-A fake Twilio REST server runs on loopback in a process of its own: it answers the Messages
-create call after 150 ms, and with 429 at once when texts come faster than its rate (a token
-bucket at 100 a second holding 25: a quarter second of slack for a loaded machine's jitter; the
-sender's own bucket saves up at most a tenth of a second). The sender is a short code, so
+A fake Twilio REST server runs on loopback in a process of its own (one asyncio loop): it
+answers the Messages create call after 150 ms, and with 429 at once when texts come faster than
+its rate (a token bucket at 100 a second holding 25: a quarter second of slack for a loaded
+machine's jitter; the sender's own bucket saves up one token, no burst). The sender is a short code, so
 SENDER_MPS and SEND_CONCURRENCY keep their defaults for one (100 a second, 30 at once). One scheduler process
 builds the app as `peaceline scheduler` would, with the real twilio client pointed at the fake
 server, and runs one dispatch pass over the due follow-ups. Every follow-up must go out exactly
