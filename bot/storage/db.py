@@ -38,7 +38,7 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-POOL_SIZE = 5  # PostgreSQL connections kept open; as many again may open under load
+POOL_SIZE = 5  # PostgreSQL connections kept open (more with more senders); as many again may open under load
 
 
 def make_engine(url: str, connections: int = 2 * POOL_SIZE, **kwargs: Any) -> Engine:
@@ -54,8 +54,8 @@ def make_engine(url: str, connections: int = 2 * POOL_SIZE, **kwargs: Any) -> En
     return create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=POOL_SIZE,
-        max_overflow=max(POOL_SIZE, connections - POOL_SIZE),
+        pool_size=max(POOL_SIZE, connections - POOL_SIZE),  # kept open once opened: no reconnect a send
+        max_overflow=POOL_SIZE,
         pool_timeout=2,
         connect_args={"connect_timeout": 2},
         **kwargs,
