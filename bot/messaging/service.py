@@ -602,16 +602,34 @@ class Service:
         if referral is None:
             tier = triage.new_referral_tier(s, self.settings, resident, client, now)
             repeat = triage.is_repeat(s, resident.id, now)
-            referral = Referral(**_new_case(resident.id, effect, resident.zip_code, now, tier), repeat=repeat)
+            referral = Referral(
+                resident_id=resident.id,
+                category=effect.category,
+                reason=effect.reason,
+                zip_code=effect.zip_code or resident.zip_code,
+                urgent=effect.urgent,
+                resource_ids=list(effect.resource_ids),
+                created_at=now,
+                tier=tier,
+                repeat=repeat,
+            )
             s.add(referral)
             s.flush()
-            self._audit(s, "referral.created", resident, now, referral, _created(effect))
+            created = {"category": effect.category, "reason": effect.reason, "urgent": effect.urgent}
+            self._audit(s, "referral.created", resident, now, referral, created)
         else:
             if referral.crisis_kind and effect.crisis_kind:  # a text during the crisis hold raised it
                 referral.held_texts = (referral.held_texts or 0) + 1
-            _raise_case(referral, effect)
+            referral.urgent = referral.urgent or effect.urgent
+            referral.category = referral.category or effect.category
+            referral.resource_ids = list({*referral.resource_ids, *effect.resource_ids})
+            referral.unread, referral.bot_resumed_at = True, None
             self._audit(s, "referral.raised", resident, now, referral, {"reason": effect.reason})
-        _settle_case(referral, effect, now, on_duty)
+        referral.crisis_kind = referral.crisis_kind or effect.crisis_kind
+        if on_duty:  # a caseworker on duty sees the queue (and gets a notice after the commit)
+            referral.notified_at = referral.notified_at or now
+        elif effect.urgent:  # the person on call is due a text, now or in the next batch
+            referral.escalation_due_at = referral.escalation_due_at or now
         triage.rank(referral)
         self._default_preference(s, resident, referral, now)
         return referral
@@ -704,40 +722,3 @@ def _profile(known: _Known, effect: eng.SetProfile) -> _Known:
     if effect.zip_code:
         zip_code, tz = effect.zip_code, geo.zip_timezone(effect.zip_code) or tz
     return effect.language or language, zip_code, tz
-
-
-def _new_case(
-    resident_id: int, effect: eng.CreateReferral, zip_code: str | None, now: datetime, tier: int
-) -> dict[str, Any]:
-    """A referral this text opens, as column values (for the ORM's Referral and the fast path's Case)."""
-    return {
-        "resident_id": resident_id,
-        "category": effect.category,
-        "reason": effect.reason,
-        "zip_code": effect.zip_code or zip_code,
-        "urgent": effect.urgent,
-        "resource_ids": list(effect.resource_ids),
-        "created_at": now,
-        "tier": tier,
-    }
-
-
-def _created(effect: eng.CreateReferral) -> dict[str, Any]:
-    return {"category": effect.category, "reason": effect.reason, "urgent": effect.urgent}
-
-
-def _raise_case(case: Any, effect: eng.CreateReferral) -> None:
-    """Another need on the open referral (an ORM Referral or a turns.Case): back in front of a person."""
-    case.urgent = case.urgent or effect.urgent
-    case.category = case.category or effect.category
-    case.resource_ids = list({*case.resource_ids, *effect.resource_ids})
-    case.unread, case.bot_resumed_at = True, None
-
-
-def _settle_case(case: Any, effect: eng.CreateReferral, now: datetime, on_duty: bool) -> None:
-    """Who is to hear of a referral opened or raised: the crisis's kind, the queue or the person on call."""
-    case.crisis_kind = case.crisis_kind or effect.crisis_kind
-    if on_duty:  # a caseworker on duty sees the queue (and gets a notice after the commit)
-        case.notified_at = case.notified_at or now
-    elif effect.urgent:  # the person on call is due a text, now or in the next batch
-        case.escalation_due_at = case.escalation_due_at or now

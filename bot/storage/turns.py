@@ -113,9 +113,6 @@ class Case:
     bot_resumed_at: datetime | None = None
     on_call_told_at: datetime | None = None
 
-    def values(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.COLUMNS if name != "id"}
-
 
 @dataclass(frozen=True)
 class _Statements:
@@ -369,18 +366,9 @@ def update_resident(
     )
 
 
-# What a text's effects change on an open referral; never its status or assignee, which a caseworker
-# may be changing at the same moment.
-_RAISED = (
-    "urgent",
-    "category",
-    "resource_ids",
-    "unread",
-    "bot_resumed_at",
-    "crisis_kind",
-    "notified_at",
-    "escalation_due_at",
-)
+# What the fast path's effects change on an open referral (a relay, a hand-off's end), and nothing else:
+# the row was read, not locked, and a caseworker or the scheduler may be changing the rest meanwhile.
+_RAISED = ("unread", "bot_resumed_at")
 _UPDATE_REFERRAL = (
     update(referrals)
     .where(referrals.c.id == bindparam("referral_id"))
@@ -392,8 +380,7 @@ _INSERT_FOLLOW_UPS = follow_ups.insert()
 
 def store_case(conn: Connection, case: Case) -> None:
     """Update the open referral with what the text's effects changed (a relay, a hand-off's end)."""
-    values = case.values()
-    conn.execute(_UPDATE_REFERRAL, {"referral_id": case.id, **{f"new_{k}": values[k] for k in _RAISED}})
+    conn.execute(_UPDATE_REFERRAL, {"referral_id": case.id, **{f"new_{k}": getattr(case, k) for k in _RAISED}})
 
 
 def insert_rows(conn: Connection, audits: list[dict[str, Any]], followups: list[dict[str, Any]]) -> None:
