@@ -302,6 +302,10 @@ class _State:
     def holding(self, now: datetime) -> bool:
         return bool(self.hold and self.hold_until and now < self.hold_until)
 
+    def idle(self, now: datetime, idle_hours: int) -> bool:
+        """No text for longer than a session lasts: the next one starts afresh."""
+        return bool(self.last_at and now - self.last_at > timedelta(hours=idle_hours))
+
     def end_hold(self) -> None:
         self.hold = self.hold_until = None
 
@@ -408,7 +412,7 @@ class Engine:
     def may_start(self, state: dict | None, now: datetime, idle_hours: int) -> bool:
         """A text now would start a conversation (none saved, or idle): only then is a campaign code read."""
         saved = _State.load(state, self.languages)
-        return saved is None or bool(saved.last_at and now - saved.last_at > timedelta(hours=idle_hours))
+        return saved is None or saved.idle(now, idle_hours)
 
     def every_reply(self, lang: str, now: datetime, zip_code: str | None) -> list[tuple[str, str]]:
         """(where, text) for every reply the bot can send in `lang`: each system text (a {promise} in
@@ -817,7 +821,7 @@ class Engine:
         return self.languages[0]
 
     def _idle(self, state: _State, ctx: Context) -> bool:
-        return bool(state.last_at and ctx.now - state.last_at > timedelta(hours=ctx.idle_hours))
+        return state.idle(ctx.now, ctx.idle_hours)
 
     # -- answering a question -----------------------------------------------------------
 
