@@ -131,6 +131,7 @@ class _FastWrites:
     case: turns.Case | None
     profile: _Known
     case_changed: bool = False
+    raised: list[eng.CreateReferral] = field(default_factory=list)  # each raised the open referral (locked)
     audits: list[tuple[str, turns.Case | None, dict[str, Any]]] = field(default_factory=list)
     followups: list[tuple[turns.Case | None, str, datetime]] = field(default_factory=list)
 
@@ -244,12 +245,18 @@ class Service:
         first = who.last_seen_at is None
         ctx = self._context(who, facts.referral, None, now, first, on_duty)
         outcome = self.engine.step(facts.state, inbound, ctx)
-        writes = self._fast_effects(who, facts.referral, outcome.effects, now)
+        case = facts.referral
+        if any(isinstance(effect, eng.CreateReferral) for effect in outcome.effects):
+            # Raising the open referral changes what a caseworker may be changing too: lock it first.
+            # Opening one (its tier, whether it repeats, its id) is the ORM path's.
+            case = turns.lock_case(conn, case) if case is not None else None
+            if case is None:
+                return None
+        writes = self._fast_effects(who, case, outcome.effects, now, on_duty)
         if writes is None:
             return None
-        case = writes.case
         if writes.case_changed and case is not None:
-            turns.store_case(conn, case)
+            turns.store_case(conn, case, locked=bool(writes.raised))
         turns.insert_rows(conn, *writes.rows(who.id, now))
         received = {
             **self.outbound.reply_row(who.id, channel, "", facts.next_id),
@@ -270,13 +277,27 @@ class Service:
         self._log_handled(provider_sid, who.id, channel, len(ids), outcome.effects)
         handled = Handled([Reply(i, r["body"]) for i, r in zip(ids, replies, strict=True)], outcome.options)
         handled.on_duty = on_duty
+        if case is not None and writes.raised:
+            handled.referrals.append(case.id)
+            if any(e.urgent for e in writes.raised) and not on_duty and case.on_call_told_at is None:
+                handled.escalate.append(case.id)
         return handled, _Inputs(facts.state, inbound, ctx, channel)
 
-    def _fast_effects(self, who: Any, case: turns.Case | None, effects: list[Any], now: datetime) -> _FastWrites | None:
+    def _fast_effects(
+        self, who: Any, case: turns.Case | None, effects: list[Any], now: datetime, on_duty: bool
+    ) -> _FastWrites | None:
         """The effects as rows for the fast path to store, or None when one needs the ORM path."""
         writes = _FastWrites(case, (who.language, who.zip_code, who.timezone))
         for effect in effects:
             match effect:
+                case eng.CreateReferral() if writes.case is not None:  # locked by _fast_turn
+                    triage.raise_open(writes.case, effect)
+                    triage.mark_seen(writes.case, effect, now, on_duty)
+                    if _default_due(who, writes.case) is not None:
+                        return None  # the contact preference changes, and check-ins may be cancelled
+                    writes.raised.append(effect)
+                    writes.case_changed = True
+                    writes.audit("referral.raised", {"reason": effect.reason})
                 case eng.SetProfile():
                     writes.profile = _profile(writes.profile, effect)
                 case eng.ScheduleFollowUp(after=after, template=template):
@@ -618,20 +639,11 @@ class Service:
             created = {"category": effect.category, "reason": effect.reason, "urgent": effect.urgent}
             self._audit(s, "referral.created", resident, now, referral, created)
         else:
-            if referral.crisis_kind and effect.crisis_kind:  # a text during the crisis hold raised it
-                referral.held_texts = (referral.held_texts or 0) + 1
-            referral.urgent = referral.urgent or effect.urgent
-            referral.category = referral.category or effect.category
-            referral.resource_ids = list({*referral.resource_ids, *effect.resource_ids})
-            referral.unread, referral.bot_resumed_at = True, None
+            triage.raise_open(referral, effect)
             self._audit(s, "referral.raised", resident, now, referral, {"reason": effect.reason})
-        referral.crisis_kind = referral.crisis_kind or effect.crisis_kind
-        if on_duty:  # a caseworker on duty sees the queue (and gets a notice after the commit)
-            referral.notified_at = referral.notified_at or now
-        elif effect.urgent:  # the person on call is due a text, now or in the next batch
-            referral.escalation_due_at = referral.escalation_due_at or now
-        triage.rank(referral)
-        self._default_preference(s, resident, referral, now)
+        triage.mark_seen(referral, effect, now, on_duty)
+        if (default := _default_due(resident, referral)) is not None:
+            self._set_preference(s, resident, default, now)
         return referral
 
     def _forget_marker(self, s: Session, resident: Resident) -> None:
@@ -639,13 +651,6 @@ class Service:
         if resident.phone:
             marker = opt_out_marker(self.settings.secret_key, resident.phone)
             s.execute(delete(OptOutMarker).where(OptOutMarker.phone_lookup == marker))
-
-    def _default_preference(self, s: Session, resident: Resident, referral: Referral, now: datetime) -> None:
-        """Until the resident answers "safe to text later?": do not text first after a crisis or in a
-        guarded need (contact.default_for; the engine words its promises from the same rule)."""
-        default = default_for(referral.category, referral.crisis_kind is not None)
-        if resident.contact_chosen_at is None and resident.contact_preference == ContactPreference.ANY != default:
-            self._set_preference(s, resident, default, now)
 
     def _set_preference(self, s: Session, resident: Resident, preference: ContactPreference, now: datetime) -> None:
         """Record how we may reach them; "do not text first" cancels the check-ins still waiting."""
@@ -714,6 +719,16 @@ class Service:
                 detail=detail or {},
             )
         )
+
+
+def _default_due(resident: _Who, case: triage.Case) -> ContactPreference | None:
+    """The contact preference a referral sets until the resident answers "safe to text later?": do not
+    text first after a crisis or in a guarded need (contact.default_for; the engine words its promises
+    from the same rule). None when it changes nothing."""
+    default = default_for(case.category, case.crisis_kind is not None)
+    if resident.contact_chosen_at is None and resident.contact_preference == ContactPreference.ANY != default:
+        return default
+    return None
 
 
 def _profile(known: _Known, effect: eng.SetProfile) -> _Known:

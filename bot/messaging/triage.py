@@ -23,11 +23,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import IntEnum
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
+from bot.conversation.engine import CreateReferral
 from bot.storage import counts
 from bot.storage.models import Referral, Resident
 
@@ -58,7 +60,44 @@ def risk_minutes(crisis_kind: str | None, held_texts: int, repeat: bool) -> int:
     return crisis + HELD_TEXT * min(held_texts, HELD_TEXTS_COUNTED) + (REPEAT if repeat else 0)
 
 
-def rank(referral: Referral) -> None:
+class Case(Protocol):
+    """A referral as the rules below change it: an ORM Referral, or the webhook's Core row (turns.Case)."""
+
+    urgent: bool
+    category: str | None
+    resource_ids: list[Any]
+    unread: bool
+    created_at: datetime
+    crisis_kind: str | None
+    held_texts: int
+    repeat: bool
+    queue_at: datetime
+    notified_at: datetime | None
+    escalation_due_at: datetime | None
+    bot_resumed_at: datetime | None
+
+
+def raise_open(case: Case, effect: CreateReferral) -> None:
+    """Another need, or a text during the crisis hold, raises the open referral."""
+    if case.crisis_kind and effect.crisis_kind:  # a text during the crisis hold raised it
+        case.held_texts = (case.held_texts or 0) + 1
+    case.urgent = case.urgent or effect.urgent
+    case.category = case.category or effect.category
+    case.resource_ids = list({*case.resource_ids, *effect.resource_ids})
+    case.unread, case.bot_resumed_at = True, None
+
+
+def mark_seen(case: Case, effect: CreateReferral, now: datetime, on_duty: bool) -> None:
+    """After a referral is opened or raised: its crisis kind, who is told, and its place in the queue."""
+    case.crisis_kind = case.crisis_kind or effect.crisis_kind
+    if on_duty:  # a caseworker on duty sees the queue (and gets a notice after the commit)
+        case.notified_at = case.notified_at or now
+    elif effect.urgent:  # the person on call is due a text, now or in the next batch
+        case.escalation_due_at = case.escalation_due_at or now
+    rank(case)
+
+
+def rank(referral: Case) -> None:
     """Keep `queue_at` true to the referral's score after it is opened or raised."""
     bonus = risk_minutes(referral.crisis_kind, referral.held_texts or 0, bool(referral.repeat))
     referral.queue_at = referral.created_at - timedelta(minutes=bonus)

@@ -94,9 +94,12 @@ class Case:
         "escalation_due_at",
         "bot_resumed_at",
         "on_call_told_at",
+        "held_texts",
+        "repeat",
+        "queue_at",
     )
 
-    id: int | None
+    id: int
     resident_id: int
     status: str
     category: str | None
@@ -107,11 +110,14 @@ class Case:
     resource_ids: list[Any]
     unread: bool
     created_at: datetime
+    queue_at: datetime
     crisis_kind: str | None = None
     notified_at: datetime | None = None
     escalation_due_at: datetime | None = None
     bot_resumed_at: datetime | None = None
     on_call_told_at: datetime | None = None
+    held_texts: int = 0
+    repeat: bool = False
 
 
 @dataclass(frozen=True)
@@ -366,21 +372,47 @@ def update_resident(
     )
 
 
-# What the fast path's effects change on an open referral (a relay, a hand-off's end), and nothing else:
-# the row was read, not locked, and a caseworker or the scheduler may be changing the rest meanwhile.
-_RAISED = ("unread", "bot_resumed_at")
-_UPDATE_REFERRAL = (
-    update(referrals)
-    .where(referrals.c.id == bindparam("referral_id"))
-    .values({c: bindparam(f"new_{c}", type_=referrals.c[c].type) for c in _RAISED})
+def _update_referral(columns: tuple[str, ...]) -> Any:
+    return (
+        update(referrals)
+        .where(referrals.c.id == bindparam("referral_id"))
+        .values({c: bindparam(f"new_{c}", type_=referrals.c[c].type) for c in columns})
+    )
+
+
+# What a relay or a hand-off's end changes on an open referral that was read, not locked: nothing else,
+# since a caseworker or the scheduler may be changing the rest meanwhile.
+_TOUCHED = ("unread", "bot_resumed_at")
+# What raising it changes (triage.raise_open, mark_seen): only once the row is locked (`lock_case`).
+_RAISED = (*_TOUCHED, "held_texts", "urgent", "category", "resource_ids", "crisis_kind") + (
+    "notified_at",
+    "escalation_due_at",
+    "queue_at",
+)
+_UPDATES = {False: _update_referral(_TOUCHED), True: _update_referral(_RAISED)}
+_LOCK_CASE = (
+    select(*(referrals.c[name] for name in Case.COLUMNS))
+    .where(referrals.c.id == bindparam("referral_id"), referrals.c.status.in_(OPEN_REFERRAL))
+    .with_for_update()
 )
 _INSERT_AUDIT = audit_events.insert()
 _INSERT_FOLLOW_UPS = follow_ups.insert()
 
 
-def store_case(conn: Connection, case: Case) -> None:
-    """Update the open referral with what the text's effects changed (a relay, a hand-off's end)."""
-    conn.execute(_UPDATE_REFERRAL, {"referral_id": case.id, **{f"new_{k}": getattr(case, k) for k in _RAISED}})
+def lock_case(conn: Connection, case: Case) -> Case | None:
+    """The open referral locked, to be raised; None when it closed meanwhile. On SQLite the turn's
+    transaction already holds the one write lock, so the row `read` gave is current."""
+    if conn.dialect.name == "sqlite":
+        return case
+    row = conn.execute(_LOCK_CASE, {"referral_id": case.id}).first()
+    return Case(**row._mapping) if row is not None else None
+
+
+def store_case(conn: Connection, case: Case, *, locked: bool) -> None:
+    """Update the open referral with what the text's effects changed: a relay or a hand-off's end, or,
+    when `locked`, whatever raising it changed."""
+    columns = _RAISED if locked else _TOUCHED
+    conn.execute(_UPDATES[locked], {"referral_id": case.id, **{f"new_{k}": getattr(case, k) for k in columns}})
 
 
 def insert_rows(conn: Connection, audits: list[dict[str, Any]], followups: list[dict[str, Any]]) -> None:
