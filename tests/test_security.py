@@ -31,6 +31,7 @@ from bot.logs import MaskingFilter
 from bot.messaging.dispatch import dispatch_due
 from bot.messaging.outbound import TwilioSender
 from bot.storage.models import AuditEvent, Caseworker, FollowUp, Message, Note, Referral, Resident
+from bot.web import sms
 
 ORIGIN = "http://localhost"
 
@@ -109,8 +110,6 @@ def test_the_status_callback_checks_the_signature_too(client, rt, phone):
 STAFF_POST_PREFIXES = ("/inbox", "/login", "/logout", "/reports")
 # The only endpoints anyone may reach without logging in. A new public route must be added here on purpose.
 PUBLIC = {
-    "sms.inbound",
-    "sms.status",
     "health.healthz",
     "web.home",
     "web.page",
@@ -190,6 +189,17 @@ def test_every_staff_form_refuses_a_post_without_its_csrf_token(app, client, rt,
     assert audit_count(rt) == before, "a refused form changed something"
     with rt.db.sessions() as s:
         assert s.get(Referral, 1).status == "new" and s.scalar(select(func.count()).select_from(Note)) == 0
+
+
+def test_twilios_own_app_serves_only_the_two_signed_routes(app, client):
+    """Twilio's endpoints run in an app of their own, without the pages' login, CSRF and limits: it must
+    hold nothing else, and both of its routes refuse an unsigned request."""
+    twilio = app.extensions["peaceline.twilio"]
+    rules = {rule.rule for rule in twilio.url_map.iter_rules() if rule.endpoint != "static"}
+    assert rules == set(sms.PATHS) == {"/sms", "/sms/status"}
+    for path in sms.PATHS:
+        assert client.post(path, data={"MessageSid": "SM" + "a" * 32}).status_code == 403
+    assert client.post("/sms/other", data={}).status_code == 404
 
 
 def test_every_route_but_the_public_ones_needs_a_login(app):

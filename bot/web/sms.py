@@ -17,11 +17,11 @@ from bot.messaging.phones import BadNumber, split_channel, to_e164
 from bot.storage.models import Message
 from bot.storage.statuses import MessageStatus
 from bot.web.context import runtime
-from bot.web.limits import limiter
 
+# An app of their own (app.py): signed by Twilio and sent from Twilio's addresses, these requests need
+# no CSRF token, and a per-address limit would only throttle Twilio.
 bp = Blueprint("sms", __name__)
-# Signed by Twilio and sent from Twilio's addresses: a per-address limit would only throttle Twilio.
-limiter.exempt(bp)
+PATHS = frozenset({"/sms", "/sms/status"})
 
 # A status only moves forward: a late "sent" never overwrites "delivered".
 STATUS_RANK: dict[str, int] = {
