@@ -188,8 +188,7 @@ class Service:
         """
         body, now = clean(text), self.clock.now()
         inbound = eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword)
-        with self.db.transaction() as s:
-            conn = s.connection()
+        with self.db.connection() as conn:  # Core: a Session is made only for the ORM path
             who = turns.lock_resident(conn, channel, address, now)
             facts = turns.read(conn, who.id, provider_sid, CHECKIN_WAIT, now) if who is not None else None
             if facts is not None and facts.seen_id is not None:
@@ -199,10 +198,14 @@ class Service:
             if fast is not None:
                 handled, inputs = fast
             else:
-                resident = self.lock_resident(s, channel, address, now)
-                if provider_sid and (seen := s.scalar(_SEEN, {"provider_sid": provider_sid})):
-                    return self._duplicate(conn, seen, provider_sid)
-                handled, inputs = self._handle_locked(s, resident, channel, body, inbound, provider_sid, now, client)
+                with Session(bind=conn, expire_on_commit=False) as s:  # joins the transaction, never ends it
+                    resident = self.lock_resident(s, channel, address, now)
+                    if provider_sid and (seen := s.scalar(_SEEN, {"provider_sid": provider_sid})):
+                        return self._duplicate(conn, seen, provider_sid)
+                    handled, inputs = self._handle_locked(
+                        s, resident, channel, body, inbound, provider_sid, now, client
+                    )
+                    s.commit()  # flushes; the connection's transaction commits below
         if handled.erase is not None:
             erase(self.db, self.clock.now(), handled.erase, self.settings.secret_key)
         self._escalate(handled, inputs)

@@ -11,7 +11,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, text
+from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -116,6 +116,12 @@ class Database:
         """A session in one transaction: committed on success, rolled back on error."""
         with self._writer.held() if self._writer else nullcontext(), self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A Core connection in one transaction: committed on success, rolled back on error."""
+        with self._writer.held() if self._writer else nullcontext(), self.engine.begin() as conn:
+            yield conn
 
     def ping(self) -> bool:
         try:

@@ -15,9 +15,9 @@ the check-in was answered): the fast path then steps aside and the slow path rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -31,15 +31,18 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal,
     null,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from bot.storage.crypto import phone_lookups
 from bot.storage.models import Base
+from bot.storage.prepared import Prepared
 from bot.storage.statuses import FollowUpStatus, ReferralStatus
 
 OPEN_REFERRAL = (ReferralStatus.NEW, ReferralStatus.CLAIMED, ReferralStatus.CONTACTED)
@@ -120,31 +123,55 @@ class Case:
     repeat: bool = False
 
 
-@dataclass(frozen=True)
-class _Statements:
-    lock_by_phone: Any
-    lock_by_chat_key: Any
-    read: Any
+def _one_of(column: Any, values: tuple[str, ...]) -> ColumnElement[bool]:
+    """`column IN (…)` with each constant bound by itself, so the statement can be prepared."""
+    return column.in_([literal(str(value)) for value in values])
 
 
-def _upsert(dialect: str, unique: str, values: dict[str, Any], older: Any) -> Any:
+def _upsert(dialect: str, unique: str, values: dict[str, Any], older: int = 0) -> Any:
     """Insert the resident, or lock and touch the existing row. `last_seen_at` stays NULL for someone
-    who never texted (the slow path greets them and sets it); `older` skips the insert where the
-    resident is on file under an older form of the lookup (before rotate-key): the slow path finds
-    them. Returns nothing then."""
+    who never texted (the slow path greets them and sets it); the `older` lookups (older_0 …) skip
+    the insert where the resident is on file under an older form of the lookup (before rotate-key):
+    the slow path finds them. Returns nothing then."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     row = select(*(bindparam(name, type_=residents.c[name].type) for name in values))
-    stmt = insert(residents).from_select(list(values), row.where(~exists(older)) if older is not None else row)
+    if older:
+        lookups = [bindparam(f"older_{i}", type_=residents.c.phone_lookup.type) for i in range(older)]
+        row = row.where(~exists().where(residents.c.phone_lookup.in_(lookups)))
+    stmt = insert(residents).from_select(list(values), row)
     seen_before = case((residents.c.last_seen_at.is_(None), null()), else_=stmt.excluded.created_at)
     return stmt.on_conflict_do_update(index_elements=[unique], set_={"last_seen_at": seen_before}).returning(*LOCKED)
 
 
-@cache
-def _statements(dialect: str) -> _Statements:
-    """Built once per dialect: building a statement costs more than running it."""
-    older = select(residents.c.id).where(residents.c.phone_lookup.in_(bindparam("older", expanding=True)))
-    by_phone = {"phone": None, "phone_lookup": None, "channel": None, "created_at": None}
-    by_chat_key = {"chat_key": None, "channel": None, "created_at": None}
+_BY_PHONE = {"phone": None, "phone_lookup": None, "channel": None, "created_at": None}
+_BY_CHAT_KEY = {"chat_key": None, "channel": None, "created_at": None}
+
+
+class _Prepared:
+    """The turn's statements for one dialect, each built and compiled on first use, then kept: building
+    and compiling a statement costs more than running it."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._made: dict[Any, Prepared] = {}
+
+    def get(self, key: Any, build: Callable[[str], Any]) -> Prepared:
+        if (made := self._made.get(key)) is None:
+            made = self._made[key] = Prepared(build(self.dialect.name), self.dialect)
+        return made
+
+
+_PREPARED: dict[str, _Prepared] = {}
+
+
+def _prepared(conn: Connection, key: Any, build: Callable[[str], Any]) -> Prepared:
+    dialect = conn.dialect
+    prepared = _PREPARED.get(dialect.name) or _PREPARED.setdefault(dialect.name, _Prepared(dialect))
+    return prepared.get(key, build)
+
+
+def _read(dialect: str) -> Any:
+    """One row: the conversation, its open referral and check-in, and the turn's other facts."""
     aggregate = func.json_agg if dialect == "postgresql" else func.json_group_array
     duty = aggregate(caseworkers.c.duty_hours, type_=JSON)
     next_id: ColumnElement[int]
@@ -157,10 +184,10 @@ def _statements(dialect: str) -> _Statements:
     untracked = case(
         (
             conversations.c.id.is_(None),
-            exists().where(any_referral.c.resident_id == residents.c.id, any_referral.c.status.in_(OPEN_REFERRAL))
+            exists().where(any_referral.c.resident_id == residents.c.id, _one_of(any_referral.c.status, OPEN_REFERRAL))
             | exists().where(
                 any_checkin.c.resident_id == residents.c.id,
-                any_checkin.c.status.in_(CHECKIN_SENT),
+                _one_of(any_checkin.c.status, CHECKIN_SENT),
                 any_checkin.c.answered_at.is_(None),
             ),
         ),
@@ -200,23 +227,22 @@ def _statements(dialect: str) -> _Statements:
         )
         .where(residents.c.id == bindparam("resident_id"))
     )
-    return _Statements(
-        lock_by_phone=_upsert(dialect, "phone_lookup", by_phone, older),
-        lock_by_chat_key=_upsert(dialect, "chat_key", by_chat_key, None),
-        read=read,
-    )
+    return read
 
 
-def lock_resident(conn: Connection, channel: str, address: str, now: datetime) -> Row | None:
+def lock_resident(conn: Connection, channel: str, address: str, now: datetime) -> Any | None:
     """The resident's row (LOCKED columns), created if new and locked; None when they are on file
     under an older lookup form, for the slow path to find."""
-    stmts = _statements(conn.dialect.name)
     if channel == "web":
         params = {"chat_key": address, "channel": channel, "created_at": now}
-        return conn.execute(stmts.lock_by_chat_key, params).first()
+        rows = _prepared(conn, "by_chat_key", lambda d: _upsert(d, "chat_key", _BY_CHAT_KEY)).run(conn, params)
+        return rows[0] if rows else None
     current, *older = phone_lookups(address)
-    params = {"phone": address, "phone_lookup": current, "channel": channel, "created_at": now, "older": older}
-    return conn.execute(stmts.lock_by_phone, params).first()
+    params = {"phone": address, "phone_lookup": current, "channel": channel, "created_at": now}
+    params |= {f"older_{i}": lookup for i, lookup in enumerate(older)}
+    upsert = _prepared(conn, ("by_phone", len(older)), lambda d: _upsert(d, "phone_lookup", _BY_PHONE, len(older)))
+    rows = upsert.run(conn, params)
+    return rows[0] if rows else None
 
 
 @dataclass(frozen=True)
@@ -240,9 +266,8 @@ class Facts:
 
 def read(conn: Connection, resident_id: int, provider_sid: str | None, checkin_wait: timedelta, now: datetime) -> Facts:
     """The turn's facts, from the resident's row (locked by `lock_resident`) and their conversation's."""
-    row = conn.execute(
-        _statements(conn.dialect.name).read, {"resident_id": resident_id, "provider_sid": provider_sid, "now": now}
-    ).one()
+    params = {"resident_id": resident_id, "provider_sid": provider_sid, "now": now}
+    (row,) = _prepared(conn, "read", _read).run(conn, params)
     referral_open = row.referral_status in OPEN_REFERRAL
     checkin_open = (
         row.checkin_status in CHECKIN_SENT
@@ -258,7 +283,7 @@ def read(conn: Connection, resident_id: int, provider_sid: str | None, checkin_w
         seen_id=row.seen_id,
         duty_hours=row.duty_hours or [],
         next_id=row.next_id,
-        referral=Case(**{name: row._mapping[f"referral_{name}"] for name in Case.COLUMNS}) if referral_open else None,
+        referral=Case(**{name: getattr(row, f"referral_{name}") for name in Case.COLUMNS}) if referral_open else None,
         checkin_sent_at=row.checkin_sent_at if checkin_open else None,
         campaigns_running=bool(row.campaigns_running),
         stale=bool(row.untracked)
@@ -294,24 +319,28 @@ _MESSAGE_COLUMNS = (
 )
 
 
-@cache
-def _insert_messages(dialect: str) -> Any:
-    """Rows without an id (the replies) take the next one; sent as one INSERT (insertmanyvalues)."""
-    given = bindparam("id", type_=Integer)
-    new_id = (
-        func.coalesce(given, func.nextval(func.pg_get_serial_sequence("messages", "id")))
-        if dialect == "postgresql"
-        else given  # SQLite: a NULL id takes the next rowid
-    )
-    values = {"id": new_id, **{c: bindparam(c, type_=messages.c[c].type) for c in _MESSAGE_COLUMNS}}
-    return messages.insert().values(values).returning(messages.c.id)
+def _insert_messages(dialect: str, count: int) -> Any:
+    """`count` rows in one INSERT, their parameters suffixed _0, _1 …; a row without an id (a reply)
+    takes the next one."""
+
+    def row(i: int) -> dict[str, Any]:
+        given = bindparam(f"id_{i}", type_=Integer)
+        new_id = (
+            func.coalesce(given, func.nextval(func.pg_get_serial_sequence("messages", "id")))
+            if dialect == "postgresql"
+            else given  # SQLite: a NULL id takes the next rowid
+        )
+        return {"id": new_id, **{c: bindparam(f"{c}_{i}", type_=messages.c[c].type) for c in _MESSAGE_COLUMNS}}
+
+    return messages.insert().values([row(i) for i in range(count)]).returning(messages.c.id)
 
 
 def store_messages(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert the inbound message (with its id) and the replies (id None) in one statement; their ids
     in the order given."""
-    ids = conn.execute(_insert_messages(conn.dialect.name), [{"id": None, **row} for row in rows]).scalars()
-    return sorted(ids)  # ids rise in the order the rows were inserted
+    insert = _prepared(conn, ("messages", len(rows)), lambda d: _insert_messages(d, len(rows)))
+    params = {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in {"id": None, **row}.items()}
+    return sorted(row.id for row in insert.run(conn, params))  # ids rise in the order the rows were inserted
 
 
 _STATE = ("state", "flow", "step", "last_activity_at", "recent_since", "recent_count")
@@ -343,9 +372,10 @@ def save_state(
         zip((f"new_{c}" for c in _STATE), (state, state.get("flow"), state.get("step"), now, *recent), strict=True)
     )
     if facts.conversation_id is None:
-        conn.execute(_NEW_STATE, {**values, "of_resident": resident_id})
+        _prepared(conn, "new_state", lambda _: _NEW_STATE).run(conn, {**values, "of_resident": resident_id})
     else:
-        conn.execute(_SAVE_STATE, {**values, "conversation_id": facts.conversation_id})
+        params = {**values, "conversation_id": facts.conversation_id}
+        _prepared(conn, "save_state", lambda _: _SAVE_STATE).run(conn, params)
 
 
 _UPDATE_RESIDENT = (
@@ -360,8 +390,8 @@ def update_resident(
 ) -> None:
     """The resident's language, ZIP and time zone after a profile answer; when they last texted."""
     language, zip_code, tz = profile
-    conn.execute(
-        _UPDATE_RESIDENT,
+    _prepared(conn, "update_resident", lambda _: _UPDATE_RESIDENT).run(
+        conn,
         {
             "resident_id": resident_id,
             "new_language": language,
@@ -392,7 +422,7 @@ _RAISED = (*_TOUCHED, "held_texts", "urgent", "category", "resource_ids", "crisi
 _UPDATES = {False: _update_referral(_TOUCHED), True: _update_referral(_RAISED)}
 _LOCK_CASE = (
     select(*(referrals.c[name] for name in Case.COLUMNS))
-    .where(referrals.c.id == bindparam("referral_id"), referrals.c.status.in_(OPEN_REFERRAL))
+    .where(referrals.c.id == bindparam("referral_id"), _one_of(referrals.c.status, OPEN_REFERRAL))
     .with_for_update()
 )
 _INSERT_AUDIT = audit_events.insert()
@@ -404,15 +434,16 @@ def lock_case(conn: Connection, case: Case) -> Case | None:
     transaction already holds the one write lock, so the row `read` gave is current."""
     if conn.dialect.name == "sqlite":
         return case
-    row = conn.execute(_LOCK_CASE, {"referral_id": case.id}).first()
-    return Case(**row._mapping) if row is not None else None
+    rows = _prepared(conn, "lock_case", lambda _: _LOCK_CASE).run(conn, {"referral_id": case.id})
+    return Case(**rows[0]._asdict()) if rows else None
 
 
 def store_case(conn: Connection, case: Case, *, locked: bool) -> None:
     """Update the open referral with what the text's effects changed: a relay or a hand-off's end, or,
     when `locked`, whatever raising it changed."""
     columns = _RAISED if locked else _TOUCHED
-    conn.execute(_UPDATES[locked], {"referral_id": case.id, **{f"new_{k}": getattr(case, k) for k in columns}})
+    store = _prepared(conn, ("store_case", locked), lambda _: _UPDATES[locked])
+    store.run(conn, {"referral_id": case.id, **{f"new_{k}": getattr(case, k) for k in columns}})
 
 
 def insert_rows(conn: Connection, audits: list[dict[str, Any]], followups: list[dict[str, Any]]) -> None:

@@ -1,0 +1,99 @@
+"""A Core statement compiled once for a dialect and run on the DB-API cursor of a SQLAlchemy connection.
+
+The webhook's statements are small: SQLAlchemy's work per call (the cache key, the compiled-cache
+lookup, the execution context, the result object) cost more than the database's own work on them.
+`Prepared` does that work once: it keeps the SQL, the order of its parameters, and the types' own bind
+and result processors (so UTC datetimes, JSON and encrypted bodies are stored exactly as the ORM stores
+them), then each call is one `cursor.execute`. It runs inside the connection's transaction (BEGIN
+IMMEDIATE on SQLite, the row locks on PostgreSQL), so it commits or rolls back with the rest.
+
+A statement with an expanding IN (a list bound at run time) cannot be prepared: name each value.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Processor = Callable[[Any], Any] | None
+
+
+class Prepared:
+    """One statement for one dialect: `run` returns its rows as named tuples (none for a plain DML)."""
+
+    def __init__(self, stmt: ClauseElement, dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        if any(bind.expanding for bind in compiled.binds.values()):
+            raise ValueError("an expanding IN cannot be prepared: bind each value by name")
+        self.sql = compiled.string
+        names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.bind_names.values())
+        # Columns left out of an INSERT take their scalar default, as Core's execution would give them.
+        defaults = {column.key: column for column in (*compiled.insert_prefetch, *compiled.update_prefetch)}
+        names += [key for key in defaults if key not in names]
+        self._binds = [
+            (name, _default(defaults[name], dialect) if name in defaults else self._bind(compiled, name, dialect))
+            for name in dict.fromkeys(names)
+        ]
+        self._positional = compiled.positional
+        self._order = list(compiled.positiontup or ()) if compiled.positional else []
+        columns = _columns(stmt)
+        self._results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+        self._row = _row_type([column.key for column in columns])
+
+    @staticmethod
+    def _bind(compiled: SQLCompiler, name: str, dialect: Dialect) -> tuple[Any, Processor]:
+        """A parameter's fixed value (a constant in the statement), if any, and its type's processor."""
+        bind = next(b for b in compiled.binds.values() if compiled.bind_names[b] == name)
+        fixed = bind.value if not bind.required else _REQUIRED
+        return fixed, bind.type.dialect_impl(dialect).bind_processor(dialect)
+
+    def _params(self, given: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        values = {}
+        for name, (fixed, process) in self._binds:
+            value = given[name] if fixed is _REQUIRED or name in given else fixed
+            values[name] = process(value) if process is not None else value
+        return [values[name] for name in self._order] if self._positional else values
+
+    def run(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
+        """Execute once with `params`; the rows it returns, processed to Python values."""
+        cursor = conn.connection.cursor()
+        values = self._params(params)
+        if listeners := conn.dispatch.before_cursor_execute:  # whoever watches the cursor sees these too
+            listeners(conn, cursor, self.sql, values, None, False)
+        try:
+            cursor.execute(self.sql, values)
+            if cursor.description is None:
+                return []
+            return [self._process(raw) for raw in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def _process(self, raw: Sequence[Any]) -> Any:
+        return self._row(*(p(v) if p is not None else v for p, v in zip(self._results, raw, strict=True)))
+
+
+_REQUIRED = object()
+
+
+def _row_type(keys: list[str]) -> Callable[..., Any]:
+    """Rows read by attribute (`row.id`), as SQLAlchemy's rows are."""
+    return namedtuple("Row", keys, rename=True)
+
+
+def _default(column: Any, dialect: Dialect) -> tuple[Any, Processor]:
+    default = column.default if column.default is not None else column.onupdate
+    if default is None or not default.is_scalar:
+        raise ValueError(f"{column}: a computed default cannot be prepared: give the value")
+    return default.arg, column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _columns(stmt: Any) -> list[Any]:
+    """What the statement returns: a SELECT's columns, a DML's RETURNING columns, else none."""
+    return list(stmt.exported_columns)
