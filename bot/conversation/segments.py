@@ -9,6 +9,7 @@ GSM7_BASIC = frozenset(
 )
 # GSM 03.38 extension table: sent as ESC + char, so two septets, never split.
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
 
 GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
@@ -60,7 +61,7 @@ def counting_rules(*, fold_accents: bool = True) -> dict[str, object]:
 
 def is_gsm7(text: str) -> bool:
     """True when every character fits the GSM-7 alphabet (basic or extension)."""
-    return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+    return _GSM7.issuperset(text)
 
 
 def to_gsm(text: str, *, fold_accents: bool = True) -> str:
@@ -79,16 +80,17 @@ def segments(text: str) -> int:
     """Number of SMS segments `text` takes; 0 for an empty text."""
     if not text:
         return 0
-    if is_gsm7(text):
-        units = [2 if c in GSM7_EXTENSION else 1 for c in text]
-        single, part = GSM7_SINGLE, GSM7_PART
+    # Counted first without a list of units (most replies fit one segment): an extension character
+    # takes two septets; a character outside the BMP (emoji) two UTF-16 code units.
+    if gsm := is_gsm7(text):
+        total = len(text) + sum(map(text.count, GSM7_EXTENSION))
     else:
-        # UTF-16 code units; a character outside the BMP (emoji) takes two.
-        units = [2 if ord(c) > 0xFFFF else 1 for c in text]
-        single, part = UCS2_SINGLE, UCS2_PART
-    if sum(units) <= single:
+        total = len(text.encode("utf-16-le")) // 2
+    if total <= (GSM7_SINGLE if gsm else UCS2_SINGLE):
         return 1
-    return _pack(units, part)
+    if gsm:
+        return _pack([2 if c in GSM7_EXTENSION else 1 for c in text], GSM7_PART)
+    return _pack([2 if ord(c) > 0xFFFF else 1 for c in text], UCS2_PART)
 
 
 def _pack(units: list[int], size: int) -> int:

@@ -37,14 +37,17 @@ class Prepared:
         # Columns left out of an INSERT take their scalar default, as Core's execution would give them.
         defaults = {column.key: column for column in (*compiled.insert_prefetch, *compiled.update_prefetch)}
         names += [key for key in defaults if key not in names]
-        self._binds = [
-            (name, _default(defaults[name], dialect) if name in defaults else self._bind(compiled, name, dialect))
+        binds = {
+            name: _default(defaults[name], dialect) if name in defaults else self._bind(compiled, name, dialect)
             for name in dict.fromkeys(names)
-        ]
+        }
         self._positional = compiled.positional
-        self._order = list(compiled.positiontup or ()) if compiled.positional else []
+        # Each parameter in the order the driver takes them (a name may come twice in a positional one).
+        order = list(compiled.positiontup or ()) if compiled.positional else list(binds)
+        self._plan = [(name, *binds[name]) for name in order]
         columns = _columns(stmt)
-        self._results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+        results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+        self._results = [(i, process) for i, process in enumerate(results) if process is not None]
         self._row = _row_type([column.key for column in columns])
 
     @staticmethod
@@ -55,11 +58,12 @@ class Prepared:
         return fixed, bind.type.dialect_impl(dialect).bind_processor(dialect)
 
     def _params(self, given: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
-        values = {}
-        for name, (fixed, process) in self._binds:
-            value = given[name] if fixed is _REQUIRED or name in given else fixed
-            values[name] = process(value) if process is not None else value
-        return [values[name] for name in self._order] if self._positional else values
+        values = [
+            (name, given[name] if fixed is _REQUIRED else given.get(name, fixed), process)
+            for name, fixed, process in self._plan
+        ]
+        processed = [(name, process(value) if process is not None else value) for name, value, process in values]
+        return [value for _, value in processed] if self._positional else dict(processed)
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Execute once with `params`; the rows it returns, processed to Python values."""
@@ -76,7 +80,12 @@ class Prepared:
             cursor.close()
 
     def _process(self, raw: Sequence[Any]) -> Any:
-        return self._row(*(p(v) if p is not None else v for p, v in zip(self._results, raw, strict=True)))
+        if not self._results:
+            return self._row(*raw)
+        row = list(raw)
+        for i, process in self._results:
+            row[i] = process(row[i])
+        return self._row(*row)
 
 
 _REQUIRED = object()
