@@ -48,6 +48,7 @@ class Prepared:
         columns = _columns(stmt)
         results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
         self._results = [(i, process) for i, process in enumerate(results) if process is not None]
+        self._columns = len(columns)
         self._row = _row_type([column.key for column in columns])
 
     @staticmethod
@@ -73,7 +74,7 @@ class Prepared:
             listeners(conn, cursor, self.sql, values, None, False)
         try:
             cursor.execute(self.sql, values)
-            if cursor.description is None:
+            if cursor.description is None or not self._columns:  # none, or PostgreSQL's implicit RETURNING id
                 return []
             return [self._process(raw) for raw in cursor.fetchall()]
         finally:
