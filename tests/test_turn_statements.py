@@ -10,11 +10,14 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from conftest import Phone
 from sqlalchemy import delete, event, select
 from staff_helpers import add_caseworker, fast_argon2, open_referral  # noqa: F401 (autouse fixture)
 
 from bot.casework import cases
-from bot.storage.models import ConversationSession, Message, Referral, Resident
+from bot.messaging.service import Service
+from bot.storage import turns
+from bot.storage.models import AuditEvent, ConversationSession, Message, Referral, Resident
 
 TRANSACTION = ("BEGIN", "COMMIT", "ROLLBACK")
 
@@ -123,3 +126,79 @@ def test_a_conversation_row_lost_with_a_referral_open_is_made_again_pointing_at_
     assert talking.text("MENU")
     with rt.db.sessions() as s:
         assert s.scalar(select(ConversationSession.open_referral_id)) == referral_id
+
+
+# -- a referral opened or raised on the Core path stores what the ORM path stores -----------------------
+
+# What the fast path opens or raises: asked for a person, a need's hand-off, a crisis and the texts held
+# in its hold, another need on top of an open referral. Each is texted by two residents: one through the
+# Core path, one with it turned off (the ORM path alone); their replies and rows must be the same.
+SCRIPTS = {
+    "asks for a person": ["hi", "1", "talk to a person"],
+    "a crisis, then texts in the hold": ["I want to kill myself", "please", "i cant do this"],
+    "a need named outright": ["i got evicted", "64124", "yes", "no", "yes"],
+    "a person, then another need": ["hi", "1", "talk to a person", "MENU", "I need food", "64124", "no", "no"],
+    "someone is hurting me": ["he hit me again", "yes"],
+}
+SAME = ("status", "category", "reason", "zip_code", "urgent", "tier", "resource_ids", "unread", "crisis_kind")
+SAME += ("notified_at", "escalation_due_at", "bot_resumed_at", "queue_at", "held_texts", "repeat")
+
+
+def _texted(client, number: str, texts: list[str]) -> list[list[str]]:
+    phone = Phone(client, number)
+    return [phone.text(text) for text in texts]
+
+
+def _stored(rt, number: str) -> dict:
+    with rt.db.sessions() as s:
+        resident = s.scalars(select(Resident)).all()
+        resident = next(r for r in resident if r.phone == number)
+        referrals = s.scalars(select(Referral).where(Referral.resident_id == resident.id).order_by(Referral.id)).all()
+        audits = s.scalars(select(AuditEvent).where(AuditEvent.resident_id == resident.id).order_by(AuditEvent.id))
+        inbound = s.scalars(
+            select(Message.referral_id).where(Message.resident_id == resident.id, Message.direction == "in")
+        )
+        pointer = s.scalar(
+            select(ConversationSession.open_referral_id).where(ConversationSession.resident_id == resident.id)
+        )
+        ids = {r.id: i for i, r in enumerate(referrals)}  # each resident's referrals by their order
+        return {
+            "referrals": [{name: getattr(r, name) for name in SAME} for r in referrals],
+            "audits": [(a.action, ids.get(a.referral_id), a.detail) for a in audits],
+            "inbound": [ids.get(i) for i in inbound],
+            "pointer": ids.get(pointer),
+            "preference": (resident.contact_preference, resident.contact_chosen_at),
+        }
+
+
+@pytest.mark.parametrize("on_duty", [True, False], ids=["on duty", "nobody on duty"])
+@pytest.mark.parametrize("name", list(SCRIPTS))
+def test_a_referral_opened_or_raised_on_the_core_path_is_stored_as_the_orm_path_stores_it(
+    rt, client, monkeypatch, name, on_duty
+):
+    if on_duty:
+        add_caseworker(rt)
+    stored_in_core = []
+    for store in ("open_case", "store_case"):
+        real = getattr(turns, store)
+        monkeypatch.setattr(turns, store, lambda *a, real=real, **kw: stored_in_core.append(a) or real(*a, **kw))
+    core = _texted(client, "+18165550111", SCRIPTS[name])
+    assert stored_in_core, "the Core path opened or raised nothing: this would compare the ORM path with itself"
+    with monkeypatch.context() as m:
+        m.setattr(Service, "_fast_turn", lambda *_args, **_kw: None)
+        orm = _texted(client, "+18165550122", SCRIPTS[name])
+    assert core == orm
+    fast, slow = _stored(rt, "+18165550111"), _stored(rt, "+18165550122")
+    assert fast["referrals"], "the script opens a referral"
+    assert fast == slow
+
+
+def test_opening_a_referral_takes_eight_statements_not_the_orm_paths_many(rt, talking):
+    with statements(rt) as seen:
+        assert talking.text("talk to a person")
+    # lock, read, earlier referral?, the referral, its audit row, the messages, the state, the pointer
+    assert len(seen) == 8, "\n".join(seen)
+    with rt.db.sessions() as s:
+        referral = s.scalar(select(Referral))
+        assert s.scalar(select(ConversationSession.open_referral_id)) == referral.id
+        assert referral.notified_at is not None  # a caseworker is on duty

@@ -131,7 +131,8 @@ class _FastWrites:
     case: turns.Case | None
     profile: _Known
     case_changed: bool = False
-    raised: list[eng.CreateReferral] = field(default_factory=list)  # each raised the open referral (locked)
+    raised: list[eng.CreateReferral] = field(default_factory=list)  # each opened or raised the referral
+    opened: bool = False  # the referral is new: inserted, not updated
     audits: list[tuple[str, turns.Case | None, dict[str, Any]]] = field(default_factory=list)
     followups: list[tuple[turns.Case | None, str, datetime]] = field(default_factory=list)
 
@@ -181,9 +182,10 @@ class Service:
     ) -> Handled:
         """Handle one inbound message exactly once; a repeated provider id returns the first answer.
 
-        An ordinary text (no effect but a profile answer) takes four statements and the commit
-        (storage/turns.py); any other turn, or one the conversation row cannot answer alone, takes
-        the ORM path. `client` is a web visitor's network address (as ProxyFix sees it), for the
+        An ordinary text takes four statements and the commit (storage/turns.py); one that opens or
+        raises a referral a few more, still in Core. Any other turn (an opt-out, a check-in's answer,
+        a contact preference, a campaign code, a web visitor's referral), or one the conversation row
+        cannot answer alone, takes the ORM path. `client` is a web visitor's network address (as ProxyFix sees it), for the
         per-address cap on new web referrals.
         """
         body, now = clean(text), self.clock.now()
@@ -232,7 +234,7 @@ class Service:
     ) -> tuple[Handled, _Inputs] | None:
         """The turn in Core from the resident's locked row and the conversation row alone; None (nothing
         written) when the ORM path must take it: a stale pointer, the loop guard, an effect it cannot
-        store (referrals opened or raised, opt-outs, check-in answers, contact preferences, campaigns)."""
+        store (opt-outs, check-in answers, contact preferences, campaigns, a web visitor's referral)."""
         if facts.stale or facts.checkin_sent_at is not None:  # a check-in's answer needs what it asked about
             return None
         if (
@@ -249,17 +251,14 @@ class Service:
         ctx = self._context(who, facts.referral, None, now, first, on_duty)
         outcome = self.engine.step(facts.state, inbound, ctx)
         case = facts.referral
-        if any(isinstance(effect, eng.CreateReferral) for effect in outcome.effects):
-            # Raising the open referral changes what a caseworker may be changing too: lock it first.
-            # Opening one (its tier, whether it repeats, its id) is the ORM path's.
-            case = turns.lock_case(conn, case) if case is not None else None
-            if case is None:
-                return None
-        writes = self._fast_effects(who, case, outcome.effects, now, on_duty)
+        raises = case is not None and any(isinstance(effect, eng.CreateReferral) for effect in outcome.effects)
+        # Raising the open referral changes what a caseworker may be changing too: lock it first.
+        if raises and case is not None and (case := turns.lock_case(conn, case)) is None:
+            return None
+        writes = self._fast_effects(conn, who, case, outcome.effects, now, on_duty)
         if writes is None:
             return None
-        if writes.case_changed and case is not None:
-            turns.store_case(conn, case, locked=bool(writes.raised))
+        case = self._store_case(conn, writes)
         turns.insert_rows(conn, *writes.rows(who.id, now))
         received = {
             **self.outbound.reply_row(who.id, channel, "", facts.next_id),
@@ -277,30 +276,40 @@ class Service:
         if first or writes.profile != (who.language, who.zip_code, who.timezone):
             turns.update_resident(conn, who.id, writes.profile, now)
         turns.save_state(conn, who.id, facts, outcome.state, now, recent)
+        if writes.opened and case is not None and case.id is not None:  # the conversation row points at it
+            turns.note_open_referral(conn, who.id, case.id)
         self._log_handled(provider_sid, who.id, channel, len(ids), outcome.effects)
         handled = Handled([Reply(i, r["body"]) for i, r in zip(ids, replies, strict=True)], outcome.options)
         handled.on_duty = on_duty
-        if case is not None and writes.raised:
+        if case is not None and case.id is not None and writes.raised:
+            urgent = any(e.urgent for e in writes.raised)
             handled.referrals.append(case.id)
-            if any(e.urgent for e in writes.raised) and not on_duty and case.on_call_told_at is None:
+            if urgent and not on_duty and case.on_call_told_at is None:
                 handled.escalate.append(case.id)
+            if urgent and writes.opened:
+                handled.new_urgent.append(case.id)
         return handled, _Inputs(facts.state, inbound, ctx, channel)
 
+    @staticmethod
+    def _store_case(conn: Connection, writes: _FastWrites) -> turns.Case | None:
+        """Insert the referral the text opened (it takes its id), or update the one it changed."""
+        case = writes.case
+        if case is not None and writes.opened:
+            case.id = turns.open_case(conn, case)
+        elif case is not None and writes.case_changed:
+            turns.store_case(conn, case, locked=bool(writes.raised))
+        return case
+
     def _fast_effects(
-        self, who: Any, case: turns.Case | None, effects: list[Any], now: datetime, on_duty: bool
+        self, conn: Connection, who: Any, case: turns.Case | None, effects: list[Any], now: datetime, on_duty: bool
     ) -> _FastWrites | None:
         """The effects as rows for the fast path to store, or None when one needs the ORM path."""
         writes = _FastWrites(case, (who.language, who.zip_code, who.timezone))
         for effect in effects:
             match effect:
-                case eng.CreateReferral() if writes.case is not None:  # locked by _fast_turn
-                    triage.raise_open(writes.case, effect)
-                    triage.mark_seen(writes.case, effect, now, on_duty)
-                    if _default_due(who, writes.case) is not None:
-                        return None  # the contact preference changes, and check-ins may be cancelled
-                    writes.raised.append(effect)
-                    writes.case_changed = True
-                    writes.audit("referral.raised", {"reason": effect.reason})
+                case eng.CreateReferral():
+                    if not self._fast_referral(conn, writes, who, effect, now, on_duty):
+                        return None
                 case eng.SetProfile():
                     writes.profile = _profile(writes.profile, effect)
                 case eng.ScheduleFollowUp(after=after, template=template):
@@ -317,6 +326,30 @@ class Service:
                 case _:
                     return None
         return writes
+
+    def _fast_referral(
+        self, conn: Connection, writes: _FastWrites, who: Any, effect: eng.CreateReferral, now: datetime, on_duty: bool
+    ) -> bool:
+        """Open a referral (in memory, until `_store_case`) or raise the open one (locked by `_fast_turn`);
+        False when the ORM path must: a web visitor's referral counts against its address, and a
+        default contact preference may cancel check-ins."""
+        if writes.case is None:
+            if not self.can_text(who):
+                return False
+            writes.case = _new_case(who, effect, now, triage.is_repeat(conn, who.id, now))
+            writes.opened = True
+            writes.audit(
+                "referral.created", {"category": effect.category, "reason": effect.reason} | {"urgent": effect.urgent}
+            )
+        else:
+            triage.raise_open(writes.case, effect)
+            writes.audit("referral.raised", {"reason": effect.reason})
+        triage.mark_seen(writes.case, effect, now, on_duty)
+        if _default_due(who, writes.case) is not None:
+            return False
+        writes.raised.append(effect)
+        writes.case_changed = True
+        return True
 
     def _handle_locked(
         self,
@@ -722,6 +755,25 @@ class Service:
                 detail=detail or {},
             )
         )
+
+
+def _new_case(who: _Who, effect: eng.CreateReferral, now: datetime, repeat: bool) -> turns.Case:
+    """A referral the text opens, as the ORM path's `_raise_referral` makes one (a number's: trusted)."""
+    return turns.Case(
+        id=None,
+        resident_id=who.id,
+        status=ReferralStatus.NEW,
+        category=effect.category,
+        reason=effect.reason,
+        zip_code=effect.zip_code or who.zip_code,
+        urgent=effect.urgent,
+        tier=triage.Tier.TRUSTED,
+        resource_ids=list(effect.resource_ids),
+        unread=True,
+        created_at=now,
+        queue_at=now,
+        repeat=repeat,
+    )
 
 
 def _default_due(resident: _Who, case: triage.Case) -> ContactPreference | None:

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
@@ -103,7 +103,7 @@ def rank(referral: Case) -> None:
     referral.queue_at = referral.created_at - timedelta(minutes=bonus)
 
 
-def is_repeat(s: Session, resident_id: int, now: datetime) -> bool:
+def is_repeat(s: Session | Connection, resident_id: int, now: datetime) -> bool:
     """They had another referral opened in the 7 days before this one."""
     earlier = select(Referral.id).where(Referral.resident_id == resident_id, Referral.created_at >= now - REPEAT_WITHIN)
     return s.scalar(earlier.limit(1)) is not None

@@ -102,7 +102,7 @@ class Case:
         "queue_at",
     )
 
-    id: int
+    id: int | None  # None: opened by this text, not stored yet
     resident_id: int
     status: str
     category: str | None
@@ -427,6 +427,15 @@ _LOCK_CASE = (
 )
 _INSERT_AUDIT = audit_events.insert()
 _INSERT_FOLLOW_UPS = follow_ups.insert()
+
+
+_INSERT_CASE = referrals.insert().returning(referrals.c.id)
+
+
+def open_case(conn: Connection, case: Case) -> int:
+    """Insert a referral the text opened; its id."""
+    values = {name: getattr(case, name) for name in Case.COLUMNS if name != "id"}
+    return conn.execute(_INSERT_CASE, values).scalar_one()
 
 
 def lock_case(conn: Connection, case: Case) -> Case | None:
