@@ -185,8 +185,8 @@ class Service:
         An ordinary text takes four statements and the commit (storage/turns.py); one that opens or
         raises a referral a few more, still in Core. Any other turn (an opt-out, a check-in's answer,
         a contact preference, a campaign code, a web visitor's referral), or one the conversation row
-        cannot answer alone, takes the ORM path. `client` is a web visitor's network address (as ProxyFix sees it), for the
-        per-address cap on new web referrals.
+        cannot answer alone, takes the ORM path. `client` is a web visitor's network address (as
+        ProxyFix sees it), for the per-address cap on new web referrals.
         """
         body, now = clean(text), self.clock.now()
         inbound = eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword)

@@ -119,8 +119,9 @@ class Database:
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
-        """A Core connection in one transaction: committed on success, rolled back on error."""
-        with self._writer.held() if self._writer else nullcontext(), self.engine.begin() as conn:
+        """A Core connection in one transaction: committed on success, rolled back on error. Taken from
+        the pool before SQLite's writer lock and given back after it, so the lock covers the transaction only."""
+        with self.engine.connect() as conn, self._writer.held() if self._writer else nullcontext(), conn.begin():
             yield conn
 
     def ping(self) -> bool:

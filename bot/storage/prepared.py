@@ -74,7 +74,7 @@ class Prepared:
             listeners(conn, cursor, self.sql, values, None, False)
         try:
             cursor.execute(self.sql, values)
-            if cursor.description is None or not self._columns:  # none, or PostgreSQL's implicit RETURNING id
+            if not self._columns:  # nothing to read (PostgreSQL's implicit RETURNING id is left unread)
                 return []
             return [self._process(raw) for raw in cursor.fetchall()]
         finally:
