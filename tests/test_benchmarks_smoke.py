@@ -132,3 +132,12 @@ def test_the_minimal_app_answers_a_signed_text_with_five_statements(webhook, tmp
     assert resp.status_code == 200 and twiml_bodies(resp.get_data(as_text=True))
     assert len(seen) == 5, seen
     assert post(minimal.app.test_client(), signature, {**params, "Body": "tampered"}).status_code == 403
+
+
+def test_the_in_process_replay_answers_every_text_and_sees_its_path(bench_client):
+    """benchmarks/turn_cpu.py: every replayed text is answered (it stops on any other status), and each
+    counted text is put down to the Core path or the ORM path."""
+    turn_cpu = load("turn_cpu")
+    times = turn_cpu.measure(bench_client.application, turn_cpu.environs(residents=3, turns=8), warmup=3)
+    assert len(times["core"]) + len(times["orm"]) == 3 * 8 - 3
+    assert times["core"], "the conversations' ordinary texts take the Core path"
