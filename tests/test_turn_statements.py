@@ -11,7 +11,8 @@ from datetime import timedelta
 
 import pytest
 from conftest import Phone
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, select, text
+from sqlalchemy.exc import DBAPIError
 from staff_helpers import add_caseworker, fast_argon2, open_referral  # noqa: F401 (autouse fixture)
 
 from bot.casework import cases
@@ -202,3 +203,18 @@ def test_opening_a_referral_takes_eight_statements_not_the_orm_paths_many(rt, ta
         referral = s.scalar(select(Referral))
         assert s.scalar(select(ConversationSession.open_referral_id)) == referral.id
         assert referral.notified_at is not None  # a caseworker is on duty
+
+
+def test_a_statement_failing_on_the_cursor_raises_sqlalchemys_error(rt, talking):
+    """The statements run on the DB-API cursor: a driver error still comes out as SQLAlchemy's (an
+    OperationalError is what answers Twilio 503 when the database is away), naming the statement."""
+    with rt.db.transaction() as s:
+        s.execute(text("ALTER TABLE conversation_sessions RENAME TO conversation_sessions_away"))
+    try:
+        with pytest.raises(DBAPIError) as raised, rt.db.connection() as conn:
+            turns.read(conn, 1, "SM" + "0" * 32, timedelta(days=4), rt.clock.now())
+        assert "conversation_sessions" in str(raised.value)
+    finally:
+        with rt.db.transaction() as s:
+            s.execute(text("ALTER TABLE conversation_sessions_away RENAME TO conversation_sessions"))
+    assert talking.text("what"), "the line answers again"

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -73,11 +74,14 @@ class Prepared:
         values = self._params(params)
         if listeners := conn.dispatch.before_cursor_execute:  # whoever watches the cursor sees these too
             listeners(conn, cursor, self.sql, values, None, False)
+        dbapi_error = conn.dialect.loaded_dbapi.Error
         try:
             cursor.execute(self.sql, values)
             if not self._columns:  # nothing to read (PostgreSQL's implicit RETURNING id is left unread)
                 return []
             return [self._process(raw) for raw in cursor.fetchall()]
+        except dbapi_error as exc:
+            raise _translated(conn, cursor, exc, self.sql, values) from exc
         finally:
             cursor.close()
 
@@ -91,6 +95,17 @@ class Prepared:
 
 
 _REQUIRED = object()
+
+
+def _translated(conn: Connection, cursor: Any, exc: Any, sql: str, values: Any) -> StatementError:
+    """The driver's error as SQLAlchemy raises it (so a lost database is still `OperationalError`, a 503
+    to Twilio), and the connection dropped from the pool when the error says it is gone."""
+    gone = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+    if gone:
+        conn.invalidate(exc)
+    return DBAPIError.instance(
+        sql, values, exc, conn.dialect.loaded_dbapi.Error, connection_invalidated=gone, dialect=conn.dialect
+    )
 
 
 def _positional(dialect: Dialect) -> Dialect:
