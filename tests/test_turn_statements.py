@@ -212,7 +212,7 @@ def test_a_statement_failing_on_the_cursor_raises_sqlalchemys_error(rt, talking)
         s.execute(text("ALTER TABLE conversation_sessions RENAME TO conversation_sessions_away"))
     try:
         with pytest.raises(DBAPIError) as raised, rt.db.connection() as conn:
-            turns.read(conn, 1, "SM" + "0" * 32, timedelta(days=4), rt.clock.now())
+            turns.lock_and_read(conn, "sms", talking.number, "SM" + "0" * 32, timedelta(days=4), rt.clock.now())
         assert "conversation_sessions" in str(raised.value)
     finally:
         with rt.db.transaction() as s:

@@ -191,8 +191,7 @@ class Service:
         body, now = clean(text), self.clock.now()
         inbound = eng.Inbound(body[:MAX_ENGINE_TEXT], media_count, carrier_keyword)
         with self.db.connection() as conn:  # Core: a Session is made only for the ORM path
-            who = turns.lock_resident(conn, channel, address, now)
-            facts = turns.read(conn, who.id, provider_sid, CHECKIN_WAIT, now) if who is not None else None
+            who, facts = turns.lock_and_read(conn, channel, address, provider_sid, CHECKIN_WAIT, now)
             if facts is not None and facts.seen_id is not None:
                 return self._duplicate(conn, facts.seen_id, provider_sid)
             fast = self._fast_turn(conn, who, facts, channel, body, inbound, provider_sid, now) if facts else None
@@ -258,8 +257,9 @@ class Service:
         writes = self._fast_effects(conn, who, case, outcome.effects, now, on_duty)
         if writes is None:
             return None
-        case = self._store_case(conn, writes)
-        turns.insert_rows(conn, *writes.rows(who.id, now))
+        case = writes.case
+        if case is not None and writes.opened:  # its id first: the rows below point at it
+            case.id = turns.open_case(conn, case)
         received = {
             **self.outbound.reply_row(who.id, channel, "", facts.next_id),
             **{"direction": "in", "kind": "inbound", "body": body, "provider_sid": provider_sid},
@@ -272,10 +272,14 @@ class Service:
             "referral_id": case.id if case is not None else None,
         }
         replies = [self.outbound.reply_row(who.id, channel, text, facts.next_id) for text in outcome.replies]
-        _, *ids = turns.store_messages(conn, [{**received, "id": facts.next_id}, *replies])
-        if first or writes.profile != (who.language, who.zip_code, who.timezone):
-            turns.update_resident(conn, who.id, writes.profile, now)
-        turns.save_state(conn, who.id, facts, outcome.state, now, recent)
+        turns.insert_rows(conn, *writes.rows(who.id, now))
+        with turns.batched(conn):  # one round trip on PostgreSQL: the messages' ids, read last, end it
+            if case is not None and writes.case_changed and not writes.opened:
+                turns.store_case(conn, case, locked=bool(writes.raised))
+            if first or writes.profile != (who.language, who.zip_code, who.timezone):
+                turns.update_resident(conn, who.id, writes.profile, now)
+            turns.save_state(conn, who.id, facts, outcome.state, now, recent)
+            _, *ids = turns.store_messages(conn, [{**received, "id": facts.next_id}, *replies])
         if writes.opened and case is not None and case.id is not None:  # the conversation row points at it
             turns.note_open_referral(conn, who.id, case.id)
         self._log_handled(provider_sid, who.id, channel, len(ids), outcome.effects)
@@ -289,16 +293,6 @@ class Service:
             if urgent and writes.opened:
                 handled.new_urgent.append(case.id)
         return handled, _Inputs(facts.state, inbound, ctx, channel)
-
-    @staticmethod
-    def _store_case(conn: Connection, writes: _FastWrites) -> turns.Case | None:
-        """Insert the referral the text opened (it takes its id), or update the one it changed."""
-        case = writes.case
-        if case is not None and writes.opened:
-            case.id = turns.open_case(conn, case)
-        elif case is not None and writes.case_changed:
-            turns.store_case(conn, case, locked=bool(writes.raised))
-        return case
 
     def _fast_effects(
         self, conn: Connection, who: Any, case: turns.Case | None, effects: list[Any], now: datetime, on_duty: bool

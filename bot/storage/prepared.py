@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
@@ -24,6 +25,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any] | None
+BATCHED = "peaceline.batched"  # Connection.info: statements wait for a pipeline's sync (turns.batched)
 
 
 class Prepared:
@@ -70,6 +72,11 @@ class Prepared:
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Execute once with `params`; the rows it returns, processed to Python values."""
+        return self.send(conn, params)()
+
+    def send(self, conn: Connection, params: Mapping[str, Any]) -> Callable[[], list[Any]]:
+        """Execute once with `params`; call what it returns for the rows. In psycopg's pipeline mode
+        (storage/turns.py `batched`) the statement waits to go with the next ones until rows are read."""
         cursor = conn.connection.cursor()
         values = self._params(params)
         if listeners := conn.dispatch.before_cursor_execute:  # whoever watches the cursor sees these too
@@ -77,10 +84,21 @@ class Prepared:
         dbapi_error = conn.dialect.loaded_dbapi.Error
         try:
             cursor.execute(self.sql, values)
-            if not self._columns:  # nothing to read (PostgreSQL's implicit RETURNING id is left unread)
-                return []
-            return [self._process(raw) for raw in cursor.fetchall()]
         except dbapi_error as exc:
+            cursor.close()
+            raise _translated(conn, cursor, exc, self.sql, values) from exc
+        if not self._columns:  # nothing to read (PostgreSQL's implicit RETURNING id is left unread)
+            cursor.close()
+            return list
+        if not conn.info.get(BATCHED):  # read now: SQLite must not hold a statement open into the next
+            fetched = self._fetch(conn, cursor, values)
+            return lambda: fetched
+        return partial(self._fetch, conn, cursor, values)
+
+    def _fetch(self, conn: Connection, cursor: Any, values: Any) -> list[Any]:
+        try:
+            return [self._process(raw) for raw in cursor.fetchall()]
+        except conn.dialect.loaded_dbapi.Error as exc:
             raise _translated(conn, cursor, exc, self.sql, values) from exc
         finally:
             cursor.close()

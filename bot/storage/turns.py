@@ -15,7 +15,8 @@ the check-in was answered): the fast path then steps aside and the slow path rea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -42,7 +43,7 @@ from sqlalchemy.engine import Dialect
 
 from bot.storage.crypto import phone_lookups
 from bot.storage.models import Base
-from bot.storage.prepared import Prepared
+from bot.storage.prepared import BATCHED, Prepared
 from bot.storage.statuses import FollowUpStatus, ReferralStatus
 
 OPEN_REFERRAL = (ReferralStatus.NEW, ReferralStatus.CLAIMED, ReferralStatus.CONTACTED)
@@ -170,8 +171,9 @@ def _prepared(conn: Connection, key: Any, build: Callable[[str], Any]) -> Prepar
     return prepared.get(key, build)
 
 
-def _read(dialect: str) -> Any:
-    """One row: the conversation, its open referral and check-in, and the turn's other facts."""
+def _read(dialect: str, by: str) -> Any:
+    """One row: the conversation, its open referral and check-in, and the turn's other facts; the
+    resident found by `by` (id, phone_lookup or chat_key), bound under the same name."""
     aggregate = func.json_agg if dialect == "postgresql" else func.json_group_array
     duty = aggregate(caseworkers.c.duty_hours, type_=JSON)
     next_id: ColumnElement[int]
@@ -225,24 +227,60 @@ def _read(dialect: str) -> Any:
             .outerjoin(referrals, referrals.c.id == conversations.c.open_referral_id)
             .outerjoin(follow_ups, follow_ups.c.id == conversations.c.checkin_id)
         )
-        .where(residents.c.id == bindparam("resident_id"))
+        .where(residents.c[by] == bindparam(by, type_=residents.c[by].type))
     )
     return read
+
+
+def _send_lock(conn: Connection, channel: str, address: str, now: datetime) -> tuple[Callable[[], list[Any]], str, str]:
+    """Send the upsert that locks the resident; its rows to come, and the key that finds the same row."""
+    if channel == "web":
+        params = {"chat_key": address, "channel": channel, "created_at": now}
+        upsert = _prepared(conn, "by_chat_key", lambda d: _upsert(d, "chat_key", _BY_CHAT_KEY))
+        return upsert.send(conn, params), "chat_key", address
+    current, *older = phone_lookups(address)
+    params = {"phone": address, "phone_lookup": current, "channel": channel, "created_at": now}
+    params |= {f"older_{i}": lookup for i, lookup in enumerate(older)}
+    upsert = _prepared(conn, ("by_phone", len(older)), lambda d: _upsert(d, "phone_lookup", _BY_PHONE, len(older)))
+    return upsert.send(conn, params), "phone_lookup", current
 
 
 def lock_resident(conn: Connection, channel: str, address: str, now: datetime) -> Any | None:
     """The resident's row (LOCKED columns), created if new and locked; None when they are on file
     under an older lookup form, for the slow path to find."""
-    if channel == "web":
-        params = {"chat_key": address, "channel": channel, "created_at": now}
-        rows = _prepared(conn, "by_chat_key", lambda d: _upsert(d, "chat_key", _BY_CHAT_KEY)).run(conn, params)
-        return rows[0] if rows else None
-    current, *older = phone_lookups(address)
-    params = {"phone": address, "phone_lookup": current, "channel": channel, "created_at": now}
-    params |= {f"older_{i}": lookup for i, lookup in enumerate(older)}
-    upsert = _prepared(conn, ("by_phone", len(older)), lambda d: _upsert(d, "phone_lookup", _BY_PHONE, len(older)))
-    rows = upsert.run(conn, params)
+    rows = _send_lock(conn, channel, address, now)[0]()
     return rows[0] if rows else None
+
+
+def lock_and_read(
+    conn: Connection, channel: str, address: str, provider_sid: str | None, checkin_wait: timedelta, now: datetime
+) -> tuple[Any | None, Facts | None]:
+    """`lock_resident`, then `read` of the same row found by the same key, sent together: one round
+    trip on PostgreSQL (the read runs after the upsert, so it sees the row and its lock)."""
+    with batched(conn):
+        locked, key, value = _send_lock(conn, channel, address, now)
+        params = {key: value, "provider_sid": provider_sid, "now": now}
+        facts = _prepared(conn, ("read", key), lambda d: _read(d, key)).send(conn, params)
+        who, found = locked(), facts()
+    if not who or not found:  # on file under an older lookup form: the slow path finds them
+        return None, None
+    return who[0], _facts(found[0], checkin_wait, now)
+
+
+@contextmanager
+def batched(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL, the prepared statements sent inside go to the server together (psycopg's pipeline
+    mode), up to the first whose rows are read, and the transaction's BEGIN with them; elsewhere, one by
+    one. Only `Prepared` statements: SQLAlchemy's own execution reads a result as soon as it runs."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+        conn.info[BATCHED] = True
+        try:
+            yield
+        finally:
+            conn.info[BATCHED] = False
 
 
 @dataclass(frozen=True)
@@ -264,10 +302,8 @@ class Facts:
     stale: bool
 
 
-def read(conn: Connection, resident_id: int, provider_sid: str | None, checkin_wait: timedelta, now: datetime) -> Facts:
-    """The turn's facts, from the resident's row (locked by `lock_resident`) and their conversation's."""
-    params = {"resident_id": resident_id, "provider_sid": provider_sid, "now": now}
-    (row,) = _prepared(conn, "read", _read).run(conn, params)
+def _facts(row: Any, checkin_wait: timedelta, now: datetime) -> Facts:
+    """The turn's facts, from the resident's row (locked) and their conversation's."""
     referral_open = row.referral_status in OPEN_REFERRAL
     checkin_open = (
         row.checkin_status in CHECKIN_SENT
