@@ -250,9 +250,9 @@ class Service:
         ctx = self._context(who, facts.referral, None, now, first, on_duty)
         outcome = self.engine.step(facts.state, inbound, ctx)
         case = facts.referral
-        raises = case is not None and any(isinstance(effect, eng.CreateReferral) for effect in outcome.effects)
         # Raising the open referral changes what a caseworker may be changing too: lock it first.
-        if raises and case is not None and (case := turns.lock_case(conn, case)) is None:
+        raises = any(isinstance(effect, eng.CreateReferral) for effect in outcome.effects)
+        if case is not None and raises and (case := turns.lock_case(conn, case)) is None:
             return None
         writes = self._fast_effects(conn, who, case, outcome.effects, now, on_duty)
         if writes is None:
@@ -324,7 +324,7 @@ class Service:
     def _fast_referral(
         self, conn: Connection, writes: _FastWrites, who: Any, effect: eng.CreateReferral, now: datetime, on_duty: bool
     ) -> bool:
-        """Open a referral (in memory, until `_store_case`) or raise the open one (locked by `_fast_turn`);
+        """Open a referral (in memory, until `_fast_turn` inserts it) or raise the open one (locked there);
         False when the ORM path must: a web visitor's referral counts against its address, and a
         default contact preference may cancel check-ins."""
         if writes.case is None:

@@ -37,17 +37,14 @@ class Prepared:
         if any(bind.expanding for bind in compiled.binds.values()):
             raise ValueError("an expanding IN cannot be prepared: bind each value by name")
         self.sql = compiled.string
-        names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.bind_names.values())
         # Columns left out of an INSERT take their scalar default, as Core's execution would give them.
         defaults = {column.key: column for column in (*compiled.insert_prefetch, *compiled.update_prefetch)}
-        names += [key for key in defaults if key not in names]
+        # Each parameter in the order the driver takes them (a name may come twice).
+        order = list(compiled.positiontup or ())
         binds = {
             name: _default(defaults[name], dialect) if name in defaults else self._bind(compiled, name, dialect)
-            for name in dict.fromkeys(names)
+            for name in dict.fromkeys(order)
         }
-        self._positional = compiled.positional
-        # Each parameter in the order the driver takes them (a name may come twice in a positional one).
-        order = list(compiled.positiontup or ()) if compiled.positional else list(binds)
         self._plan = [(name, *binds[name]) for name in order]
         columns = _columns(stmt)
         results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
@@ -62,13 +59,12 @@ class Prepared:
         fixed = bind.value if not bind.required else _REQUIRED
         return fixed, bind.type.dialect_impl(dialect).bind_processor(dialect)
 
-    def _params(self, given: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+    def _params(self, given: Mapping[str, Any]) -> list[Any]:
         values = [
-            (name, given[name] if fixed is _REQUIRED else given.get(name, fixed), process)
+            (given[name] if fixed is _REQUIRED else given.get(name, fixed), process)
             for name, fixed, process in self._plan
         ]
-        processed = [(name, process(value) if process is not None else value) for name, value, process in values]
-        return [value for _, value in processed] if self._positional else dict(processed)
+        return [process(value) if process is not None else value for value, process in values]
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Execute once with `params`; the rows it returns, processed to Python values."""

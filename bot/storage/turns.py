@@ -1,12 +1,15 @@
-"""The statements of one ordinary text, in SQLAlchemy Core, each one round trip (messaging/service.py):
+"""The statements of one ordinary text, in SQLAlchemy Core, compiled once and run on the DB-API cursor
+(storage/prepared.py; messaging/service.py runs them):
 
-1. `lock_resident`: insert the resident or update the existing row (INSERT … ON CONFLICT … DO UPDATE …
-   RETURNING), which locks it, so one person's texts never interleave;
-2. `read`: the conversation row with what the engine's context needs kept on it (the open referral,
-   the check-in awaiting an answer, the loop guard's count), whether the MessageSid was seen, who is
-   on duty, and the inbound message's id;
+1. and 2. `lock_and_read`: insert the resident or update the existing row (INSERT … ON CONFLICT … DO
+   UPDATE … RETURNING), which locks it, so one person's texts never interleave; then the conversation
+   row with what the engine's context needs kept on it (the open referral, the check-in awaiting an
+   answer, the loop guard's count), whether the MessageSid was seen, who is on duty, and the inbound
+   message's id;
 3. `store_messages`: the inbound message and the replies, in one INSERT;
 4. `save_state`: the conversation row.
+
+On PostgreSQL 1 and 2 go in one round trip, and 3 and 4 in another (`batched`).
 
 The conversation row's pointers are kept by whoever opens a referral (`note_open_referral`) or sends
 a check-in (`note_checkin`), in that same transaction. A pointer may go stale (the referral closed,
@@ -39,7 +42,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 
 from bot.storage.crypto import phone_lookups
 from bot.storage.models import Base
@@ -148,27 +150,16 @@ _BY_PHONE = {"phone": None, "phone_lookup": None, "channel": None, "created_at":
 _BY_CHAT_KEY = {"chat_key": None, "channel": None, "created_at": None}
 
 
-class _Prepared:
-    """The turn's statements for one dialect, each built and compiled on first use, then kept: building
-    and compiling a statement costs more than running it."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self._made: dict[Any, Prepared] = {}
-
-    def get(self, key: Any, build: Callable[[str], Any]) -> Prepared:
-        if (made := self._made.get(key)) is None:
-            made = self._made[key] = Prepared(build(self.dialect.name), self.dialect)
-        return made
-
-
-_PREPARED: dict[str, _Prepared] = {}
+_PREPARED: dict[tuple[str, Any], Prepared] = {}
 
 
 def _prepared(conn: Connection, key: Any, build: Callable[[str], Any]) -> Prepared:
+    """The turn's statement `key` for the connection's dialect, built and compiled on first use, then
+    kept: building and compiling a statement costs more than running it."""
     dialect = conn.dialect
-    prepared = _PREPARED.get(dialect.name) or _PREPARED.setdefault(dialect.name, _Prepared(dialect))
-    return prepared.get(key, build)
+    if (made := _PREPARED.get((dialect.name, key))) is None:
+        made = _PREPARED[(dialect.name, key)] = Prepared(build(dialect.name), dialect)
+    return made
 
 
 def _read(dialect: str, by: str) -> Any:
@@ -245,18 +236,13 @@ def _send_lock(conn: Connection, channel: str, address: str, now: datetime) -> t
     return upsert.send(conn, params), "phone_lookup", current
 
 
-def lock_resident(conn: Connection, channel: str, address: str, now: datetime) -> Any | None:
-    """The resident's row (LOCKED columns), created if new and locked; None when they are on file
-    under an older lookup form, for the slow path to find."""
-    rows = _send_lock(conn, channel, address, now)[0]()
-    return rows[0] if rows else None
-
-
 def lock_and_read(
     conn: Connection, channel: str, address: str, provider_sid: str | None, checkin_wait: timedelta, now: datetime
 ) -> tuple[Any | None, Facts | None]:
-    """`lock_resident`, then `read` of the same row found by the same key, sent together: one round
-    trip on PostgreSQL (the read runs after the upsert, so it sees the row and its lock)."""
+    """The resident's row (LOCKED columns), created if new and locked, then the turn's facts read from
+    the same row found by the same key, sent together: one round trip on PostgreSQL (the read runs after
+    the upsert, so it sees the row and its lock). (None, None) when they are on file under an older
+    lookup form, for the slow path to find."""
     with batched(conn):
         locked, key, value = _send_lock(conn, channel, address, now)
         params = {key: value, "provider_sid": provider_sid, "now": now}
@@ -476,7 +462,7 @@ def open_case(conn: Connection, case: Case) -> int:
 
 def lock_case(conn: Connection, case: Case) -> Case | None:
     """The open referral locked, to be raised; None when it closed meanwhile. On SQLite the turn's
-    transaction already holds the one write lock, so the row `read` gave is current."""
+    transaction already holds the one write lock, so the row `lock_and_read` gave is current."""
     if conn.dialect.name == "sqlite":
         return case
     rows = _prepared(conn, "lock_case", lambda _: _LOCK_CASE).run(conn, {"referral_id": case.id})
